@@ -1,0 +1,562 @@
+"""One libcst traversal of one file: every literal, the syntactic role it plays, and its verdict.
+
+The visitor keeps the stack of enclosing nodes. For each literal it walks that stack upwards to find
+the role the literal plays (assigned constant, keyword argument, `.get` default, comparison
+operand, weight, clamp bound, ...) and the names around it; `audit.rules` then turns role + names
+into a finding or into nothing (a unit conversion, a port, an index...).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from audit.config import AuditConfig
+from audit.finding import Finding
+from audit.rules import Judge, Site, numeric_value
+
+_SUPPRESS = re.compile(r"#\s*qctl:\s*ignore(?:\[(?P<what>[^\]]*)\])?", re.IGNORECASE)
+_SUPPRESS_FILE = re.compile(r"#\s*qctl:\s*ignore-file\b", re.IGNORECASE)
+_NUMERIC_STRING = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+_SYMBOL = re.compile(
+    r"^(?:[A-Z0-9]{2,15}(?:USDT|USDC|BUSD|USD|BTC|ETH|PERP)|[A-Z0-9]{2,15}[-/_][A-Z0-9]{2,10}(?::[A-Z0-9]{2,10})?)$"
+)
+
+NUMBER = (cst.Integer, cst.Float)
+CONTAINERS = (cst.List, cst.Tuple, cst.Set)
+
+
+def dotted(node: cst.CSTNode | None) -> str:
+    """`a.b.c` for names and attributes, the key for `x["key"]`, the callee for calls; else ''."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted(node.value)
+        return f"{base}.{node.attr.value}" if base else node.attr.value
+    if isinstance(node, cst.Subscript):
+        if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            key = string_value(node.slice[0].slice.value)
+            if key:
+                return key
+        return dotted(node.value)
+    if isinstance(node, cst.Call):
+        return dotted(node.func)
+    if isinstance(node, cst.UnaryOperation):
+        return dotted(node.expression)
+    return ""
+
+
+def last(name: str) -> str:
+    return name.rsplit(".", 1)[-1] if name else ""
+
+
+def string_value(node: cst.CSTNode | None) -> str | None:
+    if isinstance(node, cst.SimpleString):
+        try:
+            value = node.evaluated_value
+        except Exception:  # noqa: BLE001 - odd prefixes: treat as not a plain string
+            return None
+        return value if isinstance(value, str) else None
+    if isinstance(node, cst.ConcatenatedString):
+        left, right = string_value(node.left), string_value(node.right)
+        return None if left is None or right is None else left + right
+    return None
+
+
+def is_literal_expr(node: cst.CSTNode) -> bool:
+    """A number, or arithmetic made only of numbers (`60 * 60 * 24`, `-0.5`)."""
+    if isinstance(node, NUMBER):
+        return True
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus | cst.Plus):
+        return is_literal_expr(node.expression)
+    if isinstance(node, cst.BinaryOperation):
+        return is_literal_expr(node.left) and is_literal_expr(node.right)
+    return False
+
+
+def names_in(node: cst.CSTNode) -> list[str]:
+    """Names that an expression reads (for comparisons and weights), nearest first."""
+    if isinstance(node, cst.Call) and last(dotted(node.func)) in _CLAMPS:
+        return [n for a in node.args if not is_literal_expr(a.value) for n in names_in(a.value)]
+    name = dotted(node)
+    if name:
+        return [name]
+    if isinstance(node, cst.BinaryOperation):
+        return names_in(node.left) + names_in(node.right)
+    if isinstance(node, cst.Call) and node.args:
+        return names_in(node.args[0].value)
+    return []
+
+
+_CLAMPS = ("min", "max", "clip", "clamp", "clip_value", "bound", "bounded")
+
+
+def assign_targets(node: cst.CSTNode) -> list[str]:
+    if isinstance(node, cst.Assign):
+        out: list[str] = []
+        for target in node.targets:
+            t = target.target
+            if isinstance(t, cst.Tuple | cst.List):
+                out += [dotted(e.value) for e in t.elements]
+            else:
+                out.append(dotted(t))
+        return [n for n in out if n]
+    if isinstance(node, cst.AnnAssign | cst.AugAssign):
+        name = dotted(node.target)
+        return [name] if name else []
+    return []
+
+
+@dataclass
+class Scope:
+    kind: str  # module | class | function
+    name: str
+    decorators: tuple[str, ...] = ()
+    bases: tuple[str, ...] = ()
+
+
+@dataclass
+class FileScan:
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: int = 0
+
+
+class _Visitor(cst.CSTVisitor):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, judge: Judge) -> None:
+        super().__init__()
+        self.judge = judge
+        self.stack: list[cst.CSTNode] = []
+        self.scopes: list[Scope] = [Scope("module", "<module>")]
+        self.main_depth = 0
+        self.done: set[int] = set()  # ids of literal nodes already reported as part of a bigger one
+
+    # -- structure -------------------------------------------------------------------------
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.main_depth:
+            return False
+        if isinstance(node, cst.If) and len(self.scopes) == 1 and _is_main_guard(node.test):
+            self.main_depth += 1
+            self.stack.append(node)
+            return False
+        if isinstance(node, cst.ClassDef):
+            self.scopes.append(
+                Scope(
+                    "class",
+                    node.name.value,
+                    tuple(dotted(d.decorator) for d in node.decorators),
+                    tuple(dotted(b.value) for b in node.bases),
+                )
+            )
+        elif isinstance(node, cst.FunctionDef):
+            self.scopes.append(
+                Scope(
+                    "function", node.name.value, tuple(dotted(d.decorator) for d in node.decorators)
+                )
+            )
+        self.stack.append(node)
+        self._look_at(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        if (
+            isinstance(original_node, cst.If)
+            and self.main_depth
+            and self.stack[-1] is original_node
+        ):
+            self.main_depth -= 1
+        if isinstance(original_node, cst.ClassDef | cst.FunctionDef):
+            self.scopes.pop()
+        if self.stack and self.stack[-1] is original_node:
+            self.stack.pop()
+
+    # -- literals --------------------------------------------------------------------------
+    def _look_at(self, node: cst.CSTNode) -> None:
+        if id(node) in self.done:
+            return
+        if is_literal_expr(node):
+            self._mark_done(node)
+            self._number(node)
+        elif isinstance(node, CONTAINERS):
+            self._symbols(node)
+        elif isinstance(node, cst.SimpleString | cst.ConcatenatedString):
+            self._string(node)
+
+    def _mark_done(self, node: cst.CSTNode) -> None:
+        for child in _walk(node):
+            self.done.add(id(child))
+
+    def _number(self, node: cst.CSTNode) -> None:
+        site = self._site(node, self.stack[:-1])
+        if site is not None:
+            self.judge.number(site)
+
+    def _string(self, node: cst.CSTNode) -> None:
+        value = string_value(node)
+        if value is None:
+            return
+        parents = self.stack[:-1]
+        site = self._site(node, parents)
+        if site is None:
+            return
+        if site.role == "env-default" and _NUMERIC_STRING.match(value):
+            self.judge.number(site)
+        else:
+            self.judge.string(site, value)
+
+    def _symbols(self, node: cst.List | cst.Tuple | cst.Set) -> None:
+        values = [string_value(e.value) for e in node.elements]
+        if not values or any(v is None for v in values):
+            return
+        symbols = [v for v in values if v and _SYMBOL.match(v)]
+        if len(symbols) != len(values):
+            return
+        site = self._site(node, self.stack[:-1])
+        if site is None:
+            return
+        for child in _walk(node):
+            self.done.add(id(child))
+        self.judge.symbols(site, len(symbols))
+
+    # -- role resolution -------------------------------------------------------------------
+    def _site(
+        self, literal: cst.CSTNode, parents: Sequence[cst.CSTNode], start: cst.CSTNode | None = None
+    ) -> Site | None:
+        """Walk up from the literal (or from `start`, a wrapper around it) to the node that gives it meaning."""
+        pos = self.get_metadata(PositionProvider, literal)
+        site = Site(
+            node=literal,
+            line=pos.start.line,
+            column=pos.start.column,
+            end_line=pos.end.line,
+            end_column=pos.end.column,
+            value=_source(literal),
+            scope=self._qualname(),
+            function=self._innermost("function"),
+            klass=self._innermost("class"),
+            in_dataclass=self._in_model_class(),
+            module_level=len(self.scopes) == 1,
+            class_level=self.scopes[-1].kind == "class",
+            stmt_line=self._stmt_line(parents),
+        )
+        child: cst.CSTNode = start or literal
+        keyword = ""
+        for parent in reversed(parents):
+            if isinstance(parent, cst.SubscriptElement | cst.Slice | cst.Index):
+                if isinstance(parent, cst.Index) and isinstance(child, cst.SimpleString):
+                    return None
+                return site.with_role("index")
+            if isinstance(parent, cst.Arg):
+                keyword = parent.keyword.value if parent.keyword else ""
+            elif isinstance(parent, cst.Call):
+                if child is parent.func:
+                    return None
+                return self._call(site, parent, child, keyword)
+            elif isinstance(parent, cst.BinaryOperation):
+                other = parent.right if child is parent.left else parent.left
+                role = self._arith_role(parent, child, other)
+                if role == "conversion":
+                    return site.with_role("conversion")
+                if role == "weight":
+                    site.names = names_in(other)
+                    site.role = "weight"
+                    site.secondary = self._outer_names(parents, parent)
+                    return site
+                if role == "structural":
+                    return site.with_role("index")
+            elif isinstance(parent, cst.Comparison):
+                operands = [parent.left] + [c.comparator for c in parent.comparisons]
+                site.names = [n for o in operands if o is not child for n in names_in(o)]
+                site.role = "comparison"
+                site.secondary = self._outer_names(parents, parent)
+                return site
+            elif isinstance(parent, cst.BooleanOperation):
+                if isinstance(parent.operator, cst.Or) and child is parent.right:
+                    site.names = self._outer_names(parents, parent) + names_in(parent.left)
+                    site.role = "or-fallback"
+                    return site
+            elif isinstance(parent, cst.DictElement):
+                if child is parent.key:
+                    return None
+                key = string_value(parent.key) or dotted(parent.key)
+                site.names = [key] if key else []
+                site.role = "dict-value"
+                site.secondary = self._outer_names(parents, parent)
+                return site
+            elif isinstance(parent, cst.Param):
+                site.names = [parent.name.value]
+                site.role = "param-default"
+                return site
+            elif isinstance(parent, cst.Return):
+                site.names = [site.function] if site.function else []
+                site.role = "return"
+                return site
+            elif isinstance(parent, cst.Assign | cst.AnnAssign | cst.AugAssign):
+                if isinstance(parent, cst.AugAssign) and numeric_value(literal) in (1, -1):
+                    return site.with_role("index")  # a counter: `n += 1`
+                site.names = assign_targets(parent)
+                if site.module_level or site.class_level:
+                    site.role = (
+                        "field-default"
+                        if site.in_dataclass and isinstance(parent, cst.AnnAssign)
+                        else "constant"
+                    )
+                else:
+                    site.role = "assign-fallback"
+                return site
+            elif isinstance(
+                parent,
+                (
+                    cst.BaseSmallStatement | cst.BaseCompoundStatement,
+                    cst.Lambda | cst.FormattedString | cst.Decorator,
+                ),
+            ):
+                return None
+            child = parent
+        return None
+
+    def _call(self, site: Site, call: cst.Call, child: cst.CSTNode, keyword: str) -> Site | None:
+        callee = dotted(call.func)
+        short = last(callee)
+        args = list(call.args)
+        index = next((i for i, a in enumerate(args) if a is child or a.value is child), -1)
+        if index >= 0 and args[index].keyword is not None:
+            keyword = args[index].keyword.value
+        positional = index if index >= 0 and args[index].keyword is None else -1
+        if callee in ("os.getenv", "getenv", "os.environ.get", "environ.get") or callee.endswith(
+            ".environ.get"
+        ):
+            if positional >= 1 or keyword == "default":
+                env = string_value(args[0].value) if args else None
+                site.names = [env] if env else []
+                site.role = "env-default"
+                site.secondary = self._outer_names(self.stack, call)
+                return site
+            return None
+        if short in ("get", "getattr", "pop", "setdefault") and (
+            positional >= 1 or keyword == "default"
+        ):
+            key_node = (
+                args[1].value
+                if short == "getattr" and len(args) > 1
+                else args[0].value
+                if args
+                else None
+            )
+            key = string_value(key_node) if key_node is not None else None
+            default_at = 2 if short == "getattr" else 1
+            if positional == default_at or keyword == "default":
+                site.names = [key] if key else []
+                site.role = "get-default"
+                site.secondary = self._outer_names(self.stack, call)
+                return site
+            return None
+        if short in ("int", "float", "Decimal", "str", "bool", "abs"):
+            outer = self._site_from(site, call)
+            return outer
+        if short in _CLAMPS:
+            others = [a.value for a in args if a is not child and not is_literal_expr(a.value)]
+            site.names = [n for o in others for n in names_in(o)] + self._outer_names(
+                self.stack, call
+            )
+            site.role = "clamp"
+            return site
+        if short in ("Field", "field", "Range", "confloat", "conint"):
+            target = self._outer_names(self.stack, call)
+            site.names = target
+            site.role = "field-bound" if keyword in ("ge", "le", "gt", "lt") else "field-default"
+            return site
+        if (
+            short in self.judge.vocabulary.neutral_calls
+            or callee in self.judge.vocabulary.neutral_calls
+        ):
+            return None
+        site.names = [keyword] if keyword else []
+        site.callee = callee
+        site.role = "call-arg"
+        site.secondary = self._outer_names(self.stack, call)
+        return site
+
+    def _site_from(self, site: Site, wrapper: cst.CSTNode) -> Site | None:
+        """Re-resolve a literal wrapped by int()/float(): its role is the wrapper's role."""
+        idx = next((i for i, n in enumerate(self.stack) if n is wrapper), None)
+        if idx is None:
+            return None
+        return self._site(site.node, self.stack[:idx], start=wrapper)
+
+    def _arith_role(self, op: cst.BinaryOperation, child: cst.CSTNode, other: cst.CSTNode) -> str:
+        """What a number does inside arithmetic: converts units, weighs a term, or nothing yet."""
+        kind = type(op.operator)
+        if kind is cst.Modulo or (kind is cst.Power and child is op.right):
+            return "structural"
+        value = numeric_value(child) if is_literal_expr(child) else None
+        if kind in (cst.Add, cst.Subtract) and value in (0, 1, -1) and not is_literal_expr(other):
+            return "structural"  # `1 - stop_pct`, `i + 1`: the 1 is arithmetic, not a decision
+        if kind not in (cst.Multiply, cst.Divide, cst.FloorDivide) or is_literal_expr(other):
+            return ""
+        vocab = self.judge.vocabulary
+        if value is not None and abs(value) in vocab.conversions:
+            return "conversion"
+        if (
+            value is not None
+            and kind is not cst.Multiply
+            and child is op.right
+            and value in vocab.divisors
+        ):
+            return "conversion"
+        return "weight" if value is not None else ""
+
+    def _outer_names(self, parents: Sequence[cst.CSTNode], below: cst.CSTNode) -> list[str]:
+        """Names given to the expression holding the literal: assignment target, keyword, key."""
+        found = False
+        for parent in reversed(parents):
+            if parent is below:
+                found = True
+                continue
+            if not found:
+                continue
+            if isinstance(parent, cst.Assign | cst.AnnAssign | cst.AugAssign):
+                return assign_targets(parent)
+            if isinstance(parent, cst.Arg) and parent.keyword:
+                return [parent.keyword.value]
+            if isinstance(parent, cst.DictElement):
+                key = string_value(parent.key) or dotted(parent.key)
+                return [key] if key else []
+            if isinstance(parent, cst.Return):
+                fn = self._innermost("function")
+                return [fn] if fn else []
+            if isinstance(parent, cst.Call):
+                callee = dotted(parent.func)
+                if last(callee) not in ("int", "float", "abs", "round", *_CLAMPS):
+                    return [callee]
+            if isinstance(parent, cst.BaseSmallStatement | cst.BaseCompoundStatement):
+                return []
+        return []
+
+    # -- context ---------------------------------------------------------------------------
+    def _qualname(self) -> str:
+        parts = [s.name for s in self.scopes[1:]]
+        return ".".join(parts) if parts else "<module>"
+
+    def _innermost(self, kind: str) -> str:
+        for scope in reversed(self.scopes):
+            if scope.kind == kind:
+                return scope.name
+        return ""
+
+    def _in_model_class(self) -> bool:
+        scope = self.scopes[-1]
+        if scope.kind != "class":
+            return False
+        markers = (
+            "dataclass",
+            "BaseModel",
+            "BaseSettings",
+            "NamedTuple",
+            "TypedDict",
+            "attrs",
+            "define",
+        )
+        return any(last(d.split("(")[0]) in markers for d in scope.decorators + scope.bases)
+
+    def _stmt_line(self, parents: Sequence[cst.CSTNode]) -> int:
+        for parent in reversed(parents):
+            if isinstance(parent, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+                try:
+                    return self.get_metadata(PositionProvider, parent).start.line
+                except KeyError:
+                    return 0
+        return 0
+
+
+def _is_main_guard(test: cst.BaseExpression) -> bool:
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return False
+    left, right = test.left, test.comparisons[0].comparator
+    names = {dotted(left), dotted(right)}
+    strings = {string_value(left), string_value(right)}
+    return "__name__" in names and "__main__" in strings
+
+
+def _walk(node: cst.CSTNode):
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+def _source(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def suppressions(source: str) -> tuple[bool, dict[int, set[str]]]:
+    """Comment directives by line: `# qctl: ignore`, `# qctl: ignore[leverage,harvest]`.
+
+    Returns (whole file ignored, {line: set of categories/rule ids, or {"*"}}).
+    """
+    by_line: dict[int, set[str]] = {}
+    whole = False
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        tokens = []
+    for tok in tokens:
+        if tok.type != tokenize.COMMENT:
+            continue
+        if _SUPPRESS_FILE.search(tok.string):
+            whole = True
+            continue
+        m = _SUPPRESS.search(tok.string)
+        if not m:
+            continue
+        what = m.group("what")
+        items = {w.strip() for w in what.split(",") if w.strip()} if what else {"*"}
+        line = tok.start[0]
+        by_line.setdefault(line, set()).update(items)
+        if tok.line.strip().startswith("#"):  # a comment on its own line covers the next line
+            by_line.setdefault(line + 1, set()).update(items)
+    return whole, by_line
+
+
+def scan_source(
+    source: str,
+    rel_path: str,
+    config: AuditConfig,
+    *,
+    is_test: bool = False,
+    match_path: str | None = None,
+) -> FileScan:
+    """Audit one file's text. Raises libcst.ParserSyntaxError on invalid syntax (the runner reports it).
+
+    `rel_path` names the file in findings; `match_path` (default: the same) is what per-path
+    ignores in config are matched against.
+    """
+    module = cst.parse_module(source)
+    judge = Judge(config, rel_path, is_test=is_test)
+    visitor = _Visitor(judge)
+    MetadataWrapper(module, unsafe_skip_copy=True).visit(visitor)
+    whole, directives = suppressions(source)
+    result = FileScan()
+    ignored_here = config.ignored_here(match_path or rel_path)
+    for finding, stmt_line in judge.findings:
+        if whole or _suppressed(finding, stmt_line, directives, ignored_here):
+            result.suppressed += 1
+            continue
+        result.findings.append(finding)
+    result.findings.sort(key=lambda f: (f.line, f.column, f.rule_id))
+    return result
+
+
+def _suppressed(
+    finding: Finding, stmt_line: int, directives: dict[int, set[str]], path_ignores: set[str]
+) -> bool:
+    keys = {"*", str(finding.category), finding.rule_id}
+    if path_ignores & keys:
+        return True
+    return any(directives.get(line, set()) & keys for line in {finding.line, stmt_line})

@@ -1,0 +1,142 @@
+"""Words that tell a trading decision from plumbing, and the classifier that reads them.
+
+The vocabulary is data (`vocabulary.toml`), extendable from config, so a team can teach the auditor
+its own names without touching code.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.resources import files
+
+from audit.finding import Category
+
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
+def words(name: str) -> tuple[str, ...]:
+    """Split an identifier into lowercase words, keeping letter+digit pairs like T1 together.
+
+    `MAX_NOTIONAL_PER_TRADE_USDT` -> (max, notional, per, trade, usdt); `HarvestTheta` -> (harvest,
+    theta); `T1_R` -> (t1, r); `kSL` -> (k, sl).
+    """
+    out: list[str] = []
+    for part in re.split(r"[^0-9A-Za-z]+", name):
+        if not part:
+            continue
+        if re.fullmatch(r"[A-Za-z]\d", part):
+            out.append(part.lower())
+            continue
+        pieces = _WORD.findall(part)
+        # glue a lone letter with the digit that follows it: "T1R" -> t1 r
+        merged: list[str] = []
+        for piece in pieces:
+            if piece.isdigit() and merged and len(merged[-1]) == 1 and merged[-1].isalpha():
+                merged[-1] += piece
+            else:
+                merged.append(piece)
+        out.extend(p.lower() for p in merged)
+    return tuple(out)
+
+
+def _phrases(entries: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(e.lower().split("_")) for e in entries)
+
+
+def _contains(seq: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(seq[i : i + n] == phrase for i in range(len(seq) - n + 1))
+
+
+@dataclass(frozen=True)
+class Match:
+    """What the vocabulary says about one name."""
+
+    category: Category | None = None
+    strong: bool = False
+    weight: int = 0
+    generic: bool = False
+    neutral: bool = False
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    strong: Mapping[Category, tuple[tuple[str, ...], ...]]
+    weak: Mapping[Category, tuple[tuple[str, ...], ...]]
+    generic: tuple[tuple[str, ...], ...]
+    neutral: tuple[tuple[str, ...], ...]
+    conversions: frozenset[float]
+    divisors: frozenset[float]
+    neutral_calls: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def load(cls, extra: Mapping[str, object] | None = None) -> Vocabulary:
+        """The packaged vocabulary, extended by `extra` (the config's `vocabulary` table)."""
+        raw = tomllib.loads(files("audit").joinpath("vocabulary.toml").read_text("utf-8"))
+        strong: dict[Category, list[str]] = {}
+        weak: dict[Category, list[str]] = {}
+        for cat_name, entry in raw["category"].items():
+            cat = Category(cat_name)
+            strong[cat] = list(entry.get("strong", []))
+            weak[cat] = list(entry.get("weak", []))
+        generic = list(raw["generic"]["words"])
+        neutral = list(raw["neutral"]["words"])
+        for key, value in (extra or {}).items():
+            if key == "generic":
+                generic += list(_as_words(value, key))
+            elif key == "neutral":
+                neutral += list(_as_words(value, key))
+            else:
+                try:
+                    cat = Category(key)
+                except ValueError:
+                    raise ValueError(f"unknown vocabulary category {key!r}") from None
+                if isinstance(value, Mapping):
+                    strong[cat] += list(_as_words(value.get("strong", []), key))
+                    weak[cat] += list(_as_words(value.get("weak", []), key))
+                else:
+                    strong[cat] += list(_as_words(value, key))
+        return cls(
+            strong={c: _phrases(v) for c, v in strong.items()},
+            weak={c: _phrases(v) for c, v in weak.items()},
+            generic=_phrases(generic),
+            neutral=_phrases(neutral),
+            conversions=frozenset(float(v) for v in raw["conversions"]["values"]),
+            divisors=frozenset(float(v) for v in raw["conversions"]["divisors"]),
+            neutral_calls=frozenset(raw["neutral_calls"]["names"]),
+        )
+
+    def match(self, name: str) -> Match:
+        """Classify one name; the longest matching phrase wins, strong before weak."""
+        seq = words(name)
+        if not seq:
+            return Match()
+        best: tuple[int, int, Category] | None = None  # (strong, length, category)
+        for strength, table in ((1, self.strong), (0, self.weak)):
+            for cat, phrases in table.items():
+                for phrase in phrases:
+                    if _contains(seq, phrase):
+                        key = (strength, len(phrase), cat)
+                        if best is None or key[:2] > best[:2]:
+                            best = key
+        neutral = any(_contains(seq, p) for p in self.neutral)
+        generic = any(_contains(seq, p) for p in self.generic)
+        if best is None:
+            return Match(generic=generic, neutral=neutral)
+        strong, length, cat = best
+        if neutral and not strong:
+            return Match(generic=generic, neutral=True)
+        return Match(
+            category=cat, strong=bool(strong), weight=length, generic=generic, neutral=neutral
+        )
+
+
+def _as_words(value: object, key: str) -> Iterable[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise ValueError(f"vocabulary.{key} must be a list of words")

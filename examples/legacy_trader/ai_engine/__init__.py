@@ -1,0 +1,1 @@
+"""AI engine: turns model signals into sized, levered orders."""

@@ -1,0 +1,1 @@
+"""Small helpers shared by every service: time units, caching and the settings base."""

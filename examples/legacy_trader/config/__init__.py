@@ -1,0 +1,1 @@
+"""Service configuration: environment-driven settings shared by every process."""

@@ -1,0 +1,1 @@
+"""Risk controls: the hard safety limits and the per-trade governor."""

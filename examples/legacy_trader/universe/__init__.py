@@ -1,0 +1,1 @@
+"""Trading universe: which symbols the bot is allowed to trade today."""

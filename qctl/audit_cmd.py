@@ -1,0 +1,221 @@
+"""`qctl audit`: find hardcoded trading decisions in a Python codebase."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import fields, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from audit.config import ConfigError, find_config_file, load_config
+from audit.finding import AuditResult, Severity
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+    github = "github"
+    csv = "csv"
+
+
+class FailOn(StrEnum):
+    info = "info"
+    warning = "warning"
+    error = "error"
+    never = "never"
+
+
+class TestMode(StrEnum):
+    separate = "separate"
+    exclude = "exclude"
+    include = "include"
+
+
+def reference_limits() -> dict[str, tuple[float, str, bool]]:
+    """The owner's hard limits from the one place they are written (engine.domain.SafetyLimits)."""
+    from engine.domain import SafetyLimits
+
+    limits = SafetyLimits()
+    return {
+        f.name: (
+            float(getattr(limits, f.name)),
+            "min" if f.name.startswith("min_") else "max",
+            f.name.endswith("_pct"),
+        )
+        for f in fields(limits)
+    }
+
+
+def audit_command(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Files or folders to audit (default: the current folder).", show_default=False
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table (for people), json, sarif (GitHub code scanning), github (Actions annotations), csv.",
+        ),
+    ] = OutputFormat.table,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to FILE instead of the terminal."),
+    ] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            help="Exit 1 when a finding at or above this severity remains (test files excepted)."
+        ),
+    ] = FailOn.warning,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Config file (qctl.toml or pyproject.toml). Default: the nearest one above PATHS.",
+        ),
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Report only findings that are not in this baseline file.")
+    ] = None,
+    write_baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="Record every current finding in FILE (accept them as known) and exit 0."
+        ),
+    ] = None,
+    tests: Annotated[
+        TestMode | None,
+        typer.Option(
+            help="Findings in test files: report them separately (default), exclude them, or include them in the gate."
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Scan every file even if unchanged.")
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the content-hash cache lives (default: .qctl_cache next to the config)."
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: one per CPU)."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Table format: only the summary.")
+    ] = False,
+) -> None:
+    """Find literal values that make a trading decision: leverage, size, symbol lists and weights,
+    harvest R-thresholds, kill-score thresholds, SL/TP distances, hidden fallbacks, secrets.
+
+    Each finding has a rule id, a category, a severity, a confidence and a one-line why.
+    Silence one with `# qctl: ignore` or `# qctl: ignore[leverage,harvest]` on its line.
+
+    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or config error.
+
+    Examples:
+
+      qctl audit examples/legacy_trader
+
+      qctl audit src --format sarif --output qctl.sarif
+
+      qctl audit . --write-baseline .qctl-baseline.json   # accept today's findings
+
+      qctl audit . --baseline .qctl-baseline.json         # fail only on new ones
+    """
+    from audit.baseline import BaselineError, load_baseline
+    from audit.baseline import write_baseline as save_baseline
+    from audit.runner import CACHE_DIR_NAME, run_audit
+
+    targets = paths or [Path(".")]
+    start = targets[0] if targets[0].exists() else Path(".")
+    found = config_file or find_config_file(start)
+    config = load_config(found, root=Path.cwd())
+    config = replace(config, reference_limits=reference_limits())
+    if tests is not None:
+        config = replace(config, tests=tests.value)
+    err = Console(stderr=True)
+
+    loaded = None
+    if baseline is not None and write_baseline is None:  # rewriting a baseline starts from every finding
+        try:
+            loaded = load_baseline(baseline)
+        except BaselineError as exc:
+            raise ConfigError(str(exc)) from None
+
+    cache_folder = cache_dir or Path(config.root) / CACHE_DIR_NAME
+    show_progress = (
+        err.is_terminal and output_format is OutputFormat.table or (err.is_terminal and output)
+    )
+    if show_progress:
+        with Progress(
+            TextColumn("[bold]auditing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("audit", total=None)
+            result = run_audit(
+                targets, config, cache_dir=cache_folder, use_cache=not no_cache, baseline=loaded, jobs=jobs,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+    else:
+        result = run_audit(
+            targets,
+            config,
+            cache_dir=cache_folder,
+            use_cache=not no_cache,
+            baseline=loaded,
+            jobs=jobs,
+        )
+
+    if write_baseline is not None:
+        count = save_baseline(write_baseline, result.findings)
+        err.print(f"wrote {count} finding(s) to baseline {write_baseline}")
+        raise typer.Exit(0)
+
+    _emit(result, output_format, output, quiet)
+    raise typer.Exit(exit_code(result, fail_on, config.tests))
+
+
+def exit_code(result: AuditResult, fail_on: FailOn, tests: str) -> int:
+    """1 when a finding at or above `fail_on` remains; test-file findings count only with tests=include."""
+    if fail_on is FailOn.never:
+        return 0
+    threshold = Severity(fail_on.value)
+    for finding in result.findings:
+        if finding.is_test and tests != "include":
+            continue
+        if finding.severity.at_least(threshold):
+            return 1
+    return 0
+
+
+def _emit(result: AuditResult, fmt: OutputFormat, output: Path | None, quiet: bool) -> None:
+    if fmt is OutputFormat.table:
+        from audit.report import print_report, print_summary
+
+        if output is not None:
+            with output.open("w", encoding="utf-8") as fh:
+                console = Console(file=fh, width=160, force_terminal=False)
+                print_report(result, console)
+            return
+        console = Console()
+        (print_summary if quiet else print_report)(result, console)
+        return
+    from audit.formats import render
+
+    text = render(result, fmt.value)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -1,0 +1,84 @@
+"""The `qctl` entry point: composes the command groups and maps known errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from qctl import __version__
+from qctl.audit_cmd import audit_command
+from qctl.backtest_cmd import backtest_command
+from qctl.models_cmd import models_app
+from qctl.train_cmd import train_command
+
+app = typer.Typer(
+    name="qctl",
+    help=(
+        "Take a crypto-futures trading system from hardcoded decisions to AI-decided parameters "
+        "inside hard safety limits, and prove it.\n\n"
+        "Start with `qctl audit PATH` to see the hardcoded trading values in a codebase."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+app.command("audit")(audit_command)
+app.command("train")(train_command)
+app.add_typer(models_app, name="models")
+app.command("backtest")(backtest_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"qctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """qctl command line."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's to fix: shown as one line, exit code 2, no traceback."""
+    from audit.baseline import BaselineError
+    from audit.config import ConfigError
+    from engine.backtest import BacktestError
+    from engine.broker import BrokerConfigError
+    from engine.data import DataError
+    from engine.domain import LimitsError
+    from engine.journal import JournalError
+    from engine.policy import PolicyConfigError
+    from engine.tiers import TiersError
+    from models.errors import ModelError, TrainConfigError, TrainDataError
+    from qctl.backtest_cmd import BacktestArgsError
+
+    return (
+        (ConfigError, BaselineError, ModelError, TrainConfigError, TrainDataError)
+        + (BacktestError, BacktestArgsError, BrokerConfigError, DataError, JournalError)
+        + (LimitsError, PolicyConfigError, TiersError)
+    )
+
+
+def main() -> None:
+    """Run the CLI. Usage errors exit 2 (click prints them); user errors print one line and exit 2."""
+    err = Console(stderr=True)
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except _user_errors() as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

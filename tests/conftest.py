@@ -1,0 +1,1 @@
+"""Shared test setup: tests import the project's packages from this checkout."""

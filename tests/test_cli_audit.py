@@ -1,0 +1,107 @@
+"""`qctl audit` as a user runs it: exit codes, formats, baseline, config errors, the project's own rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qctl.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "examples" / "legacy_trader"
+runner = CliRunner()
+
+
+def _run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """The installed entry point in a subprocess: the exit code a CI job sees."""
+    return subprocess.run(
+        [sys.executable, "-m", "qctl.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+    )  # fmt: skip
+
+
+def test_help_teaches() -> None:
+    result = runner.invoke(app, ["audit", "--help"])
+    assert result.exit_code == 0
+    for word in ("--format", "--baseline", "--write-baseline", "--fail-on", "qctl: ignore", "Exit codes"):
+        assert word in result.output
+
+
+def test_findings_exit_1_and_clean_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "bot.py").write_text("LEVERAGE = 10\n")
+    (tmp_path / "clean.py").write_text("PORT = 8080\n")
+    assert _run("audit", "bot.py", "--no-cache", cwd=tmp_path).returncode == 1
+    assert _run("audit", "clean.py", "--no-cache", cwd=tmp_path).returncode == 0
+    assert _run("audit", "bot.py", "--no-cache", "--fail-on", "error", cwd=tmp_path).returncode == 0
+    assert _run("audit", "bot.py", "--no-cache", "--fail-on", "never", cwd=tmp_path).returncode == 0
+
+
+def test_config_error_exits_2_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "qctl.toml").write_text("[audit]\nseverity = { leverage = 'fatal' }\n")
+    (tmp_path / "bot.py").write_text("LEVERAGE = 10\n")
+    proc = _run("audit", "bot.py", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    proc = _run("audit", "--format", "yaml", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_json_output_of_the_fixture() -> None:
+    proc = _run("audit", str(FIXTURE), "--format", "json", "--no-cache")
+    assert proc.returncode == 1
+    data = json.loads(proc.stdout)
+    categories = {f["category"] for f in data["findings"]}
+    assert {"leverage", "position_sizing", "symbol_selection", "harvest", "kill_score"} <= categories
+
+
+def test_baseline_round_trip(tmp_path: Path) -> None:
+    bot = tmp_path / "bot.py"
+    bot.write_text("LEVERAGE = 10\nT1_R = 2.0\n")
+    assert _run("audit", ".", "--write-baseline", "base.json", "--no-cache", cwd=tmp_path).returncode == 0
+    assert _run("audit", ".", "--baseline", "base.json", "--no-cache", cwd=tmp_path).returncode == 0
+    bot.write_text("# a new comment above moves every line\n\nLEVERAGE = 10\nT1_R = 2.0\n")
+    assert _run("audit", ".", "--baseline", "base.json", "--no-cache", cwd=tmp_path).returncode == 0
+    bot.write_text("LEVERAGE = 10\nT1_R = 2.0\nKILL_THRESHOLD = 0.6\n")
+    proc = _run("audit", ".", "--baseline", "base.json", "--format", "json", "--no-cache", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert [f["name"] for f in json.loads(proc.stdout)["findings"]] == ["KILL_THRESHOLD"]
+
+
+def test_corrupt_baseline_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "base.json").write_text("{nope")
+    (tmp_path / "bot.py").write_text("LEVERAGE = 10\n")
+    proc = _run("audit", ".", "--baseline", "base.json", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_table_report_and_summary_of_the_fixture() -> None:
+    proc = _run("audit", str(FIXTURE), "--no-cache")
+    assert proc.returncode == 1
+    assert "ai_engine/service.py" in proc.stdout
+    assert "Leverage" in proc.stdout
+
+
+@pytest.mark.parametrize("fmt", ["sarif", "github", "csv"])
+def test_other_formats_write_to_file(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"report.{fmt}"
+    proc = _run("audit", str(FIXTURE), "--format", fmt, "--output", str(out), "--no-cache")
+    assert proc.returncode == 1
+    assert out.read_text().strip()
+
+
+def test_qctl_follows_its_own_rule() -> None:
+    """engine/ and models/ contain no trading decision above info (the project's own rule)."""
+    proc = _run("audit", "engine", "models", "--format", "json", "--fail-on", "warning", "--no-cache")
+    findings = json.loads(proc.stdout)["findings"] if proc.stdout.strip() else []
+    above_info = [f for f in findings if f["severity"] != "info" and not f["is_test"]]
+    assert above_info == [], "\n".join(f"{f['path']}:{f['line']} {f['name']}={f['value']} {f['message']}" for f in above_info)
+    assert proc.returncode == 0, proc.stderr
