@@ -24,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
 app.command("audit")(audit_command)
 app.command("train")(train_command)

@@ -1,0 +1,815 @@
+"""Shared domain types of the trading engine, defined once and imported everywhere else.
+
+No IO here. Units, used consistently across the engine, journal and models:
+- timestamps are integer milliseconds since the Unix epoch (UTC);
+- `Decision.size_pct`, `stop_loss_pct`, `take_profit_pct` and every exposure or margin ratio
+  are *fractions* (0.025 = 2.5 %); `size_pct` is the position's notional as a fraction of equity
+  (`notional = equity * size_pct`), leverage only sets the initial margin (`notional / leverage`);
+- `SafetyLimits.*_pct` are percent numbers as the owner wrote them (10.0 = 10 %); use the
+  fraction properties (`max_position_fraction`...) when comparing with the values above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+PERCENT = 100.0  # unit conversion: percent number <-> fraction
+
+
+class LimitsError(ValueError):
+    """A configured safety limit is looser than the owner's hard limit (or not a number)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# enums
+
+
+class Side(StrEnum):
+    LONG = "long"
+    SHORT = "short"
+
+    @property
+    def sign(self) -> int:
+        """+1 for long, -1 for short: PnL = sign * qty * (exit - entry)."""
+        return 1 if self is Side.LONG else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SHORT if self is Side.LONG else Side.LONG
+
+
+class TradingState(StrEnum):
+    """ACTIVE: everything allowed. REDUCING: only orders that reduce an open position.
+    HALTED: the engine sends nothing new (exchange-side stop/take-profit backstops stay resting)."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class SkipReason(StrEnum):
+    """Why a decision did not become an order. Every skip is journaled with one of these."""
+
+    POLICY_ERROR = "POLICY_ERROR"  # the policy raised
+    POLICY_NAN = "POLICY_NAN"  # a value was NaN or infinite
+    OUT_OF_ZONE = "OUT_OF_ZONE"  # a value outside the autonomy zone
+    MISSING_VALUE = "MISSING_VALUE"  # an entry lacked a required value (never defaulted)
+    BAD_DECISION = "BAD_DECISION"  # not a Decision, wrong symbol, wrong timestamp...
+    MODEL_MISSING = "MODEL_MISSING"
+    MODEL_STALE = "MODEL_STALE"
+    MODEL_CORRUPT = "MODEL_CORRUPT"
+    NAN_FEATURES = "NAN_FEATURES"
+    OUT_OF_DISTRIBUTION = "OUT_OF_DISTRIBUTION"
+    NOT_IN_UNIVERSE = "NOT_IN_UNIVERSE"
+    NO_SIGNAL = "NO_SIGNAL"
+    LOW_CONFIDENCE = "LOW_CONFIDENCE"
+    EXPOSURE_LIMIT = "EXPOSURE_LIMIT"
+    MARGIN_LIMIT = "MARGIN_LIMIT"
+    INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"  # initial margin larger than the free margin
+    BRACKET_EXCEEDED = "BRACKET_EXCEEDED"  # notional above the exchange's top bracket
+    STATE_HALTED = "STATE_HALTED"
+    STATE_REDUCING = "STATE_REDUCING"
+    ALREADY_IN_POSITION = "ALREADY_IN_POSITION"
+    NO_DATA = "NO_DATA"  # the symbol has no market data at all
+    WARMUP = "WARMUP"  # not enough history yet for the policy's look-back
+    NO_PRICE = "NO_PRICE"  # no usable price to size the order
+    NO_EQUITY = "NO_EQUITY"  # equity is zero or negative
+
+
+class SafetyAction(StrEnum):
+    CLIP = "CLIP"
+    VETO = "VETO"
+
+
+class LimitName(StrEnum):
+    """Which limit a `SafetyEvent` is about (values in fractions of equity or leverage x)."""
+
+    MAX_LEVERAGE = "max_leverage"
+    BRACKET_LEVERAGE = "bracket_max_leverage"
+    BRACKET_NOTIONAL = "bracket_max_notional"
+    MAX_POSITION_SIZE = "max_position_size"
+    MAX_TOTAL_EXPOSURE = "max_total_exposure"
+    MIN_MARGIN_RATIO = "min_margin_ratio"
+    AVAILABLE_MARGIN = "available_margin"
+    TRADING_STATE = "trading_state"
+    AUTONOMY_ZONE = "autonomy_zone"
+    ONE_POSITION_PER_SYMBOL = "one_position_per_symbol"  # adding or closing is not a decision's job
+    INPUTS = "inputs"  # no usable price or equity to size against
+
+
+class PolicyKey(StrEnum):
+    """The one list of policy value names: models publish them, migrations write look-ups of them."""
+
+    LEVERAGE = "leverage"
+    SIZE_PCT = "size_pct"
+    STOP_LOSS_PCT = "stop_loss_pct"
+    TAKE_PROFIT_PCT = "take_profit_pct"
+    HARVEST_T1_R = "harvest_t1_r"
+    HARVEST_T2_R = "harvest_t2_r"
+    HARVEST_T3_R = "harvest_t3_r"
+    HARVEST_LOCK_R = "harvest_lock_r"
+    KILL_THRESHOLD = "kill_threshold"
+    UNIVERSE_SYMBOLS = "universe_symbols"
+    UNIVERSE_COUNT = "universe_count"
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    STOP_MARKET = "STOP_MARKET"
+    TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+
+
+class OrderPurpose(StrEnum):
+    """Why an order exists; part of its deterministic client order id."""
+
+    ENTRY = "entry"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    HARVEST_T1 = "harvest_t1"
+    HARVEST_T2 = "harvest_t2"
+    HARVEST_T3 = "harvest_t3"
+    KILL = "kill"
+    FLATTEN = "flatten"
+    LIQUIDATION = "liquidation"
+
+
+# ---------------------------------------------------------------------------------------------
+# limits and the autonomy zone
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyLimits:
+    """The owner's hard limits. The defaults below are the only place these numbers are written.
+
+    Configuration may only make them stricter: constructing a looser value raises `LimitsError`.
+    Margin ratio is `(equity - maintenance margin) / equity` (see `engine.risk.margin_ratio`).
+    """
+
+    min_margin_ratio_pct: float = 10.0
+    max_leverage: float = 125.0
+    max_position_size_pct: float = 50.0
+    max_total_exposure_pct: float = 200.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise LimitsError(f"safety limit {f.name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise LimitsError(f"safety limit {f.name} must be a positive number, got {value}")
+            object.__setattr__(self, f.name, float(value))
+            hard = f.default
+            looser = value < hard if f.name in _HIGHER_IS_STRICTER else value > hard
+            if looser:
+                raise LimitsError(
+                    f"safety limit {f.name} = {value:g} is looser than the hard limit {hard:g}; "
+                    "config may only make limits stricter"
+                )
+        if self.max_leverage < 1:
+            raise LimitsError(f"safety limit max_leverage must be >= 1, got {self.max_leverage:g}")
+        if self.min_margin_ratio_pct >= PERCENT:
+            raise LimitsError(
+                f"safety limit min_margin_ratio_pct must be below 100, got {self.min_margin_ratio_pct:g}"
+            )
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> SafetyLimits:
+        """Limits from config (e.g. a `[limits]` TOML table); missing keys keep the hard limit."""
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise LimitsError(
+                f"unknown safety limit {unknown[0]!r} (known: {', '.join(sorted(known))})"
+            )
+        return cls(**data)
+
+    @property
+    def max_position_fraction(self) -> float:
+        return self.max_position_size_pct / PERCENT
+
+    @property
+    def max_exposure_fraction(self) -> float:
+        return self.max_total_exposure_pct / PERCENT
+
+    @property
+    def min_margin_ratio(self) -> float:
+        return self.min_margin_ratio_pct / PERCENT
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+_HIGHER_IS_STRICTER = frozenset({"min_margin_ratio_pct"})
+
+
+@dataclass(frozen=True, slots=True)
+class AutonomyZone:
+    """Where the models (and any policy) decide freely; outside it a decision is SKIPPED.
+
+    Leverage and size bounds follow the safety limits in force (so stricter config shrinks the
+    zone); the harvest and kill-threshold bounds are the owner's. Stops and take-profits may be
+    anything that makes sense: a stop distance in (0, 1) of the entry price, a positive target.
+    """
+
+    limits: SafetyLimits = field(default_factory=SafetyLimits)
+    min_leverage: float = 1.0  # a futures position cannot use less margin than its notional
+    min_harvest_r: float = 0.5
+    max_harvest_r: float = 10.0
+    min_kill_threshold: float = 0.3
+    max_kill_threshold: float = 0.9
+
+    def __post_init__(self) -> None:
+        """The zone, like the limits, may be narrowed by config but never widened."""
+        for f in fields(self):
+            if f.name == "limits":
+                continue
+            value, owner = getattr(self, f.name), f.default
+            wider = value < owner if f.name.startswith("min_") else value > owner
+            if not math.isfinite(value) or wider:
+                raise LimitsError(
+                    f"autonomy zone {f.name} = {value:g} is wider than the owner's {owner:g}"
+                )
+        for lo, hi in (
+            ("min_harvest_r", "max_harvest_r"),
+            ("min_kill_threshold", "max_kill_threshold"),
+        ):
+            if getattr(self, lo) > getattr(self, hi):
+                raise LimitsError(f"autonomy zone {lo} is above {hi}")
+        if self.min_leverage > self.limits.max_leverage:
+            raise LimitsError("autonomy zone min_leverage is above the max_leverage limit")
+
+    @classmethod
+    def for_limits(cls, limits: SafetyLimits) -> AutonomyZone:
+        return cls(limits=limits)
+
+    @property
+    def max_leverage(self) -> float:
+        return self.limits.max_leverage
+
+    @property
+    def max_size_pct(self) -> float:
+        return self.limits.max_position_fraction
+
+    def check(self, decision: Decision) -> SkipReason | None:
+        """None if an entry decision is complete, finite and inside the zone; else the reason."""
+        problem = self.explain(decision)
+        return None if problem is None else problem[0]
+
+    def explain(self, decision: Decision) -> tuple[SkipReason, str] | None:
+        """Like `check`, with a one-line detail naming the value and the bound.
+
+        Skip decisions pass unchanged (nothing to check). Order of checks: missing, NaN, zone.
+        """
+        if decision.skip is not None:
+            return None
+        if decision.side is None:
+            return SkipReason.MISSING_VALUE, "side is missing"
+        values = decision.numeric_values()
+        for name, value in values.items():
+            if value is None and name not in _OPTIONAL_ENTRY_VALUES:
+                return SkipReason.MISSING_VALUE, f"{name} is missing"
+        for name, value in values.items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+                return SkipReason.BAD_DECISION, f"{name} is not a number: {value!r}"
+            if not math.isfinite(value):
+                return SkipReason.POLICY_NAN, f"{name} is {value}"
+        return self._zone_violation(values)
+
+    def _zone_violation(self, v: Mapping[str, float | None]) -> tuple[SkipReason, str] | None:
+        def out(
+            name: str, lo: float | None, hi: float | None, lo_open: bool = False
+        ) -> tuple[SkipReason, str] | None:
+            value = v[name]
+            if value is None:
+                return None
+            below = lo is not None and (value <= lo if lo_open else value < lo)
+            above = hi is not None and value > hi
+            if below or above:
+                lo_s = "-inf" if lo is None else f"{lo:g}"
+                hi_s = "inf" if hi is None else f"{hi:g}"
+                bracket = "(" if lo_open else "["
+                return (
+                    SkipReason.OUT_OF_ZONE,
+                    f"{name} = {value:g} outside {bracket}{lo_s}, {hi_s}]",
+                )
+            return None
+
+        checks = [
+            out("leverage", self.min_leverage, self.max_leverage),
+            out("size_pct", 0.0, self.max_size_pct, lo_open=True),
+            out("stop_loss_pct", 0.0, None, lo_open=True),
+            out("take_profit_pct", 0.0, None, lo_open=True),
+            out("kill_threshold", self.min_kill_threshold, self.max_kill_threshold),
+            out("confidence", 0.0, 1.0),
+        ]
+        for name in ("harvest_t1_r", "harvest_t2_r", "harvest_t3_r", "harvest_lock_r"):
+            checks.append(out(name, self.min_harvest_r, self.max_harvest_r))
+        for problem in checks:
+            if problem is not None:
+                return problem
+        stop = v["stop_loss_pct"]
+        if stop is not None and stop >= 1.0:
+            return (
+                SkipReason.OUT_OF_ZONE,
+                f"stop_loss_pct = {stop:g} would put the stop at or past zero",
+            )
+        t1, t2, t3 = v["harvest_t1_r"], v["harvest_t2_r"], v["harvest_t3_r"]
+        if None not in (t1, t2, t3) and not (t1 <= t2 <= t3):
+            return SkipReason.OUT_OF_ZONE, f"harvest ladder not ascending: {t1:g}/{t2:g}/{t3:g} R"
+        return None
+
+
+# values an entry decision may leave out: no take-profit backstop, no harvest ladder
+_OPTIONAL_ENTRY_VALUES = frozenset(
+    {"take_profit_pct", "harvest_t1_r", "harvest_t2_r", "harvest_t3_r", "harvest_lock_r"}
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# decisions
+
+
+@dataclass(frozen=True, slots=True)
+class HarvestLadder:
+    """Partial closes at T1/T2/T3 R (R = the initial stop distance); stop to break-even+ at lock R."""
+
+    t1_r: float
+    t2_r: float
+    t3_r: float
+    lock_r: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a policy wants for one symbol at one time: an entry, or a skip with a reason code.
+
+    An entry has `side` and every value; a skip has `skip` set and no trading values. Policies
+    never fill in a default for a value they do not have: they skip.
+    """
+
+    ts: int
+    symbol: str
+    side: Side | None = None
+    leverage: float | None = None
+    size_pct: float | None = None
+    stop_loss_pct: float | None = None
+    take_profit_pct: float | None = None
+    harvest: HarvestLadder | None = None
+    kill_threshold: float | None = None
+    confidence: float | None = None
+    policy: str = ""
+    model_version: str = ""
+    reasons: tuple[tuple[str, float], ...] = ()
+    skip: SkipReason | None = None
+    skip_detail: str = ""
+
+    @classmethod
+    def skipped(
+        cls,
+        ts: int,
+        symbol: str,
+        reason: SkipReason,
+        detail: str,
+        policy: str = "",
+        model_version: str = "",
+        reasons: tuple[tuple[str, float], ...] = (),
+    ) -> Decision:
+        return cls(
+            ts=ts,
+            symbol=symbol,
+            policy=policy,
+            model_version=model_version,
+            reasons=reasons,
+            skip=reason,
+            skip_detail=detail,
+        )
+
+    @property
+    def is_skip(self) -> bool:
+        return self.skip is not None
+
+    @property
+    def action(self) -> str:
+        """`skip` or the side to open: the journal's `action` column."""
+        if self.skip is not None:
+            return "skip"
+        return str(self.side) if self.side is not None else "none"
+
+    def numeric_values(self) -> dict[str, float | None]:
+        """The decision's trading values, flat, with PolicyKey-style names."""
+        h = self.harvest
+        return {
+            "leverage": self.leverage,
+            "size_pct": self.size_pct,
+            "stop_loss_pct": self.stop_loss_pct,
+            "take_profit_pct": self.take_profit_pct,
+            "harvest_t1_r": h.t1_r if h is not None else None,
+            "harvest_t2_r": h.t2_r if h is not None else None,
+            "harvest_t3_r": h.t3_r if h is not None else None,
+            "harvest_lock_r": h.lock_r if h is not None else None,
+            "kill_threshold": self.kill_threshold,
+            "confidence": self.confidence,
+        }
+
+    def with_changes(self, **changes: Any) -> Decision:
+        return replace(self, **changes)
+
+    def as_skip(self, reason: SkipReason, detail: str) -> Decision:
+        """The same decision turned into a skip (keeps policy, model version and reasons)."""
+        return Decision.skipped(
+            self.ts, self.symbol, reason, detail, self.policy, self.model_version, self.reasons
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# market snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """OHLCV arrays of one symbol (float64, `ts` int64 open times in ms), oldest first, read-only."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    @classmethod
+    def from_arrays(
+        cls,
+        ts: np.ndarray,
+        open: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        volume: np.ndarray,
+    ) -> Bars:
+        """Copy-free when dtypes already match; the arrays are marked read-only."""
+        arrays = [np.asarray(ts, dtype=np.int64)] + [
+            np.asarray(a, dtype=np.float64) for a in (open, high, low, close, volume)
+        ]
+        n = len(arrays[0])
+        for a in arrays:
+            if a.ndim != 1 or len(a) != n:
+                raise ValueError("Bars arrays must be one-dimensional and of equal length")
+            a.flags.writeable = False
+        return cls(*arrays)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def head(self, n: int) -> Bars:
+        """The first n bars (views, no copy)."""
+        return Bars(
+            self.ts[:n],
+            self.open[:n],
+            self.high[:n],
+            self.low[:n],
+            self.close[:n],
+            self.volume[:n],
+        )
+
+
+class MarketSnapshot:
+    """What is known at `ts`: the close time of the bar that just closed.
+
+    Per symbol, the history window up to and including that bar; never anything after `ts`.
+    Built cheaply each bar from full series plus a per-symbol count of known bars: windows are
+    sliced lazily, only for symbols a policy actually looks at.
+    """
+
+    __slots__ = ("ts", "timeframe_ms", "_series", "_known")
+
+    def __init__(
+        self,
+        ts: int,
+        timeframe_ms: int,
+        series: Mapping[str, Bars],
+        known: Mapping[str, int],
+    ) -> None:
+        self.ts = int(ts)
+        self.timeframe_ms = int(timeframe_ms)
+        self._series = series
+        self._known = known
+
+    @classmethod
+    def from_windows(
+        cls, ts: int, timeframe_ms: int, windows: Mapping[str, Bars]
+    ) -> MarketSnapshot:
+        """A snapshot from windows that already end at `ts` (tests, live mode)."""
+        return cls(ts, timeframe_ms, windows, {s: len(b) for s, b in windows.items()})
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Symbols with at least one known bar."""
+        return tuple(s for s, n in self._known.items() if n > 0)
+
+    def has(self, symbol: str) -> bool:
+        return self._known.get(symbol, 0) > 0
+
+    def n_bars(self, symbol: str) -> int:
+        return self._known.get(symbol, 0)
+
+    def bars(self, symbol: str) -> Bars:
+        """The symbol's window (views ending at the current bar). KeyError if unknown."""
+        n = self._known.get(symbol, 0)
+        if n <= 0:
+            raise KeyError(symbol)
+        return self._series[symbol].head(n)
+
+    def close(self, symbol: str, lookback: int) -> np.ndarray:
+        """The last `lookback` closes (fewer if history is shorter)."""
+        n = self._known.get(symbol, 0)
+        return self._series[symbol].close[max(0, n - lookback) : n]
+
+    def last_close(self, symbol: str) -> float:
+        n = self._known.get(symbol, 0)
+        if n <= 0:
+            raise KeyError(symbol)
+        return float(self._series[symbol].close[n - 1])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.symbols)
+
+
+# ---------------------------------------------------------------------------------------------
+# orders, fills, positions, portfolio
+
+
+def client_order_id(run_id: str, symbol: str, ts: int, purpose: str, seq: int = 0) -> str:
+    """Deterministic id (same run, symbol, time, purpose and sequence → same id), 27 chars.
+
+    Fits Binance's newClientOrderId rule (<= 36 of [A-Za-z0-9._:/-]); replaying a run after a
+    crash yields the same ids, so an order is never sent twice.
+    """
+    key = f"{run_id}|{symbol}|{ts}|{purpose}|{seq}".encode()
+    return "qc-" + hashlib.sha256(key).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order the engine sends (or the broker holds as a resting stop/take-profit)."""
+
+    client_order_id: str
+    ts: int
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: float
+    purpose: str
+    stop_price: float | None = None
+    reduce_only: bool = False
+    status: OrderStatus = OrderStatus.NEW
+    detail: str = ""
+
+    @classmethod
+    def create(
+        cls,
+        run_id: str,
+        ts: int,
+        symbol: str,
+        side: Side,
+        type: OrderType,
+        qty: float,
+        purpose: str,
+        stop_price: float | None = None,
+        reduce_only: bool = False,
+        seq: int = 0,
+    ) -> Order:
+        return cls(
+            client_order_id=client_order_id(run_id, symbol, ts, purpose, seq),
+            ts=ts,
+            symbol=symbol,
+            side=side,
+            type=type,
+            qty=qty,
+            purpose=purpose,
+            stop_price=stop_price,
+            reduce_only=reduce_only,
+        )
+
+    def with_status(self, status: OrderStatus, detail: str = "") -> Order:
+        return replace(self, status=status, detail=detail or self.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution of an order. `fee` is in USDT, positive = paid."""
+
+    client_order_id: str
+    ts: int
+    symbol: str
+    side: Side
+    qty: float
+    price: float
+    fee: float
+    is_maker: bool = False
+    realised_pnl: float = 0.0
+
+    @property
+    def notional(self) -> float:
+        return self.qty * self.price
+
+
+@dataclass(slots=True)
+class Position:
+    """An open (or just closed) position on a USDT-margined linear perpetual, cross margin.
+
+    `mark_price` is the latest price the broker marked it at; `initial_stop_price` fixes 1 R
+    (= |entry - initial stop|) for the harvest ladder even after the stop moves.
+    """
+
+    symbol: str
+    side: Side
+    qty: float
+    entry_price: float
+    leverage: float
+    opened_ts: int
+    stop_price: float | None = None
+    take_profit_price: float | None = None
+    harvest: HarvestLadder | None = None
+    kill_threshold: float | None = None
+    initial_qty: float = 0.0
+    initial_stop_price: float | None = None
+    harvest_stage: int = 0  # how many of T1/T2/T3 were taken
+    mark_price: float = 0.0
+    realised_pnl: float = 0.0
+    fees_paid: float = 0.0
+    funding_paid: float = 0.0
+    closed_ts: int | None = None
+    close_reason: str = ""
+    policy: str = ""
+    model_version: str = ""
+
+    def __post_init__(self) -> None:
+        if self.initial_qty == 0.0:
+            self.initial_qty = self.qty
+        if self.mark_price == 0.0:
+            self.mark_price = self.entry_price
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_ts is None and self.qty > 0
+
+    @property
+    def notional(self) -> float:
+        """Absolute notional at the mark price (USDT)."""
+        return self.qty * self.mark_price
+
+    @property
+    def unrealised_pnl(self) -> float:
+        return self.side.sign * self.qty * (self.mark_price - self.entry_price)
+
+    @property
+    def initial_margin(self) -> float:
+        return self.notional / self.leverage
+
+    @property
+    def r_distance(self) -> float | None:
+        """Price distance of 1 R, from the initial stop; None without a stop."""
+        if self.initial_stop_price is None:
+            return None
+        return abs(self.entry_price - self.initial_stop_price)
+
+    def r_multiple(self, price: float) -> float | None:
+        """How many R the price is in the position's favour (negative: against)."""
+        r = self.r_distance
+        if not r:
+            return None
+        return self.side.sign * (price - self.entry_price) / r
+
+
+@dataclass(slots=True)
+class Portfolio:
+    """The account: wallet balance (realised), open positions at their mark, trading state.
+
+    equity = wallet balance + unrealised PnL (Binance's margin balance, cross margin).
+    """
+
+    wallet_balance: float
+    positions: dict[str, Position] = field(default_factory=dict)
+    state: TradingState = TradingState.ACTIVE
+    ts: int = 0
+
+    @property
+    def equity(self) -> float:
+        return self.wallet_balance + sum(p.unrealised_pnl for p in self.positions.values())
+
+    def position(self, symbol: str) -> Position | None:
+        return self.positions.get(symbol)
+
+    def gross_notional(self) -> float:
+        return sum(p.notional for p in self.positions.values())
+
+    def exposure(self) -> float:
+        """Gross notional as a fraction of equity (inf when equity <= 0 with positions open)."""
+        notional = self.gross_notional()
+        eq = self.equity
+        if eq <= 0:
+            return math.inf if notional > 0 else 0.0
+        return notional / eq
+
+    def initial_margin(self) -> float:
+        return sum(p.initial_margin for p in self.positions.values())
+
+    def mark(self, prices: Mapping[str, float]) -> None:
+        """Set mark prices (symbols missing from `prices` keep their previous mark)."""
+        for symbol, p in self.positions.items():
+            price = prices.get(symbol)
+            if price is not None:
+                p.mark_price = price
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyEvent:
+    """A hard limit clipped or vetoed something.
+
+    `requested`: the value asked for (or the value the trade would have produced);
+    `applied`: the value after a CLIP, None for a VETO; `bound`: the limit's value.
+    Leverage in x, everything else in fractions of equity.
+    """
+
+    ts: int
+    symbol: str
+    limit: LimitName
+    requested: float
+    applied: float | None
+    bound: float
+    action: SafetyAction
+    detail: str = ""
+    skip: SkipReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EquityPoint:
+    """One row of the equity curve, with the risk gauges at that time."""
+
+    ts: int
+    equity: float
+    wallet_balance: float
+    unrealised_pnl: float
+    margin_ratio: float
+    exposure: float
+    open_positions: int
+    state: TradingState = TradingState.ACTIVE
+
+
+class ControlCommand(StrEnum):
+    """Operator requests (TUI, CLI) that the engine polls from the journal's control table.
+
+    pause: no new entries (REDUCING); resume: back to ACTIVE; flatten: close every position
+    through the exit controller, then REDUCING; halt: HALTED, nothing new is sent.
+    """
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    FLATTEN = "flatten"
+    HALT = "halt"
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """One operator request; `handled_ts` and `result` are set once the engine acted on it."""
+
+    id: int
+    ts: int
+    command: ControlCommand
+    symbol: str | None = None
+    source: str = ""
+    handled_ts: int | None = None
+    result: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationRecord:
+    """One applied (or rolled back) codemod in a target repository: the migration ledger row."""
+
+    ts: int
+    repo: str
+    phase: str
+    codemod: str
+    file: str
+    status: str  # applied | rolled_back | failed
+    before_sha256: str = ""
+    after_sha256: str = ""
+    reverse_patch: str = ""
+    detail: str = ""

@@ -1,0 +1,877 @@
+"""The journal: one SQLite file (WAL) holding every run, decision, order, fill, position snapshot,
+equity point, safety event, operator control request and migration.
+
+Tables are sqlmodel models whose columns mirror the domain dataclasses (a test keeps them
+aligned). Every REAL column is nullable: SQLite stores NaN as NULL, and a NaN that reaches the
+journal is recorded as unknown instead of making the flush fail.
+
+Writes are buffered and flushed in one transaction every `batch_size` rows, on `flush()`, on
+`close()` and at interpreter exit; a row is either committed or still in the buffer, so a crash
+loses at most the unflushed tail and never a committed row. Inserts go through `executemany` on
+the connection (the ORM is too slow for thousands of rows per second); sqlmodel defines the
+schema and serves ORM reads via `session()`.
+
+This module is the single place that opens the database (`Journal(...)`, `Journal.open_readonly`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import sqlite3
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlmodel import Field, Session, SQLModel, create_engine
+
+from engine.domain import (
+    ControlCommand,
+    ControlRequest,
+    Decision,
+    EquityPoint,
+    Fill,
+    MigrationRecord,
+    Order,
+    Position,
+    SafetyEvent,
+    SafetyLimits,
+)
+
+SCHEMA_VERSION = 1
+DEFAULT_JOURNAL = Path("qctl.db")
+MEMORY = ":memory:"
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or written (missing file, newer schema, not a qctl journal)."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# ---------------------------------------------------------------------------------------------
+# tables (column names mirror the domain dataclasses; harvest ladders are flattened)
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "run"
+    id: str = Field(primary_key=True)
+    mode: str  # backtest | paper | live
+    policy: str
+    policy_version: str = ""
+    started_ts: int
+    ended_ts: int | None = None
+    status: str = "running"  # running | finished | failed
+    timeframe: str = ""
+    symbols: str = "[]"  # JSON list
+    data_source: str = ""
+    initial_equity: float | None = None
+    limits: str = "{}"  # JSON of SafetyLimits in force
+    config: str = "{}"  # JSON, anything else worth keeping (fees, slippage, policy file...)
+    summary: str = "{}"  # JSON, written by finish_run (metrics)
+
+
+class DecisionRow(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "decision"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    ts: int = Field(index=True)
+    symbol: str
+    action: str  # long | short | skip
+    side: str | None = None
+    leverage: float | None = None
+    size_pct: float | None = None
+    stop_loss_pct: float | None = None
+    take_profit_pct: float | None = None
+    harvest_t1_r: float | None = None
+    harvest_t2_r: float | None = None
+    harvest_t3_r: float | None = None
+    harvest_lock_r: float | None = None
+    kill_threshold: float | None = None
+    confidence: float | None = None
+    policy: str = ""
+    model_version: str = ""
+    reasons: str = "[]"  # JSON list of [name, value] (top feature contributions)
+    skip: str | None = None
+    skip_detail: str = ""
+
+
+class OrderRow(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "order"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    client_order_id: str = Field(unique=True)
+    ts: int
+    symbol: str
+    side: str
+    type: str
+    qty: float | None
+    purpose: str
+    stop_price: float | None = None
+    reduce_only: bool = False
+    status: str = "NEW"
+    detail: str = ""
+
+
+class FillRow(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "fill"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    client_order_id: str = Field(index=True)
+    ts: int
+    symbol: str
+    side: str
+    qty: float | None
+    price: float | None
+    fee: float | None
+    is_maker: bool = False
+    realised_pnl: float | None = 0.0
+
+
+class PositionRow(SQLModel, table=True):
+    """A snapshot of a position each time it changes (`event`: open, harvest, stop, close...)."""
+
+    __tablename__: ClassVar[str] = "position"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    ts: int
+    event: str
+    symbol: str
+    side: str
+    qty: float | None
+    entry_price: float | None
+    leverage: float | None
+    opened_ts: int
+    stop_price: float | None = None
+    take_profit_price: float | None = None
+    harvest_t1_r: float | None = None
+    harvest_t2_r: float | None = None
+    harvest_t3_r: float | None = None
+    harvest_lock_r: float | None = None
+    kill_threshold: float | None = None
+    initial_qty: float | None = 0.0
+    initial_stop_price: float | None = None
+    harvest_stage: int = 0
+    mark_price: float | None = 0.0
+    realised_pnl: float | None = 0.0
+    fees_paid: float | None = 0.0
+    funding_paid: float | None = 0.0
+    closed_ts: int | None = None
+    close_reason: str = ""
+    policy: str = ""
+    model_version: str = ""
+
+
+class EquityRow(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "equity"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    ts: int
+    equity: float | None
+    wallet_balance: float | None
+    unrealised_pnl: float | None
+    margin_ratio: float | None
+    exposure: float | None
+    open_positions: int
+    state: str = "ACTIVE"
+
+
+class SafetyEventRow(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "safety_event"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    ts: int
+    symbol: str
+    limit: str
+    requested: float | None
+    applied: float | None = None
+    bound: float | None
+    action: str  # CLIP | VETO
+    detail: str = ""
+    skip: str | None = None
+
+
+class ControlRow(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "control"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str | None = None  # None: whichever run is polling this journal
+    ts: int
+    command: str
+    symbol: str | None = None
+    source: str = ""
+    handled_ts: int | None = None
+    result: str = ""
+
+
+class MigrationRow(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "migration"
+    id: int | None = Field(default=None, primary_key=True)
+    ts: int
+    repo: str
+    phase: str
+    codemod: str
+    file: str
+    status: str
+    before_sha256: str = ""
+    after_sha256: str = ""
+    reverse_patch: str = ""
+    detail: str = ""
+
+
+class SchemaVersionRow(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "schema_version"
+    version: int = Field(primary_key=True)
+    applied_ts: int
+
+
+TABLE_MODELS: dict[str, type[SQLModel]] = {
+    m.__tablename__: m
+    for m in (
+        RunRow,
+        DecisionRow,
+        OrderRow,
+        FillRow,
+        PositionRow,
+        EquityRow,
+        SafetyEventRow,
+        ControlRow,
+        MigrationRow,
+        SchemaVersionRow,
+    )
+}
+TABLES = tuple(TABLE_MODELS)
+_BUFFERED = ("decision", "order", "fill", "position", "equity", "safety_event")
+
+
+def columns(table: str) -> list[str]:
+    """Column names of a journal table, in schema order."""
+    return [c.name for c in TABLE_MODELS[table].__table__.columns]  # type: ignore[attr-defined]
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _insert_sql(table: str) -> str:
+    cols = [c for c in columns(table) if c != "id"]
+    sql = (
+        f"INSERT INTO {_q(table)} ({', '.join(_q(c) for c in cols)}) "
+        f"VALUES ({', '.join('?' for _ in cols)})"
+    )
+    if table == "order":  # one row per order, holding its latest status
+        updates = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != "client_order_id")
+        sql += f" ON CONFLICT(client_order_id) DO UPDATE SET {updates}"
+    return sql
+
+
+_INSERT = {t: _insert_sql(t) for t in _BUFFERED}
+
+
+# ---------------------------------------------------------------------------------------------
+# domain object -> row tuple (column order of the table, without id)
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+def _s(x: Any) -> str | None:
+    return None if x is None else str(x)
+
+
+def _harvest(h: Any) -> tuple[float | None, ...]:
+    if h is None:
+        return (None, None, None, None)
+    return (float(h.t1_r), float(h.t2_r), float(h.t3_r), float(h.lock_r))
+
+
+def _reasons_json(reasons: Iterable[tuple[str, float]]) -> str:
+    pairs = []
+    for name, value in reasons:
+        v = float(value)
+        pairs.append([str(name), v if math.isfinite(v) else None])
+    return json.dumps(pairs)
+
+
+def decision_row(run_id: str, d: Decision) -> tuple:
+    return (
+        run_id,
+        int(d.ts),
+        d.symbol,
+        d.action,
+        _s(d.side),
+        _num(d.leverage),
+        _num(d.size_pct),
+        _num(d.stop_loss_pct),
+        _num(d.take_profit_pct),
+        *_harvest(d.harvest),
+        _num(d.kill_threshold),
+        _num(d.confidence),
+        d.policy,
+        d.model_version,
+        _reasons_json(d.reasons),
+        _s(d.skip),
+        d.skip_detail,
+    )
+
+
+def order_row(run_id: str, o: Order) -> tuple:
+    return (
+        run_id,
+        o.client_order_id,
+        int(o.ts),
+        o.symbol,
+        str(o.side),
+        str(o.type),
+        float(o.qty),
+        str(o.purpose),
+        _num(o.stop_price),
+        bool(o.reduce_only),
+        str(o.status),
+        o.detail,
+    )
+
+
+def fill_row(run_id: str, f: Fill) -> tuple:
+    return (
+        run_id,
+        f.client_order_id,
+        int(f.ts),
+        f.symbol,
+        str(f.side),
+        float(f.qty),
+        float(f.price),
+        float(f.fee),
+        bool(f.is_maker),
+        float(f.realised_pnl),
+    )
+
+
+def position_row(run_id: str, p: Position, ts: int, event: str) -> tuple:
+    return (
+        run_id,
+        int(ts),
+        event,
+        p.symbol,
+        str(p.side),
+        float(p.qty),
+        float(p.entry_price),
+        float(p.leverage),
+        int(p.opened_ts),
+        _num(p.stop_price),
+        _num(p.take_profit_price),
+        *_harvest(p.harvest),
+        _num(p.kill_threshold),
+        float(p.initial_qty),
+        _num(p.initial_stop_price),
+        int(p.harvest_stage),
+        float(p.mark_price),
+        float(p.realised_pnl),
+        float(p.fees_paid),
+        float(p.funding_paid),
+        None if p.closed_ts is None else int(p.closed_ts),
+        p.close_reason,
+        p.policy,
+        p.model_version,
+    )
+
+
+def equity_row(run_id: str, e: EquityPoint) -> tuple:
+    return (
+        run_id,
+        int(e.ts),
+        float(e.equity),
+        float(e.wallet_balance),
+        float(e.unrealised_pnl),
+        float(e.margin_ratio),
+        float(e.exposure),
+        int(e.open_positions),
+        str(e.state),
+    )
+
+
+def safety_event_row(run_id: str, e: SafetyEvent) -> tuple:
+    return (
+        run_id,
+        int(e.ts),
+        e.symbol,
+        str(e.limit),
+        float(e.requested),
+        _num(e.applied),
+        float(e.bound),
+        str(e.action),
+        e.detail,
+        _s(e.skip),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the journal
+
+_OPEN_JOURNALS: weakref.WeakSet[Journal] = weakref.WeakSet()
+
+
+def _flush_open_journals() -> None:
+    """At interpreter exit, commit what is still buffered (an exception exit included)."""
+    for journal in list(_OPEN_JOURNALS):
+        try:
+            journal.close()
+        except Exception as exc:  # reported, never silently dropped; exit goes on
+            import sys
+
+            print(f"qctl journal: could not flush {journal.path} at exit: {exc}", file=sys.stderr)
+
+
+atexit.register(_flush_open_journals)
+
+
+class Journal:
+    """Write handle on a journal file (or `":memory:"`); use as a context manager.
+
+    One writer per run. `batch_size` rows are buffered before a flush; `durable=True` makes each
+    commit survive power loss too (synchronous=FULL) at some speed cost; the default
+    (synchronous=NORMAL in WAL mode) survives any process crash.
+    """
+
+    def __init__(
+        self,
+        path: str | Path = DEFAULT_JOURNAL,
+        batch_size: int = 1000,
+        durable: bool = False,
+        *,
+        _readonly: bool = False,
+    ) -> None:
+        self.path = str(path)
+        self.readonly = _readonly
+        self.batch_size = max(1, int(batch_size))
+        self.run_id: str | None = None
+        self._lock = threading.RLock()
+        self._buffers: dict[str, list[tuple]] = {t: [] for t in _BUFFERED}
+        self._pending = 0
+        self._closed = False
+        self._conn = self._connect(durable)
+        try:
+            self._check_schema()
+        except BaseException:
+            self._conn.close()
+            raise
+        self._engine = create_engine("sqlite://", creator=lambda: self._conn, poolclass=StaticPool)
+        if not _readonly:
+            self._create_schema()
+            _OPEN_JOURNALS.add(self)
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open_readonly(cls, path: str | Path = DEFAULT_JOURNAL) -> Journal:
+        """A read-only handle (TUI, verify, reports): never writes, fails if the file is missing."""
+        return cls(path, _readonly=True)
+
+    def _connect(self, durable: bool) -> sqlite3.Connection:
+        memory = self.path == MEMORY
+        try:
+            if self.readonly:
+                if memory or not Path(self.path).is_file():
+                    raise JournalError(f"journal {self.path} does not exist")
+                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            else:
+                if not memory:
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                if not memory:
+                    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                    if str(mode).lower() != "wal":
+                        raise JournalError(f"journal {self.path}: WAL mode refused ({mode})")
+                conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            conn.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from None
+        return conn
+
+    def _check_schema(self) -> None:
+        try:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            names = {
+                r[0]
+                for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{self.path} is not an SQLite database ({exc})") from None
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} has schema version {version}; this qctl reads up to "
+                f"{SCHEMA_VERSION}: upgrade qctl"
+            )
+        if version == 0 and (names or self.readonly):
+            raise JournalError(f"{self.path} is not a qctl journal (no schema version)")
+
+    def _create_schema(self) -> None:
+        """Tables, indexes and the version in one transaction: a crash leaves all or nothing."""
+        dialect = self._engine.dialect
+        ddl: list[str] = []
+        for name in TABLES:
+            table = TABLE_MODELS[name].__table__  # type: ignore[attr-defined]
+            ddl.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
+            for index in sorted(table.indexes, key=lambda i: i.name or ""):
+                ddl.append(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)))
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for statement in ddl:
+                self._conn.execute(statement)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO schema_version (version, applied_ts) VALUES (?, ?)",
+                (SCHEMA_VERSION, now_ms()),
+            )
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._conn.execute("COMMIT")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection, for ad-hoc SQL (flush first if you wrote through this handle)."""
+        return self._conn
+
+    def session(self) -> Session:
+        """A sqlmodel session on this journal (ORM reads: `select(DecisionRow).where(...)`)."""
+        self.flush()
+        return Session(self._engine)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if not self.readonly:
+                self.flush()
+            self._closed = True
+            _OPEN_JOURNALS.discard(self)
+            self._engine.dispose()
+            self._conn.close()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise JournalError(f"journal {self.path} was opened read-only")
+        if self._closed:
+            raise JournalError(f"journal {self.path} is closed")
+
+    def _run(self) -> str:
+        if self.run_id is None:
+            raise JournalError("no run started on this journal: call start_run() first")
+        return self.run_id
+
+    def _commit(self, sql: str, params: Sequence[Any]) -> int:
+        """Write one row now, in its own transaction (after the buffered rows)."""
+        self._writable()
+        with self._lock:
+            self.flush()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                cur = self._conn.execute(sql, params)
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise JournalError(f"journal {self.path}: {exc}") from None
+            return int(cur.lastrowid or 0)
+
+    def start_run(
+        self,
+        mode: str,
+        policy: str,
+        policy_version: str = "",
+        *,
+        limits: SafetyLimits | None = None,
+        timeframe: str = "",
+        symbols: Iterable[str] = (),
+        data_source: str = "",
+        initial_equity: float | None = None,
+        config: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        started_ts: int | None = None,
+    ) -> str:
+        """Record a new run (committed at once) and make it the run later rows belong to."""
+        run_id = run_id or f"run-{uuid.uuid4().hex[:12]}"
+        exists = self._conn.execute("SELECT 1 FROM run WHERE id = ?", (run_id,)).fetchone()
+        if exists:
+            raise JournalError(f"run {run_id} already exists in {self.path}")
+        self._commit(
+            "INSERT INTO run (id, mode, policy, policy_version, started_ts, status, timeframe, "
+            "symbols, data_source, initial_equity, limits, config, summary) "
+            "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, '{}')",
+            (
+                run_id,
+                mode,
+                policy,
+                policy_version,
+                started_ts if started_ts is not None else now_ms(),
+                timeframe,
+                json.dumps(list(symbols)),
+                data_source,
+                _num(initial_equity),
+                json.dumps(limits.as_dict() if limits is not None else {}),
+                json.dumps(dict(config or {}), default=str),
+            ),
+        )
+        self.run_id = run_id
+        return run_id
+
+    def resume_run(self, run_id: str) -> None:
+        """Attach to an existing run (crash-only restart of paper/live: start-up is recovery)."""
+        if not self._conn.execute("SELECT 1 FROM run WHERE id = ?", (run_id,)).fetchone():
+            raise JournalError(f"no run {run_id} in {self.path}")
+        self.run_id = run_id
+
+    def finish_run(
+        self,
+        status: str = "finished",
+        summary: Mapping[str, Any] | None = None,
+        ended_ts: int | None = None,
+    ) -> None:
+        """Flush everything and close the current run's record with its status and summary."""
+        run_id = self._run()
+        self._commit(
+            "UPDATE run SET status = ?, ended_ts = ?, summary = ? WHERE id = ?",
+            (
+                status,
+                ended_ts if ended_ts is not None else now_ms(),
+                json.dumps(dict(summary or {}), default=str),
+                run_id,
+            ),
+        )
+
+    def _add(self, table: str, row: tuple) -> None:
+        with self._lock:
+            self._buffers[table].append(row)
+            self._pending += 1
+            if self._pending >= self.batch_size:
+                self.flush()
+
+    def record_decision(self, decision: Decision) -> None:
+        self._writable()
+        self._add("decision", decision_row(self._run(), decision))
+
+    def record_order(self, order: Order) -> None:
+        """Insert the order, or update it (status...) if its client order id is already there."""
+        self._writable()
+        self._add("order", order_row(self._run(), order))
+
+    def record_fill(self, fill: Fill) -> None:
+        self._writable()
+        self._add("fill", fill_row(self._run(), fill))
+
+    def record_position(self, position: Position, ts: int, event: str) -> None:
+        """A snapshot of the position as it is now (`event`: open, harvest_t1, stop_moved, close...)."""
+        self._writable()
+        self._add("position", position_row(self._run(), position, ts, event))
+
+    def record_equity(self, point: EquityPoint) -> None:
+        self._writable()
+        self._add("equity", equity_row(self._run(), point))
+
+    def record_safety_event(self, event: SafetyEvent) -> None:
+        self._writable()
+        self._add("safety_event", safety_event_row(self._run(), event))
+
+    def record_safety_events(self, events: Iterable[SafetyEvent]) -> None:
+        for event in events:
+            self.record_safety_event(event)
+
+    @property
+    def pending(self) -> int:
+        """Rows buffered and not yet committed."""
+        return self._pending
+
+    def flush(self) -> None:
+        """Commit every buffered row in one transaction.
+
+        If the database is unavailable (locked, disk full) nothing is dropped: the rows stay
+        buffered and the error is raised. A row that breaks the schema (e.g. a missing symbol)
+        must not block every later row: the good rows are committed, the bad ones are dropped
+        and named in the raised `JournalError`.
+        """
+        with self._lock:
+            if self._pending == 0 or self._closed:
+                return
+            self._writable()
+            conn = self._conn
+            rejected: list[str] = []
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("SAVEPOINT batch")
+                    for table in _BUFFERED:
+                        if self._buffers[table]:
+                            conn.executemany(_INSERT[table], self._buffers[table])
+                    conn.execute("RELEASE batch")
+                except sqlite3.IntegrityError:
+                    conn.execute("ROLLBACK TO batch")
+                    conn.execute("RELEASE batch")
+                    rejected = self._insert_one_by_one()
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise JournalError(f"journal {self.path}: flush failed: {exc}") from None
+            for rows in self._buffers.values():
+                rows.clear()
+            self._pending = 0
+            if rejected:
+                raise JournalError(
+                    f"journal {self.path}: {len(rejected)} row(s) broke the schema and were "
+                    f"not written; first: {rejected[0]}"
+                )
+
+    def _insert_one_by_one(self) -> list[str]:
+        """Inside the flush transaction: insert row by row, return the rejected ones."""
+        rejected = []
+        for table in _BUFFERED:
+            for row in self._buffers[table]:
+                try:
+                    self._conn.execute(_INSERT[table], row)
+                except sqlite3.IntegrityError as exc:
+                    rejected.append(f"{table} {row!r} ({exc})")
+        return rejected
+
+    # -- control requests --------------------------------------------------------------------
+
+    def request_control(
+        self,
+        command: ControlCommand | str,
+        symbol: str | None = None,
+        source: str = "",
+        run_id: str | None = None,
+    ) -> int:
+        """Queue an operator request (committed at once); returns its id."""
+        cmd = ControlCommand(command)
+        return self._commit(
+            "INSERT INTO control (run_id, ts, command, symbol, source, result) "
+            "VALUES (?, ?, ?, ?, ?, '')",
+            (run_id, now_ms(), str(cmd), symbol, source),
+        )
+
+    def pending_controls(self) -> list[ControlRequest]:
+        """Unhandled requests for this run (or for any run), oldest first."""
+        rows = self._conn.execute(
+            "SELECT id, ts, command, symbol, source, handled_ts, result FROM control "
+            "WHERE handled_ts IS NULL AND (run_id IS NULL OR run_id = ?) ORDER BY id",
+            (self.run_id,),
+        ).fetchall()
+        return [
+            ControlRequest(r[0], r[1], ControlCommand(r[2]), r[3], r[4], r[5], r[6]) for r in rows
+        ]
+
+    def mark_control_handled(self, request_id: int, result: str, ts: int | None = None) -> None:
+        self._commit(
+            "UPDATE control SET handled_ts = ?, result = ? WHERE id = ?",
+            (ts if ts is not None else now_ms(), result, request_id),
+        )
+
+    # -- migrations ledger -------------------------------------------------------------------
+
+    def record_migration(self, record: MigrationRecord) -> int:
+        """Append a ledger row (committed at once: the ledger is what rollback relies on)."""
+        cols = [c for c in columns("migration") if c != "id"]
+        return self._commit(
+            f"INSERT INTO migration ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            tuple(getattr(record, c) for c in cols),
+        )
+
+    def set_migration_status(self, migration_id: int, status: str, detail: str = "") -> None:
+        self._commit(
+            "UPDATE migration SET status = ?, detail = ? WHERE id = ?",
+            (status, detail, migration_id),
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def rows(
+        self,
+        table: str,
+        run_id: str | None = None,
+        where: str = "",
+        params: Sequence[Any] = (),
+        order_by: str = "id",
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows of one table as dicts (optionally for one run, with an extra SQL condition)."""
+        if table not in TABLE_MODELS:
+            raise JournalError(f"no journal table {table!r} (tables: {', '.join(TABLES)})")
+        if not self.readonly:
+            self.flush()
+        clauses, args = [], list(params)
+        if run_id is not None:
+            clauses.append("run_id = ?")
+            args.insert(0, run_id)
+        if where:
+            clauses.append(f"({where})")
+        sql = f"SELECT * FROM {_q(table)}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        if order_by:
+            sql += f" ORDER BY {order_by}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            cur = self._conn.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def count(self, table: str, run_id: str | None = None) -> int:
+        if table not in TABLE_MODELS:
+            raise JournalError(f"no journal table {table!r} (tables: {', '.join(TABLES)})")
+        if not self.readonly:
+            self.flush()
+        sql = f"SELECT COUNT(*) FROM {_q(table)}"
+        args: tuple[str, ...] = ()
+        if run_id is not None:
+            sql, args = sql + " WHERE run_id = ?", (run_id,)
+        with self._lock:
+            return int(self._conn.execute(sql, args).fetchone()[0])
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self.rows("run", order_by="started_ts, id")
+
+    def latest_run_id(self) -> str | None:
+        row = self._conn.execute(
+            "SELECT id FROM run ORDER BY started_ts DESC, rowid DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def request_control(
+    path: str | Path,
+    command: ControlCommand | str,
+    symbol: str | None = None,
+    source: str = "",
+    run_id: str | None = None,
+) -> int:
+    """Queue a control request in an existing journal (for the TUI, whose handle is read-only)."""
+    if not Path(path).is_file():
+        raise JournalError(f"journal {path} does not exist")
+    with Journal(path) as journal:
+        return journal.request_control(command, symbol, source, run_id)

@@ -1,0 +1,426 @@
+"""Policies turn a market snapshot and the portfolio into decisions; `safe_decide` fences them in.
+
+The engine never knows which policy it runs (`AIPolicy` from models/, or `StaticPolicy` here,
+which replays the legacy system's hardcoded values from a TOML file as the baseline to beat).
+Whatever the policy does, `safe_decide` returns decisions that are complete, finite and inside
+the autonomy zone, or skips with a reason code: a failing policy never yields a default.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from engine.domain import (
+    AutonomyZone,
+    Decision,
+    HarvestLadder,
+    MarketSnapshot,
+    Portfolio,
+    Side,
+    SkipReason,
+)
+
+ALL_SYMBOLS = "*"  # the symbol of a skip that concerns the whole call (the policy raised)
+
+
+class PolicyConfigError(ValueError):
+    """A policy file is missing, unreadable, or has a missing, unknown or mistyped key."""
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """(snapshot, portfolio) -> decisions. Implementations may keep caches, never future data."""
+
+    name: str
+    version: str
+
+    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> list[Decision]: ...
+
+
+def safe_decide(
+    policy: Policy, snapshot: MarketSnapshot, portfolio: Portfolio, zone: AutonomyZone
+) -> list[Decision]:
+    """Run the policy; turn every failure into a skip with a reason code, never into a default.
+
+    - the policy raises or returns something that is not a list of decisions → one POLICY_ERROR
+      skip for symbol "*";
+    - an item that is not a `Decision`, is stamped with another time, names a symbol without
+      data, or repeats a symbol → BAD_DECISION skip;
+    - NaN/inf → POLICY_NAN, missing value → MISSING_VALUE, outside the zone → OUT_OF_ZONE.
+    """
+    ts = snapshot.ts
+    name = getattr(policy, "name", type(policy).__name__)
+    version = getattr(policy, "version", "")
+    try:
+        raw = policy.decide(snapshot, portfolio)
+        items = list(raw) if not isinstance(raw, Decision | str | bytes | Mapping) else None
+    except Exception as exc:  # the policy's failure is a skip, not a crash and not a default
+        detail = f"{type(exc).__name__}: {exc}".strip()
+        return [Decision.skipped(ts, ALL_SYMBOLS, SkipReason.POLICY_ERROR, detail, name, version)]
+    if items is None:
+        detail = f"decide() returned {type(raw).__name__}, not a list of decisions"
+        return [Decision.skipped(ts, ALL_SYMBOLS, SkipReason.POLICY_ERROR, detail, name, version)]
+
+    out: list[Decision] = []
+    seen: set[str] = set()
+    for item in items:
+        if not isinstance(item, Decision):
+            detail = f"decide() returned a {type(item).__name__}, not a Decision"
+            out.append(
+                Decision.skipped(ts, ALL_SYMBOLS, SkipReason.BAD_DECISION, detail, name, version)
+            )
+            continue
+        d = item if item.policy else item.with_changes(policy=name, model_version=version)
+        if d.ts != ts:
+            out.append(
+                Decision.skipped(
+                    ts,
+                    d.symbol,
+                    SkipReason.BAD_DECISION,
+                    f"decision stamped {d.ts}, snapshot is {ts}",
+                    d.policy,
+                    d.model_version,
+                )
+            )
+            continue
+        if d.skip is None:
+            if d.symbol in seen:
+                out.append(d.as_skip(SkipReason.BAD_DECISION, "second entry for the same symbol"))
+                continue
+            seen.add(d.symbol)
+            if not snapshot.has(d.symbol):
+                out.append(d.as_skip(SkipReason.NO_DATA, f"{d.symbol} has no data at {ts}"))
+                continue
+            problem = zone.explain(d)
+            if problem is not None:
+                d = d.as_skip(*problem)
+        out.append(d)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# StaticPolicy: the legacy values from TOML
+
+
+@dataclass(frozen=True, slots=True)
+class StaticConfig:
+    """Everything StaticPolicy needs, read from TOML (see examples/legacy_policy.toml)."""
+
+    name: str
+    version: str
+    leverage: float
+    notional_usdt: float
+    stop_loss_pct: float
+    take_profit_pct: float
+    harvest: HarvestLadder
+    kill_threshold: float
+    close_threshold: float
+    count: int
+    core_symbols: tuple[str, ...]
+    refresh_bars: int
+    lookback_bars: int
+    min_sigma: float
+    min_trend_score: float
+    weight_volatility: float
+    weight_trend: float
+    weight_probability: float
+    volatility_ref: float
+    trend_z_scale: float
+    probability_slope: float
+
+
+_SCHEMA: dict[str, dict[str, type]] = {
+    "policy": {"name": str, "version": str},
+    "entry": {
+        "leverage": float,
+        "notional_usdt": float,
+        "stop_loss_pct": float,
+        "take_profit_pct": float,
+    },
+    "harvest": {
+        "t1_r": float,
+        "t2_r": float,
+        "t3_r": float,
+        "lock_r": float,
+        "kill_threshold": float,
+        "close_threshold": float,
+    },
+    "universe": {
+        "count": int,
+        "core_symbols": list,
+        "refresh_bars": int,
+        "lookback_bars": int,
+        "min_sigma": float,
+        "min_trend_score": float,
+        "weights": dict,
+    },
+    "universe.weights": {"volatility": float, "trend": float, "probability": float},
+    "signal": {"volatility_ref": float, "trend_z_scale": float, "probability_slope": float},
+}
+
+
+def _table(doc: Mapping[str, Any], dotted: str, source: str) -> Mapping[str, Any]:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise PolicyConfigError(f"{source}: missing table [{dotted}]")
+        node = node[part]
+    if not isinstance(node, Mapping):
+        raise PolicyConfigError(f"{source}: [{dotted}] must be a table")
+    expected = _SCHEMA[dotted]
+    unknown = sorted(set(node) - set(expected))
+    if unknown:
+        raise PolicyConfigError(f"{source}: unknown key [{dotted}].{unknown[0]}")
+    for key, kind in expected.items():
+        if key not in node:
+            raise PolicyConfigError(f"{source}: missing key [{dotted}].{key}")
+        value = node[key]
+        ok = (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if kind is float
+            else isinstance(value, kind) and not isinstance(value, bool)
+        )
+        if not ok:
+            raise PolicyConfigError(
+                f"{source}: [{dotted}].{key} must be {kind.__name__}, got {value!r}"
+            )
+    return node
+
+
+def load_static_config(path: str | Path) -> StaticConfig:
+    """Parse and check a StaticPolicy TOML file; every key is required."""
+    p = Path(path)
+    source = str(p)
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyConfigError(f"cannot read policy file {p}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyConfigError(f"{source}: not valid TOML ({exc})") from None
+    unknown = sorted(set(doc) - {t.split(".")[0] for t in _SCHEMA})
+    if unknown:
+        raise PolicyConfigError(f"{source}: unknown table [{unknown[0]}]")
+    pol, entry, harvest, universe, weights, signal = (
+        _table(doc, t, source)
+        for t in ("policy", "entry", "harvest", "universe", "universe.weights", "signal")
+    )
+    core = universe["core_symbols"]
+    if not all(isinstance(s, str) and s for s in core):
+        raise PolicyConfigError(f"{source}: [universe].core_symbols must be a list of names")
+    for key in ("count", "refresh_bars", "lookback_bars"):
+        if universe[key] < 1:
+            raise PolicyConfigError(f"{source}: [universe].{key} must be at least 1")
+    for key in ("notional_usdt", "leverage"):
+        if entry[key] <= 0:
+            raise PolicyConfigError(f"{source}: [entry].{key} must be positive")
+    for key in ("volatility_ref", "trend_z_scale", "probability_slope"):
+        if signal[key] <= 0:
+            raise PolicyConfigError(f"{source}: [signal].{key} must be positive")
+    return StaticConfig(
+        name=pol["name"],
+        version=pol["version"],
+        leverage=float(entry["leverage"]),
+        notional_usdt=float(entry["notional_usdt"]),
+        stop_loss_pct=float(entry["stop_loss_pct"]),
+        take_profit_pct=float(entry["take_profit_pct"]),
+        harvest=HarvestLadder(
+            t1_r=float(harvest["t1_r"]),
+            t2_r=float(harvest["t2_r"]),
+            t3_r=float(harvest["t3_r"]),
+            lock_r=float(harvest["lock_r"]),
+        ),
+        kill_threshold=float(harvest["kill_threshold"]),
+        close_threshold=float(harvest["close_threshold"]),
+        count=int(universe["count"]),
+        core_symbols=tuple(core),
+        refresh_bars=int(universe["refresh_bars"]),
+        lookback_bars=int(universe["lookback_bars"]),
+        min_sigma=float(universe["min_sigma"]),
+        min_trend_score=float(universe["min_trend_score"]),
+        weight_volatility=float(weights["volatility"]),
+        weight_trend=float(weights["trend"]),
+        weight_probability=float(weights["probability"]),
+        volatility_ref=float(signal["volatility_ref"]),
+        trend_z_scale=float(signal["trend_z_scale"]),
+        probability_slope=float(signal["probability_slope"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolScores:
+    """The legacy signal of one symbol at one refresh (see the TOML's [signal] comment)."""
+
+    sigma: float
+    trend_z: float
+    volatility: float
+    trend: float
+    probability: float
+    score: float
+
+
+class StaticPolicy:
+    """The legacy system's rules with its numbers read from TOML: the baseline the models must beat.
+
+    Cheap on purpose (the backtest targets >= 250k symbol-bars/s): between universe refreshes
+    `decide` returns at once; at a refresh it scores, with numpy, only symbols without an open
+    position. Stateless: the refresh times are a function of the bar time alone.
+    """
+
+    def __init__(self, config: StaticConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.version = config.version
+        # legacy had two closers; with one exit owner the first to fire is the lower threshold
+        self.kill_threshold = min(config.kill_threshold, config.close_threshold)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> StaticPolicy:
+        return cls(load_static_config(path))
+
+    def is_refresh(self, snapshot: MarketSnapshot) -> bool:
+        if snapshot.timeframe_ms <= 0:
+            return False
+        return (snapshot.ts // snapshot.timeframe_ms) % self.config.refresh_bars == 0
+
+    def size_pct(self, equity: float) -> float:
+        """The legacy fixed notional as a fraction of equity (inf when equity <= 0)."""
+        return self.config.notional_usdt / equity if equity > 0 else math.inf
+
+    def score(self, closes: np.ndarray) -> list[SymbolScores | None]:
+        """Scores for a (symbols x lookback+1) array of closes; None where the data are unusable."""
+        c = self.config
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.diff(np.log(closes), axis=1)
+            sigma = r.std(axis=1)
+            trend_z = r.sum(axis=1) / (sigma * math.sqrt(c.lookback_bars))
+            volatility = np.minimum(sigma / c.volatility_ref, 1.0)
+            trend = np.tanh(np.abs(trend_z) / c.trend_z_scale)
+            probability = logistic(c.probability_slope * np.abs(trend_z))
+            score = (
+                c.weight_volatility * volatility
+                + c.weight_trend * trend
+                + c.weight_probability * probability
+            )
+        out: list[SymbolScores | None] = []
+        for i in range(len(closes)):
+            values = (sigma[i], trend_z[i], volatility[i], trend[i], probability[i], score[i])
+            if all(math.isfinite(v) for v in values):
+                out.append(SymbolScores(*(float(v) for v in values)))
+            else:
+                out.append(None)
+        return out
+
+    def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> list[Decision]:
+        if not self.is_refresh(snapshot):
+            return []
+        c = self.config
+        ts = snapshot.ts
+        out: list[Decision] = []
+
+        def skip(symbol: str, reason: SkipReason, detail: str, reasons=()) -> None:
+            out.append(
+                Decision.skipped(ts, symbol, reason, detail, self.name, self.version, reasons)
+            )
+
+        held = {s for s, p in portfolio.positions.items() if p.is_open}
+        for symbol in c.core_symbols:
+            if not snapshot.has(symbol):
+                skip(symbol, SkipReason.NO_DATA, f"core symbol {symbol} has no market data")
+
+        need = c.lookback_bars + 1
+        candidates: list[str] = []
+        for symbol in snapshot.symbols:
+            if symbol in held:
+                continue
+            if snapshot.n_bars(symbol) < need:
+                skip(
+                    symbol,
+                    SkipReason.WARMUP,
+                    f"{snapshot.n_bars(symbol)} bars of history, the signal needs {need}",
+                )
+            else:
+                candidates.append(symbol)
+        if not candidates:
+            return out
+
+        closes = np.stack([snapshot.close(s, need) for s in candidates])
+        scored = self.score(closes)
+
+        core = set(c.core_symbols)
+        ranked: list[tuple[str, SymbolScores]] = []
+        for symbol, s in zip(candidates, scored, strict=True):
+            if s is None:
+                skip(symbol, SkipReason.NAN_FEATURES, "closes not positive and finite, or flat")
+            elif s.sigma < c.min_sigma and symbol not in core:
+                skip(
+                    symbol,
+                    SkipReason.NOT_IN_UNIVERSE,
+                    f"sigma {s.sigma:.5f} below min_sigma {c.min_sigma:g}",
+                    _reasons(s),
+                )
+            else:
+                ranked.append((symbol, s))
+        # core symbols first, then by score (ties by name, for determinism)
+        ranked.sort(key=lambda item: (item[0] not in core, -item[1].score, item[0]))
+        slots = max(0, c.count - len(held))
+        equity = portfolio.equity
+        for i, (symbol, s) in enumerate(ranked):
+            if i >= slots:
+                skip(
+                    symbol,
+                    SkipReason.NOT_IN_UNIVERSE,
+                    f"rank {i + 1 + len(held)} of a {c.count}-symbol universe "
+                    f"(score {s.score:.4f})",
+                    _reasons(s),
+                )
+            elif s.trend < c.min_trend_score or s.trend_z == 0:
+                skip(
+                    symbol,
+                    SkipReason.NO_SIGNAL,
+                    f"trend score {s.trend:.4f} below min_trend_score {c.min_trend_score:g}",
+                    _reasons(s),
+                )
+            elif equity <= 0:
+                skip(symbol, SkipReason.NO_EQUITY, f"equity is {equity:g}", _reasons(s))
+            else:
+                out.append(
+                    Decision(
+                        ts=ts,
+                        symbol=symbol,
+                        side=Side.LONG if s.trend_z > 0 else Side.SHORT,
+                        leverage=c.leverage,
+                        size_pct=self.size_pct(equity),
+                        stop_loss_pct=c.stop_loss_pct,
+                        take_profit_pct=c.take_profit_pct,
+                        harvest=c.harvest,
+                        kill_threshold=self.kill_threshold,
+                        confidence=s.probability,
+                        policy=self.name,
+                        model_version=self.version,
+                        reasons=_reasons(s),
+                    )
+                )
+        return out
+
+
+def logistic(x: np.ndarray) -> np.ndarray:
+    """The standard logistic function 1 / (1 + e^-x)."""
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _reasons(s: SymbolScores) -> tuple[tuple[str, float], ...]:
+    return (
+        ("score", s.score),
+        ("volatility", s.volatility),
+        ("trend", s.trend),
+        ("probability", s.probability),
+        ("trend_z", s.trend_z),
+        ("sigma", s.sigma),
+    )

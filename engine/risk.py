@@ -1,0 +1,332 @@
+"""The risk kernel: every decision, in every mode, passes here before any order exists.
+
+A pure function of (decision, portfolio, limits, tiers, price): no clock, no IO, no state. It
+clips what can be clipped (leverage, size) and vetoes the rest, and says so with `SafetyEvent`s
+that the caller journals.
+
+Margin ratio, one definition for the broker, the journal, the TUI and `qctl verify`:
+
+    margin_ratio = (equity - maintenance_margin) / equity
+
+the share of equity above the maintenance requirement (cross margin, equity = wallet balance +
+unrealised PnL). 1.0 with no positions; 0.0 at liquidation (and for equity <= 0). The owner's
+`min_margin_ratio_pct = 10` means: never trade into maintenance margin above 90 % of equity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from engine.domain import (
+    AutonomyZone,
+    Decision,
+    LimitName,
+    Order,
+    Portfolio,
+    SafetyAction,
+    SafetyEvent,
+    SafetyLimits,
+    SkipReason,
+    TradingState,
+)
+from engine.tiers import LeverageTiers
+
+# relative slack so that a trade landing exactly on a limit is not vetoed by float rounding
+_REL_EPS = 1e-9
+
+
+def maintenance_margin(
+    portfolio: Portfolio, tiers: LeverageTiers, prices: Mapping[str, float] | None = None
+) -> float:
+    """Sum of the positions' maintenance margins (USDT) at `prices` (default: their marks)."""
+    total = 0.0
+    for symbol, p in portfolio.positions.items():
+        mark = prices.get(symbol, p.mark_price) if prices is not None else p.mark_price
+        total += tiers.maintenance_margin(symbol, p.qty * mark)
+    return total
+
+
+def equity_at(portfolio: Portfolio, prices: Mapping[str, float] | None = None) -> float:
+    """Equity (wallet + unrealised PnL) at `prices` (default: the positions' marks)."""
+    if prices is None:
+        return portfolio.equity
+    upnl = 0.0
+    for symbol, p in portfolio.positions.items():
+        mark = prices.get(symbol, p.mark_price)
+        upnl += p.side.sign * p.qty * (mark - p.entry_price)
+    return portfolio.wallet_balance + upnl
+
+
+def ratio_of(equity: float, maint: float) -> float:
+    """(equity - maintenance) / equity, 0 when equity <= 0: the one margin-ratio formula."""
+    if equity <= 0:
+        return 0.0
+    return (equity - maint) / equity
+
+
+def margin_ratio(
+    portfolio: Portfolio, tiers: LeverageTiers, prices: Mapping[str, float] | None = None
+) -> float:
+    """The account margin ratio (module docstring) at `prices` (default: the positions' marks)."""
+    return ratio_of(equity_at(portfolio, prices), maintenance_margin(portfolio, tiers, prices))
+
+
+@dataclass(frozen=True, slots=True)
+class RiskVerdict:
+    """What the kernel made of a decision.
+
+    `decision`: the decision to act on (leverage/size clipped) or, when vetoed, the same
+    decision turned into a skip with the reason; `original`: as the policy gave it;
+    `notional`/`qty`: the order to send when approved (0 otherwise); `events`: every clip and veto.
+    """
+
+    approved: bool
+    decision: Decision
+    original: Decision
+    events: tuple[SafetyEvent, ...] = ()
+    notional: float = 0.0
+    qty: float = 0.0
+
+
+def _finite_positive(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+class RiskKernel:
+    """Hard limits applied to decisions (`check`) and to exit orders (`check_order`)."""
+
+    __slots__ = ("limits", "tiers", "zone")
+
+    def __init__(self, limits: SafetyLimits, tiers: LeverageTiers) -> None:
+        self.limits = limits
+        self.tiers = tiers
+        self.zone = AutonomyZone.for_limits(limits)
+
+    def margin_ratio(
+        self, portfolio: Portfolio, prices: Mapping[str, float] | None = None
+    ) -> float:
+        return margin_ratio(portfolio, self.tiers, prices)
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def check(self, decision: Decision, portfolio: Portfolio, price: float) -> RiskVerdict:
+        """Clip or veto one entry decision against the limits, at the price it would fill near.
+
+        Order: trading state, one position per symbol, completeness/zone, inputs, size clip,
+        bracket (notional cap, leverage clip), exposure, margin ratio, free margin.
+        """
+        if decision.skip is not None:
+            return RiskVerdict(False, decision, decision)
+        ts, symbol = decision.ts, decision.symbol
+        events: list[SafetyEvent] = []
+
+        def veto(
+            limit: LimitName, reason: SkipReason, requested: float, bound: float, detail: str
+        ) -> RiskVerdict:
+            events.append(
+                SafetyEvent(
+                    ts, symbol, limit, requested, None, bound, SafetyAction.VETO, detail, reason
+                )
+            )
+            return RiskVerdict(False, decision.as_skip(reason, detail), decision, tuple(events))
+
+        limits = self.limits
+        state = portfolio.state
+        if state is TradingState.HALTED:
+            return veto(
+                LimitName.TRADING_STATE,
+                SkipReason.STATE_HALTED,
+                0.0,
+                0.0,
+                "trading is HALTED: nothing new is sent",
+            )
+        if state is TradingState.REDUCING:
+            return veto(
+                LimitName.TRADING_STATE,
+                SkipReason.STATE_REDUCING,
+                0.0,
+                0.0,
+                "trading is REDUCING: only orders that reduce a position pass",
+            )
+        held = portfolio.positions.get(symbol)
+        if held is not None and held.is_open:
+            return veto(
+                LimitName.ONE_POSITION_PER_SYMBOL,
+                SkipReason.ALREADY_IN_POSITION,
+                0.0,
+                0.0,
+                f"{symbol} already has a {held.side} position; only the exit controller changes it",
+            )
+
+        # completeness and zone, with the two clippable upper bounds taken out of the zone check
+        leverage, size = decision.leverage, decision.size_pct
+        probe = decision.with_changes(
+            leverage=min(leverage, self.zone.max_leverage)
+            if _finite_positive(leverage)
+            else leverage,
+            size_pct=min(size, self.zone.max_size_pct) if _finite_positive(size) else size,
+        )
+        problem = self.zone.explain(probe)
+        if problem is not None:
+            return veto(LimitName.AUTONOMY_ZONE, problem[0], 0.0, 0.0, problem[1])
+        assert leverage is not None and size is not None  # explain() guarantees both
+
+        equity = portfolio.equity
+        if not _finite_positive(price):
+            return veto(
+                LimitName.INPUTS, SkipReason.NO_PRICE, 0.0, 0.0, f"no usable price: {price!r}"
+            )
+        if not _finite_positive(equity):
+            return veto(
+                LimitName.INPUTS, SkipReason.NO_EQUITY, equity, 0.0, f"equity is {equity:g}"
+            )
+        if not self.tiers.has(symbol):
+            return veto(
+                LimitName.BRACKET_LEVERAGE,
+                SkipReason.BRACKET_EXCEEDED,
+                leverage,
+                0.0,
+                f"no leverage brackets known for {symbol} ({self.tiers.source or 'tiers given'})",
+            )
+
+        max_size = limits.max_position_fraction
+        if size > max_size:
+            events.append(
+                SafetyEvent(
+                    ts,
+                    symbol,
+                    LimitName.MAX_POSITION_SIZE,
+                    size,
+                    max_size,
+                    max_size,
+                    SafetyAction.CLIP,
+                    f"size {size:g} of equity clipped to {max_size:g}",
+                )
+            )
+            size = max_size
+        notional = equity * size
+
+        cap = self.tiers.max_notional(symbol)
+        if notional > cap:
+            return veto(
+                LimitName.BRACKET_NOTIONAL,
+                SkipReason.BRACKET_EXCEEDED,
+                notional,
+                cap,
+                f"notional {notional:.2f} above the top bracket {cap:.2f} of {symbol}",
+            )
+        bracket_max = self.tiers.max_leverage(symbol, notional)
+        lev_cap = min(limits.max_leverage, bracket_max)
+        if leverage > lev_cap:
+            limit = (
+                LimitName.MAX_LEVERAGE
+                if limits.max_leverage <= bracket_max
+                else LimitName.BRACKET_LEVERAGE
+            )
+            events.append(
+                SafetyEvent(
+                    ts,
+                    symbol,
+                    limit,
+                    leverage,
+                    lev_cap,
+                    lev_cap,
+                    SafetyAction.CLIP,
+                    f"leverage {leverage:g}x clipped to {lev_cap:g}x "
+                    f"(limit {limits.max_leverage:g}x, bracket {bracket_max:g}x at {notional:.2f})",
+                )
+            )
+            leverage = lev_cap
+
+        max_exposure = limits.max_exposure_fraction
+        exposure_after = (portfolio.gross_notional() + notional) / equity
+        if exposure_after > max_exposure * (1 + _REL_EPS):
+            return veto(
+                LimitName.MAX_TOTAL_EXPOSURE,
+                SkipReason.EXPOSURE_LIMIT,
+                exposure_after,
+                max_exposure,
+                f"total exposure would be {exposure_after:.4f} of equity, limit {max_exposure:g}",
+            )
+
+        maint_after = maintenance_margin(portfolio, self.tiers) + self.tiers.maintenance_margin(
+            symbol, notional
+        )
+        ratio_after = ratio_of(equity, maint_after)
+        min_ratio = limits.min_margin_ratio
+        if ratio_after < min_ratio * (1 - _REL_EPS):
+            return veto(
+                LimitName.MIN_MARGIN_RATIO,
+                SkipReason.MARGIN_LIMIT,
+                ratio_after,
+                min_ratio,
+                f"margin ratio would fall to {ratio_after:.4f}, limit {min_ratio:g}",
+            )
+
+        margin_after = portfolio.initial_margin() + notional / leverage
+        if margin_after > equity * (1 + _REL_EPS):
+            return veto(
+                LimitName.AVAILABLE_MARGIN,
+                SkipReason.INSUFFICIENT_MARGIN,
+                margin_after / equity,
+                1.0,
+                f"initial margin would be {margin_after:.2f} USDT, equity {equity:.2f}",
+            )
+
+        approved = decision
+        if leverage != decision.leverage or size != decision.size_pct:
+            approved = decision.with_changes(leverage=leverage, size_pct=size)
+        return RiskVerdict(True, approved, decision, tuple(events), notional, notional / price)
+
+    # -- exit orders -------------------------------------------------------------------------
+
+    def check_order(self, order: Order, portfolio: Portfolio) -> SafetyEvent | None:
+        """None if the trading state lets this order through, else the veto event.
+
+        HALTED: nothing new (resting exchange-side backstops are not re-checked: they already
+        exist). REDUCING: only reduce-only orders against an open position of the other side.
+        """
+        state = portfolio.state
+        if state is TradingState.ACTIVE and not order.reduce_only:
+            return None
+        held = portfolio.positions.get(order.symbol)
+        reduces = (
+            order.reduce_only
+            and held is not None
+            and held.is_open
+            and held.side is order.side.opposite
+        )
+        if state is TradingState.HALTED:
+            reason, detail = SkipReason.STATE_HALTED, "trading is HALTED: nothing new is sent"
+        elif reduces:
+            return None
+        elif order.reduce_only:
+            reason = SkipReason.BAD_DECISION
+            detail = f"reduce-only {order.side} order but no opposite position on {order.symbol}"
+        else:
+            reason = SkipReason.STATE_REDUCING
+            detail = "trading is REDUCING: only orders that reduce a position pass"
+        return SafetyEvent(
+            order.ts,
+            order.symbol,
+            LimitName.TRADING_STATE,
+            order.qty,
+            None,
+            0.0,
+            SafetyAction.VETO,
+            f"{order.purpose}: {detail}",
+            reason,
+        )
+
+
+def check_decision(
+    decision: Decision,
+    portfolio: Portfolio,
+    limits: SafetyLimits,
+    tiers: LeverageTiers,
+    price: float,
+) -> RiskVerdict:
+    """Functional form of `RiskKernel(limits, tiers).check(decision, portfolio, price)`."""
+    return RiskKernel(limits, tiers).check(decision, portfolio, price)

@@ -1,0 +1,212 @@
+"""Journal durability: WAL, batched flushes, crash safety, schema checks, read-only handles."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine.journal import SCHEMA_VERSION, Journal, JournalError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def count_from_outside(path: Path, table: str = "decision") -> int:
+    """What another process would see: a fresh connection, committed rows only."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_file_journal_is_in_wal_mode(journal: Journal, journal_path: Path) -> None:
+    assert journal.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn = sqlite3.connect(journal_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent
+    conn.close()
+
+
+def test_memory_journal_works(make_entry) -> None:
+    with Journal(":memory:") as j:
+        j.start_run("backtest", "legacy")
+        j.record_decision(make_entry())
+        assert j.count("decision") == 1
+
+
+def test_rows_are_batched_and_flushed_every_n(journal_path: Path, make_entry) -> None:
+    with Journal(journal_path, batch_size=3) as j:
+        j.start_run("backtest", "legacy")
+        j.record_decision(make_entry())
+        j.record_decision(make_entry())
+        assert j.pending == 2 and count_from_outside(journal_path) == 0
+        j.record_decision(make_entry())  # third row: flushed in one transaction
+        assert j.pending == 0 and count_from_outside(journal_path) == 3
+        j.record_decision(make_entry())
+        j.flush()
+        assert count_from_outside(journal_path) == 4
+        j.record_decision(make_entry())
+    assert count_from_outside(journal_path) == 5  # close flushes
+
+
+def test_context_manager_flushes_when_the_body_raises(journal_path: Path, make_entry) -> None:
+    with pytest.raises(RuntimeError), Journal(journal_path, batch_size=100) as j:
+        j.start_run("backtest", "legacy")
+        j.record_decision(make_entry())
+        raise RuntimeError("engine bug")
+    assert count_from_outside(journal_path) == 1
+
+
+def _child(path: Path, body: str) -> subprocess.CompletedProcess:
+    code = textwrap.dedent(
+        f"""
+        import os, sys
+        from engine.domain import Decision, SkipReason
+        from engine.journal import Journal
+        j = Journal({str(path)!r}, batch_size=1000)
+        j.start_run("backtest", "legacy", run_id="run-crash")
+        def row(i):
+            return Decision.skipped(i, "BTC-USDT", SkipReason.NO_SIGNAL, "row")
+        """
+    ) + textwrap.dedent(body)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_flushed_rows_survive_a_crash(journal_path: Path) -> None:
+    result = _child(
+        journal_path,
+        """
+        for i in range(250):
+            j.record_decision(row(i))
+        j.flush()
+        for i in range(250, 300):
+            j.record_decision(row(i))
+        os._exit(9)  # hard crash: no atexit, no close, WAL not checkpointed
+        """,
+    )
+    assert result.returncode == 9, result.stderr
+    with Journal.open_readonly(journal_path) as j:
+        assert j.count("decision", "run-crash") == 250  # every committed row, none of the tail
+        assert j.count("run") == 1
+
+
+def test_buffered_rows_are_flushed_at_exit(journal_path: Path) -> None:
+    result = _child(
+        journal_path,
+        """
+        for i in range(40):
+            j.record_decision(row(i))
+        raise SystemExit(3)  # no flush, no close: the atexit hook commits them
+        """,
+    )
+    assert result.returncode == 3, result.stderr
+    assert count_from_outside(journal_path) == 40
+
+
+def test_newer_schema_is_refused(journal_path: Path) -> None:
+    Journal(journal_path).close()
+    conn = sqlite3.connect(journal_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    for opener in (Journal, Journal.open_readonly):
+        with pytest.raises(JournalError, match="schema version .* upgrade qctl"):
+            opener(journal_path)
+
+
+def test_foreign_database_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE trades (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalError, match="not a qctl journal"):
+        Journal(other)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(JournalError):
+        Journal(garbage)
+
+
+def test_readonly_handle(journal_path: Path, make_entry) -> None:
+    with pytest.raises(JournalError, match="does not exist"):
+        Journal.open_readonly(journal_path)
+    with Journal(journal_path) as writer:
+        writer.start_run("backtest", "legacy", run_id="run-r")
+        writer.record_decision(make_entry())
+        writer.flush()
+        with Journal.open_readonly(journal_path) as reader:  # reads while the writer is open
+            assert reader.count("decision") == 1
+            assert reader.latest_run_id() == "run-r"
+            reader.run_id = "run-r"
+            with pytest.raises(JournalError, match="read-only"):
+                reader.record_decision(make_entry())
+            with pytest.raises(sqlite3.OperationalError):
+                reader.connection.execute("DELETE FROM decision")
+
+
+def test_reopening_keeps_rows_and_schema(journal_path: Path, make_entry) -> None:
+    with Journal(journal_path) as j:
+        j.start_run("backtest", "legacy", run_id="run-1")
+        j.record_decision(make_entry())
+    with Journal(journal_path) as j:
+        j.start_run("backtest", "legacy", run_id="run-2")
+        j.record_decision(make_entry())
+        assert j.count("decision") == 2 and j.count("decision", "run-1") == 1
+        assert j.count("schema_version") == 1
+
+
+def test_unknown_table_is_a_clear_error(journal: Journal) -> None:
+    with pytest.raises(JournalError, match="no journal table"):
+        journal.rows("trades")
+
+
+def test_closed_journal_refuses_writes(journal_path: Path, make_entry) -> None:
+    j = Journal(journal_path)
+    j.start_run("backtest", "legacy")
+    j.close()
+    j.close()  # idempotent
+    with pytest.raises(JournalError, match="closed"):
+        j.record_decision(make_entry())
+
+
+def test_durable_mode_syncs_every_commit(tmp_path: Path) -> None:
+    with Journal(tmp_path / "a.db") as fast, Journal(tmp_path / "b.db", durable=True) as safe:
+        assert fast.connection.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert safe.connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_a_bad_row_is_named_and_does_not_block_the_others(journal_path: Path, make_entry) -> None:
+    with Journal(journal_path, batch_size=100) as j:
+        j.start_run("backtest", "legacy")
+        j.record_decision(make_entry())
+        j.record_decision(make_entry(symbol=None))  # breaks NOT NULL
+        j.record_decision(make_entry(symbol="ETH-USDT"))
+        with pytest.raises(JournalError, match="1 row.* broke the schema"):
+            j.flush()
+        assert j.pending == 0
+        j.record_decision(make_entry(symbol="SOL-USDT"))
+    assert count_from_outside(journal_path) == 3  # the good rows, before and after
+
+
+def test_a_locked_database_keeps_the_rows_buffered(journal_path: Path, make_entry) -> None:
+    with Journal(journal_path, batch_size=100) as j:
+        j.start_run("backtest", "legacy")
+        j.connection.execute("PRAGMA busy_timeout = 0")
+        j.record_decision(make_entry())
+        other = sqlite3.connect(journal_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        with pytest.raises(JournalError, match="flush failed"):
+            j.flush()
+        assert j.pending == 1  # nothing dropped
+        other.execute("ROLLBACK")
+        other.close()
+        j.flush()
+        assert j.pending == 0
+    assert count_from_outside(journal_path) == 1

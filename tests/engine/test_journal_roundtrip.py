@@ -1,0 +1,232 @@
+"""Journal: every record type round-trips; the tables' columns stay aligned with the domain."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+from sqlmodel import select
+
+from engine.domain import (
+    ControlCommand,
+    ControlRequest,
+    Decision,
+    EquityPoint,
+    Fill,
+    HarvestLadder,
+    LimitName,
+    MigrationRecord,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    SafetyAction,
+    SafetyEvent,
+    Side,
+    SkipReason,
+    TradingState,
+)
+from engine.journal import (
+    SCHEMA_VERSION,
+    TABLES,
+    DecisionRow,
+    Journal,
+    JournalError,
+    columns,
+    request_control,
+)
+from tests.engine.conftest import T0, position
+
+HARVEST_COLUMNS = ["harvest_t1_r", "harvest_t2_r", "harvest_t3_r", "harvest_lock_r"]
+
+
+def flattened(cls: type) -> set[str]:
+    """A dataclass's field names as journal columns: the harvest ladder becomes four columns."""
+    names: set[str] = set()
+    for f in dataclasses.fields(cls):
+        if f.name == "harvest":
+            names.update(HARVEST_COLUMNS)
+        else:
+            names.add(f.name)
+    return names
+
+
+ALIGNMENT = [
+    ("decision", Decision, {"id", "run_id", "action"}),
+    ("order", Order, {"id", "run_id"}),
+    ("fill", Fill, {"id", "run_id"}),
+    ("position", Position, {"id", "run_id", "ts", "event"}),
+    ("equity", EquityPoint, {"id", "run_id"}),
+    ("safety_event", SafetyEvent, {"id", "run_id"}),
+    ("control", ControlRequest, {"run_id"}),
+    ("migration", MigrationRecord, {"id"}),
+]
+
+
+@pytest.mark.parametrize(("table", "cls", "extra"), ALIGNMENT)
+def test_table_columns_mirror_the_domain(journal: Journal, table, cls, extra) -> None:
+    assert set(columns(table)) == flattened(cls) | extra
+    on_disk = {r[1] for r in journal.connection.execute(f'PRAGMA table_info("{table}")')}
+    assert on_disk == set(columns(table))
+
+
+def test_every_design_table_exists(journal: Journal) -> None:
+    names = {r[0] for r in journal.connection.execute("SELECT name FROM sqlite_master")}
+    for table in ("run", "decision", "order", "fill", "position", "equity", "safety_event"):
+        assert table in names
+    assert {"control", "migration", "schema_version"} <= names
+    assert set(TABLES) <= names
+
+
+def test_decision_round_trip(journal: Journal, make_entry) -> None:
+    entry = make_entry(reasons=(("trend", 0.5), ("vol", float("nan"))))
+    skip = Decision.skipped(T0, "BNB-USDT", SkipReason.NO_DATA, "no candles", "legacy", "1")
+    journal.record_decision(entry)
+    journal.record_decision(skip)
+    a, b = journal.rows("decision", run_id="run-test")
+    assert a["action"] == "long" and a["side"] == "long" and a["leverage"] == 10.0
+    assert [a[c] for c in HARVEST_COLUMNS] == [2.0, 4.0, 6.0, 1.5]
+    assert json.loads(a["reasons"]) == [["trend", 0.5], ["vol", None]]
+    assert a["skip"] is None and a["kill_threshold"] == 0.6 and a["run_id"] == "run-test"
+    assert b["action"] == "skip" and b["skip"] == "NO_DATA" and b["leverage"] is None
+    assert b["harvest_t1_r"] is None and b["skip_detail"] == "no candles"
+
+
+def test_order_is_upserted_by_client_order_id(journal: Journal) -> None:
+    o = Order.create("run-test", T0, "BTC-USDT", Side.LONG, OrderType.STOP_MARKET, 0.01,
+                     "stop_loss", stop_price=97_500.0, reduce_only=True)  # fmt: skip
+    journal.record_order(o)
+    journal.record_order(o.with_status(OrderStatus.FILLED, "stopped out"))
+    (row,) = journal.rows("order")
+    assert row["client_order_id"] == o.client_order_id and row["status"] == "FILLED"
+    assert (
+        row["type"] == "STOP_MARKET" and row["reduce_only"] == 1 and row["stop_price"] == 97_500.0
+    )
+
+
+def test_fill_position_equity_event_round_trip(journal: Journal) -> None:
+    journal.record_fill(Fill("qc-1", T0, "BTC-USDT", Side.LONG, 0.002, 100_000.0, 0.08))
+    p = position("BTC-USDT", Side.LONG, 0.002, 100_000.0)
+    p.harvest = HarvestLadder(2.0, 4.0, 6.0, 1.5)
+    journal.record_position(p, T0, "open")
+    p.qty, p.harvest_stage, p.realised_pnl = 0.001, 1, 4.0
+    journal.record_position(p, T0 + 1, "harvest_t1")
+    journal.record_equity(EquityPoint(T0, 9_999.92, 9_999.92, 0.0, 0.99, 0.02, 1))
+    journal.record_safety_event(
+        SafetyEvent(T0, "BTC-USDT", LimitName.MAX_POSITION_SIZE, 0.8, 0.5, 0.5, SafetyAction.CLIP)
+    )
+    (fill,) = journal.rows("fill")
+    assert fill["price"] == 100_000.0 and fill["fee"] == 0.08 and fill["is_maker"] == 0
+    opened, harvested = journal.rows("position")
+    assert opened["event"] == "open" and opened["qty"] == 0.002 and opened["harvest_t3_r"] == 6.0
+    assert harvested["harvest_stage"] == 1 and harvested["initial_qty"] == 0.002
+    (eq,) = journal.rows("equity")
+    assert eq["margin_ratio"] == 0.99 and eq["state"] == "ACTIVE" and eq["open_positions"] == 1
+    (ev,) = journal.rows("safety_event")
+    assert (ev["limit"], ev["action"], ev["applied"]) == ("max_position_size", "CLIP", 0.5)
+
+
+def test_run_lifecycle(journal_path: Path) -> None:
+    with Journal(journal_path) as j:
+        run = j.start_run("backtest", "legacy", "1", timeframe="1h", symbols=["BTC-USDT"],
+                          initial_equity=10_000.0, config={"fee": 0.0004})  # fmt: skip
+        assert j.latest_run_id() == run
+        j.finish_run(summary={"total_return": 0.1})
+        with pytest.raises(JournalError, match="already exists"):
+            j.start_run("backtest", "legacy", run_id=run)
+        (row,) = j.runs()
+    assert row["status"] == "finished" and json.loads(row["summary"]) == {"total_return": 0.1}
+    assert json.loads(row["symbols"]) == ["BTC-USDT"] and row["ended_ts"] >= row["started_ts"]
+
+
+def test_writing_without_a_run_is_an_error(make_entry) -> None:
+    with Journal(":memory:") as j, pytest.raises(JournalError, match="start_run"):
+        j.record_decision(make_entry())
+
+
+def test_control_requests(journal_path: Path) -> None:
+    with Journal(journal_path) as j:
+        j.start_run("paper", "legacy", run_id="run-a")
+        first = request_control(journal_path, "pause", source="tui")  # another connection
+        j.request_control(ControlCommand.FLATTEN, symbol="BTC-USDT", run_id="run-b")  # not ours
+        pending = j.pending_controls()
+        assert [(c.id, c.command, c.source) for c in pending] == [
+            (first, ControlCommand.PAUSE, "tui")
+        ]
+        j.mark_control_handled(first, "state REDUCING")
+        assert j.pending_controls() == []
+    with pytest.raises(ValueError):
+        request_control(journal_path, "explode")
+
+
+def test_migration_ledger(journal: Journal) -> None:
+    rec = MigrationRecord(T0, "/repo", "phase1", "ReplaceLeverage", "bot/risk.py", "applied",
+                          "a" * 64, "b" * 64, "--- a\n+++ b\n")  # fmt: skip
+    mid = journal.record_migration(rec)
+    journal.set_migration_status(mid, "rolled_back")
+    (row,) = journal.rows("migration")
+    assert row["status"] == "rolled_back" and row["reverse_patch"] == "--- a\n+++ b\n"
+
+
+def test_orm_reads_through_sqlmodel(journal: Journal, make_entry) -> None:
+    journal.record_decision(make_entry())
+    with journal.session() as session:
+        (row,) = session.exec(select(DecisionRow).where(DecisionRow.symbol == "BTC-USDT")).all()
+    assert row.leverage == 10.0 and row.harvest_lock_r == 1.5
+
+
+def test_readme_queries_run_with_sqlite_utils(journal_path: Path, make_entry) -> None:
+    """The example queries documented in the README stay valid."""
+    with Journal(journal_path) as j:
+        j.start_run("backtest", "legacy", "1", run_id="run-x")
+        j.record_decision(make_entry())
+        j.record_decision(make_entry(symbol="ETH-USDT").as_skip(SkipReason.NO_SIGNAL, "weak"))
+        j.record_safety_event(SafetyEvent(T0, "BTC-USDT", LimitName.MAX_TOTAL_EXPOSURE, 2.1,
+                                          None, 2.0, SafetyAction.VETO, "", SkipReason.EXPOSURE_LIMIT))  # fmt: skip
+        j.record_equity(EquityPoint(T0, 10_000.0, 10_000.0, 0.0, 1.0, 0.0, 0, TradingState.ACTIVE))
+    db = sqlite_utils.Database(journal_path)
+    skips = list(db.query(
+        "select skip, count(*) as n from decision where skip is not null group by skip order by n desc"
+    ))  # fmt: skip
+    assert skips == [{"skip": "NO_SIGNAL", "n": 1}]
+    events = list(db.query('select "limit", action, count(*) as n from safety_event group by 1, 2'))
+    assert events == [{"limit": "max_total_exposure", "action": "VETO", "n": 1}]
+    low = list(db.query("select min(margin_ratio) as m, max(exposure) as x from equity"))
+    assert low == [{"m": 1.0, "x": 0.0}]
+
+
+def test_schema_version_is_recorded(journal: Journal) -> None:
+    assert journal.schema_version() == SCHEMA_VERSION
+    (row,) = journal.rows("schema_version", order_by="version")
+    assert row["version"] == SCHEMA_VERSION
+
+
+def test_column_types_store_plain_values(journal: Journal, make_entry) -> None:
+    import numpy as np
+
+    journal.record_decision(make_entry(leverage=np.float64(7.5), confidence=np.float32(0.5)))
+    journal.flush()
+    row = journal.connection.execute(
+        "SELECT typeof(leverage), typeof(side) FROM decision"
+    ).fetchone()
+    assert row == ("real", "text")
+    assert isinstance(sqlite3.sqlite_version, str)
+
+
+def test_nan_values_are_stored_as_null_and_never_block_a_flush(journal: Journal) -> None:
+    nan = float("nan")
+    journal.record_equity(EquityPoint(T0, nan, 10_000.0, nan, nan, float("inf"), 0))
+    journal.record_safety_event(
+        SafetyEvent(T0, "BTC-USDT", LimitName.INPUTS, nan, None, 0.0, SafetyAction.VETO)
+    )
+    journal.flush()
+    assert journal.pending == 0
+    (eq,) = journal.rows("equity")
+    assert eq["equity"] is None and eq["wallet_balance"] == 10_000.0
+    assert eq["exposure"] == float("inf")
+    (ev,) = journal.rows("safety_event")
+    assert ev["requested"] is None
