@@ -113,6 +113,33 @@ def assign_targets(node: cst.CSTNode) -> list[str]:
     return []
 
 
+# Subtrees that hold no literal worth a look: pruning them halves the traversal.
+_NO_LITERALS_INSIDE = (
+    cst.Name, cst.Import, cst.ImportFrom, cst.Comment, cst.SimpleWhitespace, cst.ParenthesizedWhitespace,
+    cst.TrailingWhitespace, cst.EmptyLine, cst.Newline, cst.Comma, cst.Dot, cst.Colon, cst.Semicolon,
+    cst.AssignEqual, cst.LeftParen, cst.RightParen, cst.LeftSquareBracket, cst.RightSquareBracket,
+    cst.LeftCurlyBrace, cst.RightCurlyBrace, cst.BaseBinaryOp, cst.BaseBooleanOp, cst.BaseCompOp,
+    cst.BaseUnaryOp, cst.BaseAugOp, cst.Pass, cst.Break, cst.Continue, cst.Global, cst.Nonlocal,
+    cst.AssignTarget, cst.Decorator,
+)  # fmt: skip
+
+
+def _concrete(classes: tuple[type, ...]) -> frozenset[type]:
+    """Every class and subclass: `type(node) in set` is far cheaper than isinstance on ABCs."""
+    out: set[type] = set()
+    pending = list(classes)
+    while pending:
+        cls = pending.pop()
+        if cls not in out:
+            out.add(cls)
+            pending.extend(cls.__subclasses__())
+    return frozenset(out)
+
+
+_PRUNE = _concrete(_NO_LITERALS_INSIDE)
+_STATEMENTS = _concrete((cst.BaseSmallStatement, cst.BaseCompoundStatement))
+
+
 @dataclass
 class Scope:
     kind: str  # module | class | function
@@ -140,7 +167,7 @@ class _Visitor(cst.CSTVisitor):
 
     # -- structure -------------------------------------------------------------------------
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if self.main_depth:
+        if self.main_depth or type(node) in _PRUNE:
             return False
         if isinstance(node, cst.If) and len(self.scopes) == 1 and _is_main_guard(node.test):
             self.main_depth += 1
@@ -311,13 +338,7 @@ class _Visitor(cst.CSTVisitor):
                 else:
                     site.role = "assign-fallback"
                 return site
-            elif isinstance(
-                parent,
-                (
-                    cst.BaseSmallStatement | cst.BaseCompoundStatement,
-                    cst.Lambda | cst.FormattedString | cst.Decorator,
-                ),
-            ):
+            elif type(parent) in _STATEMENTS or isinstance(parent, cst.Lambda | cst.FormattedString):
                 return None
             child = parent
         return None
@@ -436,7 +457,7 @@ class _Visitor(cst.CSTVisitor):
                 callee = dotted(parent.func)
                 if last(callee) not in ("int", "float", "abs", "round", *_CLAMPS):
                     return [callee]
-            if isinstance(parent, cst.BaseSmallStatement | cst.BaseCompoundStatement):
+            if type(parent) in _STATEMENTS:
                 return []
         return []
 

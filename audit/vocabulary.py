@@ -111,6 +111,13 @@ class Vocabulary:
 
     def match(self, name: str) -> Match:
         """Classify one name; the longest matching phrase wins, strong before weak."""
+        cache = self.__dict__.setdefault("_cache", {})
+        found = cache.get(name)
+        if found is None:
+            found = cache[name] = self._match(name)
+        return found
+
+    def _match(self, name: str) -> Match:
         seq = words(name)
         if not seq:
             return Match()
