@@ -436,7 +436,7 @@ class Judge:
         self.rel_path = rel_path
         self.is_test = is_test
         stem = PurePosixPath(rel_path)
-        self.path_names = [stem.stem, *stem.parent.parts[-2:]]
+        self.path_names = [stem.stem, *stem.parent.parts[-3:]]
         self.findings: list[tuple[Finding, int]] = []
 
     # -- entry points from the scanner ------------------------------------------------------
@@ -508,14 +508,16 @@ class Judge:
         best = _best(primary)
         if best is not None:
             name, m = best
-            return m.category, 0.9 if m.strong else 0.75, m, name  # type: ignore[return-value]
+            confidence = 0.9 if m.strong else 0.75 if self._trading_context(site) else 0.45
+            return m.category, confidence, m, name  # type: ignore[return-value]
         if any(m.neutral for _, m in primary):
             return None
         secondary = [(n, match(n)) for n in [*site.secondary, site.callee] if n]
         best = _best(secondary)
         if best is not None:
             name, m = best
-            return m.category, 0.75 if m.strong else 0.6, replace(m, strong=False), name  # type: ignore[return-value]
+            confidence = 0.75 if m.strong else 0.6 if self._trading_context(site) else 0.4
+            return m.category, confidence, replace(m, strong=False), name  # type: ignore[return-value]
         if any(m.neutral for _, m in secondary):
             return None
         generic = next((m for _, m in primary + secondary if m.generic), None)
@@ -529,6 +531,9 @@ class Judge:
         if generic is not None:
             return Category.OTHER, 0.4, generic, first
         return None
+
+    def _trading_context(self, site: Site) -> bool:
+        return self.vocabulary.is_trading_context((site.function, site.klass, *self.path_names))
 
     def _safety_limit(self, site: Site, value: float) -> bool:
         if site.role not in (

@@ -338,7 +338,9 @@ class _Visitor(cst.CSTVisitor):
                 else:
                     site.role = "assign-fallback"
                 return site
-            elif type(parent) in _STATEMENTS or isinstance(parent, cst.Lambda | cst.FormattedString):
+            elif type(parent) in _STATEMENTS or isinstance(
+                parent, cst.Lambda | cst.FormattedString
+            ):
                 return None
             child = parent
         return None

@@ -71,6 +71,7 @@ class Vocabulary:
     conversions: frozenset[float]
     divisors: frozenset[float]
     neutral_calls: frozenset[str] = field(default_factory=frozenset)
+    context: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def load(cls, extra: Mapping[str, object] | None = None) -> Vocabulary:
@@ -107,7 +108,17 @@ class Vocabulary:
             conversions=frozenset(float(v) for v in raw["conversions"]["values"]),
             divisors=frozenset(float(v) for v in raw["conversions"]["divisors"]),
             neutral_calls=frozenset(raw["neutral_calls"]["names"]),
+            context=frozenset(raw["context"]["words"]),
         )
+
+    def is_trading_context(self, names: Iterable[str]) -> bool:
+        """Whether any of these names (function, class, file, folders) speaks of trading."""
+        for name in names:
+            if not name:
+                continue
+            if self.match(name).category is not None or self.context & set(words(name)):
+                return True
+        return False
 
     def match(self, name: str) -> Match:
         """Classify one name; the longest matching phrase wins, strong before weak."""
