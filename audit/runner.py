@@ -189,12 +189,28 @@ def _worker(batch: list[tuple[SourceFile, str]], config: AuditConfig) -> list[Fi
     return [audit_file(source, config, key) for source, key in batch]
 
 
+def _auditor_digest() -> str:
+    """Hash of the auditor's own rules and vocabulary: an edited rule invalidates the cache."""
+    global _DIGEST
+    if _DIGEST is None:
+        folder = Path(__file__).parent
+        h = hashlib.sha256()
+        for path in sorted([*folder.glob("*.py"), *folder.glob("*.toml")]):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+        _DIGEST = h.hexdigest()[:16]
+    return _DIGEST
+
+
+_DIGEST: str | None = None
+
+
 class Cache:
     """Content-hash cache like ruff's: an entry is valid for the same bytes, qctl version and config."""
 
     def __init__(self, folder: Path | None, config: AuditConfig) -> None:
         self.path = folder / CACHE_FILE if folder else None
-        self.salt = f"{qctl_version()}|{config.digest()}"
+        self.salt = f"{qctl_version()}|{_auditor_digest()}|{config.digest()}"
         self.entries: dict[str, dict] = {}
         self.dirty = False
         if self.path and self.path.is_file():

@@ -116,7 +116,7 @@ class Vocabulary:
         for name in names:
             if not name:
                 continue
-            if self.match(name).category is not None or self.context & set(words(name)):
+            if self.match(name).strong or self.context & set(words(name)):
                 return True
         return False
 
