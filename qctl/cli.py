@@ -12,7 +12,9 @@ from qctl import __version__
 from qctl.audit_cmd import audit_command
 from qctl.backtest_cmd import backtest_command
 from qctl.models_cmd import models_app
+from qctl.policy_cmd import policy_app
 from qctl.train_cmd import train_command
+from qctl.verify_cmd import verify_command
 
 app = typer.Typer(
     name="qctl",
@@ -30,6 +32,8 @@ app.command("audit")(audit_command)
 app.command("train")(train_command)
 app.add_typer(models_app, name="models")
 app.command("backtest")(backtest_command)
+app.add_typer(policy_app, name="policy")
+app.command("verify")(verify_command)
 
 
 def _version(value: bool) -> None:
@@ -57,14 +61,25 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from engine.domain import LimitsError
     from engine.journal import JournalError
     from engine.policy import PolicyConfigError
+    from engine.policy_file import PolicyBuildError, PolicyFileError
     from engine.tiers import TiersError
-    from models.errors import ModelError, TrainConfigError, TrainDataError
+    from models.errors import (
+        CompareError,
+        ModelError,
+        TrainConfigError,
+        TrainDataError,
+        UniverseConfigError,
+    )
     from qctl.backtest_cmd import BacktestArgsError
+    from qctl.policy_cmd import PolicyArgsError
+    from qctl.verify_cmd import VerifyArgsError
 
     return (
         (ConfigError, BaselineError, ModelError, TrainConfigError, TrainDataError)
         + (BacktestError, BacktestArgsError, BrokerConfigError, DataError, JournalError)
         + (LimitsError, PolicyConfigError, TiersError)
+        + (PolicyArgsError, PolicyBuildError, PolicyFileError, VerifyArgsError)
+        + (CompareError, UniverseConfigError)
     )
 
 

@@ -1,0 +1,256 @@
+"""The exit controller: the ONE place that decides to close (part of) a position.
+
+At each bar close it applies, per open position and in this order:
+
+1. **kill score** (components below, each in [0, 1], equal weights) against the position's own
+   `kill_threshold` → close everything;
+2. **harvest ladder**: once the close is T1 / T2 / T3 R in the position's favour (R = the initial
+   stop distance) close one rung's share of the initial quantity; T3 closes what is left. The
+   ladder has three rungs, so each rung is a third: the split follows from the ladder itself, no
+   fraction is written here;
+3. **lock**: once the close is `lock_r` R in favour, move the stop to break-even-plus: the entry
+   moved by the venue's round-trip cost (fees and slippage, `BrokerConfig.break_even_offset`),
+   so a stop there closes the trade without a loss.
+
+Kill-score components, all computed from the bars since entry in the snapshot (no look-back
+constant; the scales are the position's own R and ladder):
+
+- `regime_flip`: how straight the price has moved *against* the position since entry
+  (signed efficiency ratio: net move / path length, against = positive part);
+- `volatility_spike`: the last bar's true range against the mean true range since entry,
+  mapped as 1 - mean/last (0 when the last bar is no wider than usual);
+- `trend_drop`: profit given back from the best close since entry, in units of the T1 distance
+  (of R without a ladder);
+- `age`: bars held against the bars a random walk with the realised per-bar volatility needs to
+  travel to T1 (to 1 R without a ladder): (held * sigma^2) / distance^2.
+
+The broker's stop-market / take-profit-market orders remain as the exchange-side backstop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.domain import (
+    Bars,
+    HarvestLadder,
+    MarketSnapshot,
+    OrderPurpose,
+    Portfolio,
+    Position,
+    Side,
+)
+
+KILL_COMPONENTS = ("regime_flip", "volatility_spike", "trend_drop", "age")
+_RUNG_PURPOSES = (OrderPurpose.HARVEST_T1, OrderPurpose.HARVEST_T2, OrderPurpose.HARVEST_T3)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitAction:
+    """One thing the exit controller wants done: close `qty` (0 = none) and/or move the stop."""
+
+    symbol: str
+    purpose: str  # OrderPurpose value: harvest_t1/2/3, kill, stop_loss (stop move), flatten
+    close_qty: float = 0.0
+    new_stop: float | None = None
+    detail: str = ""
+    components: tuple[tuple[str, float], ...] = ()
+    harvest_stage: int | None = None  # the position's harvest stage once this rung has filled
+
+    @property
+    def closes_all(self) -> bool:
+        return self.purpose in (OrderPurpose.KILL, OrderPurpose.HARVEST_T3, OrderPurpose.FLATTEN)
+
+
+@dataclass(slots=True)
+class _Track:
+    """Running sums over the bars since entry (updated one bar at a time: O(1) per bar)."""
+
+    opened_ts: int
+    start_n: int  # bars known when the position opened
+    seen_n: int
+    entry_close: float
+    prev_close: float
+    path: float = 0.0  # sum of |close change|
+    sq: float = 0.0  # sum of squared close changes
+    tr_sum: float = 0.0
+    last_tr: float = 0.0
+    best_close: float = math.nan
+    held: int = 0
+    sign: int = 1  # +1 long, -1 short
+    unit: float = 0.0  # the kill score's price scale: T1 distance (1 R without a ladder)
+
+
+def _rung(ladder: HarvestLadder, stage: int) -> float:
+    return (ladder.t1_r, ladder.t2_r, ladder.t3_r)[stage]
+
+
+def _named(comps: tuple[float, ...], score: float) -> tuple[tuple[str, float], ...]:
+    return (*zip(KILL_COMPONENTS, comps, strict=True), ("kill_score", score))
+
+
+def _clip01(x: float) -> float:
+    if not math.isfinite(x):
+        return 0.0
+    return 0.0 if x < 0 else 1.0 if x > 1 else x
+
+
+@dataclass(slots=True)
+class ExitController:
+    """Evaluates harvest, lock and kill for every open position at each bar close."""
+
+    break_even_offset: float  # from the venue: BrokerConfig.break_even_offset()
+    # Optional: the very arrays the snapshots wrap, read only up to `snapshot.n_bars(symbol)`
+    # (the same bars `snapshot.bars` gives, without building a window view each bar).
+    series: Mapping[str, Bars] | None = None
+    _tracks: dict[str, _Track] = field(default_factory=dict)
+
+    def forget(self, symbol: str) -> None:
+        self._tracks.pop(symbol, None)
+
+    def _track(self, pos: Position, snapshot: MarketSnapshot) -> _Track | None:
+        sym = pos.symbol
+        n = snapshot.n_bars(sym)
+        if n <= 0:
+            return None
+        t = self._tracks.get(sym)
+        bars = None
+        if t is None or t.opened_ts != pos.opened_ts:
+            bars = self.series[sym] if self.series is not None else snapshot.bars(sym)
+            # bars closed by the entry time (open + step <= opened_ts) were known at entry
+            k = int(np.searchsorted(bars.ts[:n], pos.opened_ts - snapshot.timeframe_ms, "right"))
+            if k <= 0:
+                return None
+            entry_close = float(bars.close[k - 1])
+            ladder = pos.harvest
+            unit = (ladder.t1_r if ladder is not None else 1.0) * (pos.r_distance or 0.0)
+            sign = 1 if pos.side is Side.LONG else -1
+            t = _Track(pos.opened_ts, k, k, entry_close, entry_close, best_close=entry_close,
+                       sign=sign, unit=unit)  # fmt: skip
+            self._tracks[sym] = t
+        if n > t.seen_n:
+            if bars is None:
+                bars = self.series[sym] if self.series is not None else snapshot.bars(sym)
+            close, high, low = bars.close, bars.high, bars.low
+            prev, best = t.prev_close, t.best_close
+            for k in range(t.seen_n, n):  # normally one new bar
+                c, h, lo = float(close[k]), float(high[k]), float(low[k])
+                d = c - prev
+                t.path += d if d >= 0 else -d
+                t.sq += d * d
+                tr = (h if h > prev else prev) - (lo if lo < prev else prev)
+                t.tr_sum += tr
+                t.last_tr = tr
+                t.held += 1
+                prev = c
+                if (c - best) * t.sign > 0:
+                    best = c
+            t.prev_close, t.best_close = prev, best
+            t.seen_n = n
+        return t
+
+    def kill_components(self, t: _Track) -> tuple[float, float, float, float]:
+        """The components in KILL_COMPONENTS order, each in [0, 1] (0 until history allows)."""
+        s, unit = t.sign, t.unit
+        held = t.held
+        regime = -s * (t.prev_close - t.entry_close) / t.path if t.path > 0 else 0.0
+        spike = 1.0 - (t.tr_sum / held) / t.last_tr if held >= 2 and t.last_tr > 0 else 0.0
+        drop = s * (t.best_close - t.prev_close) / unit if unit > 0 else 0.0
+        age = t.sq / (unit * unit) if held >= 2 and unit > 0 else 0.0  # held * var / unit^2
+        regime, spike, drop, age = _clip01(regime), _clip01(spike), _clip01(drop), _clip01(age)
+        return regime, spike, drop, age
+
+    @staticmethod
+    def kill_score(components: tuple[float, ...]) -> float:
+        """Equal-weight mean of the components."""
+        return sum(components) / len(components)
+
+    def break_even_plus(self, pos: Position) -> float:
+        return pos.entry_price * (1 + pos.side.sign * self.break_even_offset)
+
+    def evaluate(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> list[ExitAction]:
+        """Exit actions for the open positions, from what is known at `snapshot.ts`."""
+        actions: list[ExitAction] = []
+        positions = portfolio.positions
+        if len(self._tracks) > len(positions):
+            for sym in [s for s in self._tracks if s not in positions]:
+                del self._tracks[sym]
+        for pos in positions.values():  # the broker keeps only open positions here
+            t = self._track(pos, snapshot)
+            if t is None or t.held == 0:
+                continue
+            acts = self._evaluate_one(pos, t)
+            if acts:
+                actions.extend(acts)
+        return actions
+
+    def _evaluate_one(self, pos: Position, t: _Track) -> list[ExitAction]:
+        comps = self.kill_components(t)
+        score = (comps[0] + comps[1] + comps[2] + comps[3]) / len(KILL_COMPONENTS)
+        threshold = pos.kill_threshold
+        if threshold is not None and score >= threshold:
+            return [
+                ExitAction(
+                    pos.symbol,
+                    OrderPurpose.KILL,
+                    pos.qty,
+                    detail=f"kill score {score:.3f} >= threshold {threshold:g}",
+                    components=_named(comps, score),
+                )
+            ]
+        ladder = pos.harvest
+        r = pos.r_distance
+        if ladder is None or not r:
+            return []
+        s = 1 if pos.side is Side.LONG else -1
+        r_now = s * (t.prev_close - pos.entry_price) / r
+        stage = pos.harvest_stage
+        if r_now < ladder.lock_r and (stage >= len(_RUNG_PURPOSES) or r_now < _rung(ladder, stage)):
+            return []
+        out: list[ExitAction] = []
+        rungs = (ladder.t1_r, ladder.t2_r, ladder.t3_r)
+        share = pos.initial_qty / len(rungs)
+        remaining = pos.qty
+        while stage < len(rungs) and r_now >= rungs[stage]:
+            last = stage == len(rungs) - 1
+            qty = remaining if last else min(share, remaining)
+            stage += 1
+            if qty > 0:
+                out.append(
+                    ExitAction(
+                        pos.symbol,
+                        _RUNG_PURPOSES[stage - 1],
+                        qty,
+                        detail=f"{r_now:.2f} R >= T{stage} {rungs[stage - 1]:g} R",
+                        components=_named(comps, score),
+                        harvest_stage=stage,
+                    )
+                )
+            remaining -= qty
+        if remaining > 0 and r_now >= ladder.lock_r:
+            lock = self.break_even_plus(pos)
+            if pos.stop_price is None or s * (lock - pos.stop_price) > 0:
+                out.append(
+                    ExitAction(
+                        pos.symbol,
+                        OrderPurpose.STOP_LOSS,
+                        0.0,
+                        new_stop=lock,
+                        detail=f"{r_now:.2f} R >= lock {ladder.lock_r:g} R: stop to "
+                        "break-even-plus",
+                        components=_named(comps, score),
+                    )
+                )
+        return out
+
+    def flatten(self, portfolio: Portfolio, reason: str) -> list[ExitAction]:
+        """Close every open position (a flatten request from the control table)."""
+        return [
+            ExitAction(sym, OrderPurpose.FLATTEN, p.qty, detail=reason)
+            for sym, p in portfolio.positions.items()
+            if p.is_open
+        ]

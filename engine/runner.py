@@ -1,0 +1,368 @@
+"""The engine loop shared by backtest, paper and live modes: only the clock and broker differ.
+
+One step = one closed bar on the common grid of all symbols:
+
+1. the broker settles the bar: funding, exchange-side stop / take-profit backstops, liquidation
+   (a simulated broker replays the bar's prices; a live broker reports what the exchange did);
+2. positions are marked at the close and a `MarketSnapshot` is built (nothing after the close);
+3. the exit controller (the one exit owner) acts first: kill, harvest rungs, stop to break-even+;
+4. the policy is asked, through `safe_decide`, when it can act (trading ACTIVE and some symbol
+   without a position); every decision is journaled, entries pass the risk kernel, approved ones
+   become market orders with their stop / take-profit backstops;
+5. an equity point (equity, margin ratio, exposure) is journaled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from engine.broker import BrokerEvent
+from engine.data import AlignedBars
+from engine.domain import (
+    AutonomyZone,
+    Bars,
+    ControlCommand,
+    ControlRequest,
+    Decision,
+    EquityPoint,
+    Fill,
+    MarketSnapshot,
+    Order,
+    Portfolio,
+    Position,
+    SafetyEvent,
+    Side,
+    TradingState,
+)
+from engine.exits import ExitAction, ExitController
+from engine.policy import Policy, safe_decide
+from engine.risk import RiskKernel, ratio_of
+
+
+class Broker(Protocol):
+    """What the loop needs of a broker (simulated here; ccxt in live mode)."""
+
+    portfolio: Portfolio
+
+    def process_bar(self, bars: AlignedBars, i: int, col: dict[str, int]) -> list[BrokerEvent]: ...
+
+    def mark_to_close(self, bars: AlignedBars, i: int, col: dict[str, int]) -> None: ...
+
+    def market_order(
+        self, ts: int, symbol: str, side: Side, qty: float, purpose: str, reduce_only: bool = False
+    ) -> Order: ...
+
+    def execute(
+        self, order: Order, ref_price: float, ts: int | None = None
+    ) -> list[BrokerEvent]: ...
+
+    def open_position(
+        self,
+        order: Order,
+        ref_price: float,
+        leverage: float,
+        stop_loss_pct: float | None,
+        take_profit_pct: float | None,
+        **kwargs,
+    ) -> list[BrokerEvent]: ...
+
+    def move_stop(
+        self, ts: int, symbol: str, new_stop: float, detail: str = ""
+    ) -> list[BrokerEvent]: ...
+
+    def maintenance_total(self) -> float: ...
+
+    def expected_fill_price(self, side: Side, ref_price: float) -> float: ...
+
+
+class JournalSink(Protocol):
+    """The journal calls the loop makes (engine.journal.Journal implements them, buffered)."""
+
+    def record_decision(self, decision: Decision) -> None: ...
+
+    def record_order(self, order: Order) -> None: ...
+
+    def record_fill(self, fill: Fill) -> None: ...
+
+    def record_position(self, position: Position, ts: int, event: str) -> None: ...
+
+    def record_equity(self, point: EquityPoint) -> None: ...
+
+    def record_safety_event(self, event: SafetyEvent) -> None: ...
+
+    def pending_controls(self) -> list[ControlRequest]: ...
+
+    def mark_control_handled(self, request_id: int, result: str, ts: int | None = None) -> None: ...
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters the report shows; filled as the loop runs."""
+
+    steps: int = 0
+    symbol_bars: int = 0
+    decisions: int = 0
+    entries: int = 0
+    skips: Counter = field(default_factory=Counter)
+    safety_events: Counter = field(default_factory=Counter)
+    exits: Counter = field(default_factory=Counter)
+    policy_calls: int = 0
+    liquidations: int = 0
+    funding_events: int = 0
+
+
+@dataclass(slots=True)
+class EquityCurve:
+    """Per-step arrays (preallocated): the run's equity curve and gauges."""
+
+    ts: np.ndarray
+    equity: np.ndarray
+    exposure: np.ndarray
+    margin_ratio: np.ndarray
+    n: int = 0
+
+    @classmethod
+    def allocate(cls, n: int) -> EquityCurve:
+        return cls(np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros(n), np.zeros(n))
+
+    def trimmed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        k = self.n
+        return self.ts[:k], self.equity[:k], self.exposure[:k], self.margin_ratio[:k]
+
+
+class EngineLoop:
+    """Runs steps (see module docstring). Mode-agnostic: give it a clock's steps and a broker."""
+
+    def __init__(
+        self,
+        *,
+        bars: AlignedBars,
+        policy: Policy,
+        risk: RiskKernel,
+        exits: ExitController,
+        broker: Broker,
+        journal: JournalSink | None,
+        run_id: str,
+        zone: AutonomyZone | None = None,
+        poll_controls: bool = False,
+    ) -> None:
+        self.poll_controls = poll_controls
+        self.bars = bars
+        self.policy = policy
+        self.risk = risk
+        self.exits = exits
+        self.broker = broker
+        self.journal = journal
+        self.run_id = run_id
+        self.zone = zone or risk.zone
+        self.col = {s: j for j, s in enumerate(bars.symbols)}
+        self.series = {s: Bars.from_arrays(*bars.series[s]) for s in bars.symbols}
+        exits.series = self.series  # the arrays this loop's snapshots wrap (read up to n_bars)
+        self.stats = RunStats()
+        self.curve = EquityCurve.allocate(bars.n_steps)
+        self._present = np.count_nonzero(np.isfinite(bars.close), axis=1).tolist()
+
+    # -- journal helpers (no-ops without a journal) ------------------------------------------
+
+    def _j_events(self, events: Iterable[BrokerEvent]) -> None:
+        j = self.journal
+        for ev in events:
+            if ev.kind == "funding":
+                self.stats.funding_events += 1
+            elif ev.kind == "liquidation":
+                self.stats.liquidations += 1
+            if j is None:
+                continue
+            if ev.order is not None:
+                j.record_order(ev.order)
+            if ev.fill is not None:
+                j.record_fill(ev.fill)
+            if ev.position is None:
+                continue
+            # funding changes only `funding_paid`: it shows in the position's next row (and the
+            # close row holds the total), so a funding print adds no row of its own
+            if ev.kind == "fill":
+                purpose = str(ev.order.purpose) if ev.order is not None else "fill"
+                event = "close" if ev.closed else "open" if purpose == "entry" else purpose
+                j.record_position(ev.position, ev.ts, event)
+            elif ev.kind == "stop_moved":
+                j.record_position(ev.position, ev.ts, "stop_moved")
+
+    def _j_safety(self, event: SafetyEvent) -> None:
+        self.stats.safety_events[str(event.limit)] += 1
+        if self.journal is not None:
+            self.journal.record_safety_event(event)
+
+    def _j_decision(self, d: Decision) -> None:
+        self.stats.decisions += 1
+        if d.skip is not None:
+            self.stats.skips[str(d.skip)] += 1
+        if self.journal is not None:
+            self.journal.record_decision(d)
+
+    # -- the step ----------------------------------------------------------------------------
+
+    def snapshot(self, i: int) -> MarketSnapshot:
+        """What is known right after step i closed (per-symbol windows end at bar i)."""
+        b = self.bars
+        known = dict(zip(b.symbols, b.known[i].tolist(), strict=True))
+        return MarketSnapshot(int(b.ts[i]) + b.step_ms, b.step_ms, self.series, known)
+
+    def step(self, i: int) -> None:
+        b = self.bars
+        broker = self.broker
+        pf = broker.portfolio
+        ts = int(b.ts[i]) + b.step_ms
+        pf.ts = ts
+        self.stats.steps += 1
+        self.stats.symbol_bars += self._present[i]
+
+        if pf.positions:
+            self._j_events(broker.process_bar(b, i, self.col))
+            broker.mark_to_close(b, i, self.col)
+        if pf.wallet_balance <= 0 and not pf.positions and pf.state is not TradingState.HALTED:
+            pf.state = TradingState.HALTED
+        snap = self.snapshot(i)
+        if self.poll_controls and self.journal is not None:
+            for request in self.journal.pending_controls():
+                result = self.apply_control(request, i)
+                self.journal.mark_control_handled(request.id, result, ts)
+
+        if pf.positions:
+            for action in self.exits.evaluate(snap, pf):
+                self._apply_exit(action, ts, i)
+
+        if pf.state is TradingState.ACTIVE and len(pf.positions) < len(b.symbols):
+            self.stats.policy_calls += 1
+            for d in safe_decide(self.policy, snap, pf, self.zone):
+                self._handle_decision(d, i)
+
+        self._record_equity(i, ts)
+
+    def apply_control(self, request: ControlRequest, i: int) -> str:
+        """Act on an operator request (pause, resume, flatten, halt); returns the result text.
+
+        Flatten goes through the exit controller like any other exit: with a symbol it closes
+        that position only; without one it closes all and leaves trading REDUCING.
+        """
+        pf = self.broker.portfolio
+        ts = int(self.bars.ts[i]) + self.bars.step_ms
+        cmd = request.command
+        if cmd is ControlCommand.PAUSE:
+            pf.state = TradingState.REDUCING
+        elif cmd is ControlCommand.HALT:
+            pf.state = TradingState.HALTED
+        elif cmd is ControlCommand.RESUME:
+            if pf.equity <= 0:
+                return "refused: equity is not positive"
+            pf.state = TradingState.ACTIVE
+        elif cmd is ControlCommand.FLATTEN:
+            actions = self.exits.flatten(pf, f"operator flatten ({request.source or 'control'})")
+            if request.symbol is not None:
+                actions = [a for a in actions if a.symbol == request.symbol]
+            else:
+                pf.state = TradingState.REDUCING
+            for action in actions:
+                self._apply_exit(action, ts, i)
+            return f"closed {len(actions)} position(s); state {pf.state}"
+        return f"state {pf.state}"
+
+    def _price(self, symbol: str, i: int) -> float:
+        return float(self.bars.close[i, self.col[symbol]])
+
+    def _apply_exit(self, action: ExitAction, ts: int, i: int) -> None:
+        pf = self.broker.portfolio
+        pos = pf.positions.get(action.symbol)
+        if pos is None:
+            return
+        if action.new_stop is not None and action.close_qty <= 0:
+            self.stats.exits["stop_to_break_even"] += 1
+            self._j_events(self.broker.move_stop(ts, action.symbol, action.new_stop, action.detail))
+            return
+        price = self._price(action.symbol, i)
+        if not math.isfinite(price):
+            return  # no bar for this symbol now: nothing is known to act on
+        order = self.broker.market_order(
+            ts, action.symbol, pos.side.opposite, action.close_qty, action.purpose, reduce_only=True
+        )
+        veto = self.risk.check_order(order, pf)
+        if veto is not None:
+            self._j_safety(veto)
+            return
+        self.stats.exits[str(action.purpose)] += 1
+        events = self.broker.execute(order, price, ts)
+        if action.harvest_stage is not None:
+            pos.harvest_stage = action.harvest_stage  # before journaling: the row shows it
+        self._j_events(events)
+        if action.purpose == "kill" or action.symbol not in pf.positions:
+            self.exits.forget(action.symbol)
+
+    def _handle_decision(self, d: Decision, i: int) -> None:
+        if d.skip is not None or d.side is None:
+            self._j_decision(d)
+            return
+        pf = self.broker.portfolio
+        price = self._price(d.symbol, i) if d.symbol in self.col else math.nan
+        verdict = self.risk.check(d, pf, price)
+        for ev in verdict.events:
+            self._j_safety(ev)
+        self._j_decision(verdict.decision)
+        if not verdict.approved:
+            return
+        ad = verdict.decision
+        self.stats.entries += 1
+        # the approved notional at the expected fill price (slippage included), not more
+        qty = verdict.notional / self.broker.expected_fill_price(d.side, price)
+        order = self.broker.market_order(d.ts, d.symbol, d.side, qty, "entry")
+        self._j_events(
+            self.broker.open_position(
+                order,
+                price,
+                float(ad.leverage),
+                ad.stop_loss_pct,
+                ad.take_profit_pct,
+                harvest=ad.harvest,
+                kill_threshold=ad.kill_threshold,
+                policy=ad.policy,
+                model_version=ad.model_version,
+            )
+        )
+
+    def _record_equity(self, i: int, ts: int) -> None:
+        pf = self.broker.portfolio
+        wallet = pf.wallet_balance
+        if pf.positions:
+            upnl = gross = 0.0
+            for p in pf.positions.values():
+                upnl += p.side.sign * p.qty * (p.mark_price - p.entry_price)
+                gross += p.qty * p.mark_price
+            equity = wallet + upnl
+            mr = ratio_of(equity, self.broker.maintenance_total())
+            exposure = gross / equity if equity > 0 else math.inf
+        else:
+            equity = wallet
+            mr = 1.0 if equity > 0 else 0.0
+            exposure = 0.0
+        c = self.curve
+        k = c.n
+        c.ts[k], c.equity[k], c.exposure[k], c.margin_ratio[k] = ts, equity, exposure, mr
+        c.n = k + 1
+        if self.journal is not None:
+            self.journal.record_equity(
+                EquityPoint(
+                    ts, equity, wallet, equity - wallet, mr, exposure, len(pf.positions), pf.state
+                )
+            )
+
+    def run(self, steps: Iterable[int], progress: Callable[[int], None] | None = None) -> None:
+        """Run every step the clock yields; `progress(i)` is called after each step."""
+        for i in steps:
+            self.step(i)
+            if progress is not None:
+                progress(i)

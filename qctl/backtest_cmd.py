@@ -1,0 +1,188 @@
+"""`qctl backtest`: run a policy over recorded candles and report how it did."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+DEFAULT_EQUITY_USDT = 10_000.0  # the demo account size; any positive amount works
+
+
+class BacktestArgsError(ValueError):
+    """A command-line value of `qctl backtest` is invalid (shown as one line)."""
+
+
+def _json_number(value: object) -> object:
+    """inf / NaN are not JSON numbers: write them as strings ("inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _parse_time(value: str | None, flag: str) -> int | None:
+    """ISO date or date-time (UTC unless an offset is given) -> epoch milliseconds."""
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise BacktestArgsError(
+            f"{flag} {value!r} is not a date (use e.g. 2025-06-01 or 2025-06-01T12:00)"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def backtest_command(
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            "-p",
+            help="Policy file (StaticPolicy TOML). Default: the packaged legacy policy.",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Candle folder (or a root with ohlcv/, funding/, mark/). "
+            "Default: the real-data sample shipped with qctl.",
+            show_default=False,
+        ),
+    ] = None,
+    symbols: Annotated[
+        str | None,
+        typer.Option(
+            "--symbols",
+            "-s",
+            help="Comma-separated symbols (BTC, BTCUSDT, BTC-USDT...). Default: all in --data.",
+            show_default=False,
+        ),
+    ] = None,
+    timeframe: Annotated[str, typer.Option("--timeframe", "-t", help="Bar timeframe.")] = "1h",
+    start: Annotated[
+        str | None, typer.Option("--start", help="First bar (UTC date or date-time).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Bars before this time only (UTC, exclusive).")
+    ] = None,
+    equity: Annotated[
+        float, typer.Option("--equity", help="Starting equity in USDT.")
+    ] = DEFAULT_EQUITY_USDT,
+    db: Annotated[
+        str, typer.Option("--db", help="SQLite journal to write (':memory:' keeps none).")
+    ] = "qctl.db",
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write a self-contained HTML report to this file."),
+    ] = None,
+    broker: Annotated[
+        Path | None,
+        typer.Option(
+            "--broker",
+            help="Venue TOML with taker_fee, maker_fee, slippage. Default: Binance USDT-M.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the metrics as JSON instead of the report.")
+    ] = False,
+) -> None:
+    """Backtest a policy over recorded candles (with funding when present), journal every
+    decision, order, fill, position, equity point and safety event, and print a report."""
+    from engine.backtest import default_policy_path, run_backtest
+    from engine.broker import BrokerConfig
+    from engine.data import load_market_data, sample_data_dir
+    from engine.journal import MEMORY, Journal
+    from engine.policy import StaticPolicy
+    from engine.report import render_terminal, write_html
+
+    console = Console()
+    if not equity > 0:
+        raise BacktestArgsError(f"--equity must be a positive amount of USDT, got {equity:g}")
+    start_ms, end_ms = _parse_time(start, "--start"), _parse_time(end, "--end")
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise BacktestArgsError(f"--end {end} is not after --start {start}")
+    wanted = [s for s in (symbols or "").split(",") if s.strip()] or None
+    data_dir = data if data is not None else sample_data_dir()
+    md = load_market_data(
+        data_dir, symbols=wanted, timeframe=timeframe, start_ms=start_ms, end_ms=end_ms
+    )
+    pol = StaticPolicy.from_toml(policy if policy is not None else default_policy_path())
+    cfg = BrokerConfig.from_toml(broker)
+
+    journal = Journal(db if db != MEMORY else MEMORY)
+    try:
+        if console.is_terminal and not as_json:
+            with Progress(
+                TextColumn("backtest"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("bars"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("run", total=None)
+                every = max(1, md.n_bars // len(md.symbols) // 200)
+
+                def progress(done: int, total: int) -> None:
+                    if done % every == 0 or done == total:
+                        bar.update(task, completed=done, total=total)
+
+                result = run_backtest(
+                    md,
+                    pol,
+                    equity=equity,
+                    broker_config=cfg,
+                    journal=journal,
+                    progress=progress,
+                    data_source=str(data_dir),
+                )
+        else:
+            result = run_backtest(
+                md,
+                pol,
+                equity=equity,
+                broker_config=cfg,
+                journal=journal,
+                data_source=str(data_dir),
+            )
+    finally:
+        journal.close()
+
+    if as_json:
+        m = result.metrics
+        payload = {
+            "run_id": result.run_id,
+            "policy": result.policy,
+            "symbols": result.symbols,
+            "metrics": {k: _json_number(getattr(m, k)) for k in m.__slots__},
+            "skips": dict(result.stats.skips),
+            "safety_events": dict(result.stats.safety_events),
+            "exits": dict(result.stats.exits),
+            "funding": result.has_funding,
+            "notes": result.notes,
+            "issues": [str(i) for i in result.issues],
+            "journal": db,
+        }
+        typer.echo(json.dumps(payload, default=str, indent=1))
+    else:
+        render_terminal(result, console)
+        if db != MEMORY:
+            console.print(f"journal: {db} (run {result.run_id})", highlight=False)
+    if report is not None:
+        written = write_html(result, report)
+        if not as_json:
+            console.print(f"report: {written}", highlight=False)

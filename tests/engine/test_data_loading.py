@@ -1,0 +1,208 @@
+"""engine.data: file naming, formats, validation into DataIssues (never repaired silently), align."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.data import (
+    DataError,
+    IssueKind,
+    Severity,
+    align,
+    load_market_data,
+    parse_data_file_name,
+    resolve_symbol,
+    sample_data_dir,
+    timeframe_ms,
+)
+
+H = 3_600_000
+T0 = 1_746_057_600_000
+
+
+def _candles(n: int, start: int = T0, price: float = 100.0) -> pd.DataFrame:
+    ts = start + H * np.arange(n)
+    close = price + np.arange(n, dtype=float)
+    return pd.DataFrame(
+        {
+            "timestamp": ts,
+            "open": close - 0.5,
+            "high": close + 1.0,
+            "low": close - 1.0,
+            "close": close,
+            "volume": np.full(n, 10.0),
+        }
+    )
+
+
+def _write(folder: Path, name: str, df: pd.DataFrame) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
+    if name.endswith(".parquet"):
+        df.to_parquet(p, index=False)
+    else:
+        df.to_csv(p, index=False)
+    return p
+
+
+def _kinds(md, symbol: str) -> set[IssueKind]:
+    return {i.kind for i in md.issues_for(symbol)}
+
+
+def test_sample_data_ships_six_symbols_with_funding() -> None:
+    md = load_market_data(sample_data_dir())
+    assert sorted(md.symbols) == [
+        "BTC-USDT", "DOGE-USDT", "ETH-USDT", "LINK-USDT", "SOL-USDT", "XRP-USDT",
+    ]  # fmt: skip
+    for sd in md.symbols.values():
+        assert sd.market == "perpetual"
+        assert len(sd.candles) == 9120 and sd.funding is not None and len(sd.funding) == 1140
+        assert sd.candles.index.dtype == np.int64
+        assert list(sd.candles.columns) == ["open", "high", "low", "close", "volume"]
+    assert md.has_funding and not md.has_mark
+    assert not [i for i in md.issues if i.severity != Severity.INFO]
+    size = sum(p.stat().st_size for p in sample_data_dir().rglob("*") if p.is_file())
+    assert size < 3_000_000
+
+
+def test_sample_rows_are_the_shared_rows_unchanged() -> None:
+    shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "ohlcv"
+    src = shared / "binance_usdm_BTC-USDT_1h.csv"
+    if not src.is_file():
+        pytest.skip("../shared/data is not present on this machine")
+    packed = sample_data_dir() / "ohlcv" / "binance_usdm_BTC-USDT_1h.csv.gz"
+    assert gzip.decompress(packed.read_bytes()) == src.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("btc", "BTC-USDT"),
+        ("BTCUSDT", "BTC-USDT"),
+        ("BTC/USDT:USDT", "BTC-USDT"),
+        ("btc-usdt", "BTC-USDT"),
+        ("1000PEPE", "1000PEPE-USDT"),
+        ("ETH/BTC", "ETH-BTC"),
+    ],
+)
+def test_resolve_symbol(name: str, expected: str) -> None:
+    assert resolve_symbol(name) == expected
+
+
+def test_resolve_bare_base_uses_available_symbols() -> None:
+    assert resolve_symbol("ada", ["ADA-BTC"]) == "ADA-BTC"
+    with pytest.raises(DataError, match="ambiguous"):
+        resolve_symbol("ada", ["ADA-BTC", "ADA-ETH"])
+
+
+def test_file_names() -> None:
+    fn = parse_data_file_name(Path("binance_usdm_BTC-USDT_8h_funding.csv"))
+    assert fn is not None and (fn.exchange, fn.market, fn.symbol, fn.timeframe, fn.kind) == (
+        "binance", "usdm", "BTC-USDT", "8h", "funding",
+    )  # fmt: skip
+    fn = parse_data_file_name(Path("perp_XRP-USDT_1h_mark.csv.gz"))
+    assert fn is not None and (fn.exchange, fn.market, fn.kind) == ("", "perp", "mark")
+    assert parse_data_file_name(Path("README.md")) is None
+    assert timeframe_ms("15m") == 15 * 60_000 and timeframe_ms("1d") == 24 * H
+    with pytest.raises(DataError):
+        timeframe_ms("hourly")
+
+
+def test_csv_gzip_and_parquet_read_alike(tmp_path: Path) -> None:
+    df = _candles(5)
+    _write(tmp_path / "a", "binance_usdm_BTC-USDT_1h.csv", df)
+    _write(tmp_path / "b", "binance_usdm_BTC-USDT_1h.parquet", df)
+    gz = tmp_path / "c" / "binance_usdm_BTC-USDT_1h.csv.gz"
+    gz.parent.mkdir()
+    gz.write_bytes(gzip.compress(df.to_csv(index=False).encode()))
+    frames = [load_market_data(tmp_path / d).symbols["BTC-USDT"].candles for d in "abc"]
+    for f in frames[1:]:
+        pd.testing.assert_frame_equal(frames[0], f)
+
+
+def test_problems_become_issues_and_bad_rows_are_dropped(tmp_path: Path) -> None:
+    df = _candles(10)
+    df.loc[2, "close"] = np.nan  # NaN
+    df.loc[4, "low"] = -1.0  # negative price
+    df.loc[6, "high"] = df.loc[6, "low"] - 1  # high < low
+    df = pd.concat([df, df.iloc[[8]]])  # duplicate
+    df = df.iloc[[1, 0, *range(2, len(df))]]  # unsorted
+    df = df[df["timestamp"] != T0 + 9 * H]  # bar 9 missing
+    df = pd.concat([df, _candles(3, start=T0 + 12 * H)])  # bars 10 and 11 missing too
+    _write(tmp_path, "binance_usdm_BTC-USDT_1h.csv", df)
+    md = load_market_data(tmp_path)
+    kinds = _kinds(md, "BTC-USDT")
+    assert {
+        IssueKind.NAN, IssueKind.NON_POSITIVE_PRICE, IssueKind.HIGH_BELOW_LOW,
+        IssueKind.DUPLICATE, IssueKind.UNSORTED, IssueKind.GAP,
+    } <= kinds  # fmt: skip
+    c = md.symbols["BTC-USDT"].candles
+    assert c.index.is_monotonic_increasing and c.index.is_unique
+    # dropped rows stay missing: nothing is filled
+    for dropped in (2, 4, 6, 9, 10, 11):
+        assert T0 + dropped * H not in c.index
+    gap = next(i for i in md.issues if i.kind == IssueKind.GAP)
+    assert gap.count == 6 and "not filled" in gap.detail
+
+
+def test_missing_symbol_is_reported_and_nothing_usable_raises(tmp_path: Path) -> None:
+    _write(tmp_path, "binance_usdm_BTC-USDT_1h.csv", _candles(5))
+    md = load_market_data(tmp_path, symbols=["btc", "doge"])
+    assert list(md.symbols) == ["BTC-USDT"]
+    missing = [i for i in md.issues if i.kind == IssueKind.MISSING_SYMBOL]
+    assert [(i.symbol, i.severity) for i in missing] == [("DOGE-USDT", Severity.ERROR)]
+    with pytest.raises(DataError, match="no usable 1h candles"):
+        load_market_data(tmp_path, symbols=["doge"])
+    with pytest.raises(DataError, match="no 4h candle files"):
+        load_market_data(tmp_path, timeframe="4h")
+    with pytest.raises(DataError, match="not found"):
+        load_market_data(tmp_path / "nope")
+
+
+def test_spot_is_labelled_and_perpetual_preferred(tmp_path: Path) -> None:
+    _write(tmp_path / "ohlcv", "binance_spot_ETH-USDT_1h.csv", _candles(5))
+    _write(tmp_path / "ohlcv", "binance_spot_BTC-USDT_1h.csv", _candles(5))
+    _write(tmp_path / "ohlcv", "binance_usdm_BTC-USDT_1h.csv", _candles(5, price=200.0))
+    _write(tmp_path / "funding", "binance_usdm_BTC-USDT_8h_funding.csv",
+           pd.DataFrame({"timestamp": [T0], "funding_rate": [0.0001]}))  # fmt: skip
+    _write(tmp_path / "funding", "other_usdm_ETH-USDT_8h_funding.csv",
+           pd.DataFrame({"timestamp": [T0], "funding_rate": [0.0001]}))  # fmt: skip
+    md = load_market_data(tmp_path)
+    assert md.symbols["BTC-USDT"].market == "perpetual"
+    assert md.symbols["BTC-USDT"].candles["close"].iloc[0] == 200.0
+    assert md.symbols["BTC-USDT"].funding is not None
+    eth = md.symbols["ETH-USDT"]
+    assert eth.is_spot and eth.funding is None  # never funding from another venue or market
+    assert IssueKind.SPOT_AS_PERP in _kinds(md, "ETH-USDT")
+    assert IssueKind.NO_FUNDING in _kinds(md, "ETH-USDT")
+    assert IssueKind.SHADOWED_FILE in _kinds(md, "BTC-USDT")
+
+
+def test_start_end_window(tmp_path: Path) -> None:
+    _write(tmp_path, "binance_usdm_BTC-USDT_1h.csv", _candles(10))
+    md = load_market_data(tmp_path, start_ms=T0 + 2 * H, end_ms=T0 + 5 * H)
+    assert list(md.symbols["BTC-USDT"].candles.index) == [T0 + k * H for k in (2, 3, 4)]
+
+
+def test_align_keeps_gaps_as_nan_and_counts_known_bars(tmp_path: Path) -> None:
+    _write(tmp_path / "ohlcv", "binance_usdm_BTC-USDT_1h.csv", _candles(4))
+    eth = _candles(4)
+    _write(tmp_path / "ohlcv", "binance_usdm_ETH-USDT_1h.csv", eth[eth.index != 1])
+    _write(tmp_path / "funding", "binance_usdm_BTC-USDT_8h_funding.csv",
+           pd.DataFrame({"timestamp": [T0 + 2 * H + 17], "funding_rate": [0.0003]}))  # fmt: skip
+    md = load_market_data(tmp_path)
+    a = align(md)
+    j_btc, j_eth = a.index("BTC-USDT"), a.index("ETH-USDT")
+    assert list(a.ts) == [T0 + k * H for k in range(4)]
+    assert np.isnan(a.close[1, j_eth]) and not np.isnan(a.close[1, j_btc])
+    assert list(a.known[:, j_eth]) == [1, 1, 2, 3]
+    assert list(a.known[:, j_btc]) == [1, 2, 3, 4]
+    # the print settles in the step whose hour holds its (jittered) time
+    assert a.funding[2, j_btc] == 0.0003 and a.funding_ts[2, j_btc] == T0 + 2 * H + 17
+    assert np.isnan(a.funding[:, j_eth]).all()
+    assert a.has_funding.tolist() == [True, False]
