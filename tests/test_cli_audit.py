@@ -105,3 +105,17 @@ def test_qctl_follows_its_own_rule() -> None:
     above_info = [f for f in findings if f["severity"] != "info" and not f["is_test"]]
     assert above_info == [], "\n".join(f"{f['path']}:{f['line']} {f['name']}={f['value']} {f['message']}" for f in above_info)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_sarif_of_the_fixture_is_valid_sarif(tmp_path: Path) -> None:
+    import jsonschema
+
+    out = tmp_path / "qctl.sarif"
+    proc = _run("audit", str(FIXTURE), "--format", "sarif", "--output", str(out), "--no-cache")
+    assert proc.returncode == 1
+    schema = json.loads((REPO / "tests" / "audit" / "data" / "sarif-schema-2.1.0.json").read_text())
+    document = json.loads(out.read_text())
+    jsonschema.Draft4Validator(schema).validate(document)
+    results = document["runs"][0]["results"]
+    assert len(results) >= 97
+    assert all(not r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("/") for r in results)

@@ -1,0 +1,110 @@
+"""Training time and memory of the five heads, and AIPolicy's per-bar decision latency.
+
+    .venv/bin/python bench/train_bench.py [--data ../shared/data] [--bars 500]
+
+Targets (issue 5): training < 60 s and a decision < 5 ms per bar for 10 symbols, on 2 cores.
+Peak memory is the process's peak resident set (LightGBM allocates outside Python's tracker).
+The machine's load average is printed too: LightGBM's threads slow down sharply when other
+processes hold the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from engine.broker import BrokerConfig  # noqa: E402
+from engine.data import load_market_data  # noqa: E402
+from engine.domain import Bars, MarketSnapshot, Portfolio  # noqa: E402
+from engine.tiers import LeverageTiers  # noqa: E402
+from models.config import TrainConfig  # noqa: E402
+from models.policy import AIPolicy  # noqa: E402
+from models.train import train_models  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--bars", type=int, default=500, help="bars timed for decisions")
+    parser.add_argument("--symbols", type=int, default=10, help="symbols per decision")
+    parser.add_argument("--config", type=Path, help="TOML [train] overrides (e.g. num_threads)")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    market = load_market_data(args.data)
+    load_s = time.perf_counter() - t0
+    candles = {s: d.candles for s, d in market.symbols.items()}
+    funding = {s: d.funding for s, d in market.symbols.items()}
+    bars = sum(len(c) for c in candles.values())
+    rss_before = peak_rss_mb()
+    cfg = TrainConfig.from_toml(args.config) if args.config else TrainConfig.defaults()
+
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = train_models(candles, funding, out, cfg)
+        train_s = time.perf_counter() - t0
+        rss_train = peak_rss_mb()
+
+        policy = AIPolicy.from_dir(
+            out,
+            funding=funding,
+            tiers=LeverageTiers.load(),
+            round_trip_cost=BrokerConfig.from_toml().break_even_offset(),
+        )
+        if policy.error is not None:
+            raise SystemExit(f"trained models refused: {policy.error}")
+        symbols = sorted(candles)[: args.symbols]
+        series = {
+            s: Bars.from_arrays(
+                candles[s].index.to_numpy(),
+                *(candles[s][k].to_numpy() for k in ("open", "high", "low", "close", "volume")),
+            )
+            for s in symbols
+        }
+        step = result.cards["direction"]["training_window"]["bar_ms"]
+        n = min(len(series[s]) for s in symbols)
+        first = n - args.bars
+        timings = []
+        entries = 0
+        for i in range(first, n):
+            ts = int(series[symbols[0]].ts[i]) + step
+            snap = MarketSnapshot(ts, step, series, {s: i + 1 for s in symbols})
+            t0 = time.perf_counter()
+            decisions = policy.decide(snap, Portfolio(wallet_balance=10_000.0))
+            timings.append((time.perf_counter() - t0) * 1000)
+            entries += sum(d.skip is None for d in decisions)
+
+    timings.sort()
+    print(f"machine: {os.cpu_count()} cores, load average before {load_before[0]:.2f}, "
+          f"after {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(f"data: {len(candles)} symbols, {bars:,} bars, loaded in {load_s:.2f} s")
+    print(
+        f"training (5 heads, {cfg.folds} walk-forward folds + final fit, "
+        f"{cfg.num_threads} threads): {train_s:.1f} s"
+    )
+    print(f"peak memory: {rss_train:.0f} MB resident ({rss_before:.0f} MB before training)")
+    print(
+        f"decision latency, {len(symbols)} symbols per bar over {len(timings)} bars: "
+        f"median {statistics.median(timings):.2f} ms, p95 {timings[int(0.95 * len(timings))]:.2f} ms, "
+        f"max {timings[-1]:.2f} ms ({entries} entries)"
+    )
+    print("validation:", {k: v for k, v in result.metrics["direction"].items() if k == "auc"},
+          {k: v for k, v in result.metrics["universe"].items()})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

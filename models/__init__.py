@@ -1,0 +1,1 @@
+"""LightGBM models that produce the trading policy: features, labels, heads, registry, AIPolicy."""

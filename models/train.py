@@ -1,0 +1,497 @@
+"""Walk-forward training of the five heads, and the decision values derived from validation.
+
+Timeline: everything at or after `train_end` is never read. Before it, `folds` validation blocks
+sit at the end; each fold trains on the bars before its block minus a purge of one label horizon
+(so no training label overlaps the block) and predicts the block. The pooled out-of-fold
+predictions give the metrics, the direction calibration, the kill thresholds and the universe's
+"auto" cut-off; the final boosters are then fitted on the whole training period.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from engine.domain import AutonomyZone
+from models import heads as H
+from models.config import LADDER, TrainConfig
+from models.errors import TrainDataError
+from models.features import FeatureSpec, build_features
+from models.labels import relevance_grades, side_excursions, symbol_labels
+from models.registry import FORMAT_VERSION, qctl_version, save_model
+
+MS_PER_DAY = 86_400_000
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainingSet:
+    """Feature and label rows of the training period (no NaN), plus where they came from."""
+
+    frame: pd.DataFrame
+    features: tuple[str, ...]
+    bar_ms: int
+    data_hash: str
+    symbols: tuple[str, ...]
+    train_end_ms: int
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    set_id: str
+    cards: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, dict]:
+        return {name: card["metrics"] for name, card in self.cards.items()}
+
+
+def bar_interval_ms(candles: Mapping[str, pd.DataFrame]) -> int:
+    """The bar length: the most common gap between consecutive bars over all symbols."""
+    diffs = np.concatenate([np.diff(c.index.to_numpy(np.int64)) for c in candles.values()])
+    if len(diffs) == 0:
+        raise TrainDataError("every symbol has fewer than two bars")
+    values, counts = np.unique(diffs, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+def default_train_end(candles: Mapping[str, pd.DataFrame], cfg: TrainConfig, bar_ms: int) -> int:
+    """Keep the last `holdout_fraction` of the timeline out of training (rounded to a bar)."""
+    first = min(int(c.index[0]) for c in candles.values() if len(c))
+    last = max(int(c.index[-1]) for c in candles.values() if len(c)) + bar_ms
+    end = first + int((last - first) * (1 - cfg.holdout_fraction))
+    return end - (end - first) % bar_ms
+
+
+def data_hash(
+    candles: Mapping[str, pd.DataFrame], funding: Mapping[str, pd.DataFrame | None]
+) -> str:
+    """sha256 over the exact candle and funding values a model set was trained on."""
+    digest = hashlib.sha256()
+    for symbol in sorted(candles):
+        digest.update(symbol.encode())
+        frame = candles[symbol]
+        digest.update(frame.index.to_numpy(np.int64).tobytes())
+        digest.update(frame[["open", "high", "low", "close", "volume"]].to_numpy().tobytes())
+        f = funding.get(symbol)
+        if f is not None:
+            digest.update(f.index.to_numpy(np.int64).tobytes())
+            digest.update(f["funding_rate"].to_numpy(np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def build_training_set(
+    candles: Mapping[str, pd.DataFrame],
+    funding: Mapping[str, pd.DataFrame | None] | None,
+    spec: FeatureSpec,
+    cfg: TrainConfig,
+    train_end_ms: int | None = None,
+    holdout_symbols: Sequence[str] = (),
+) -> TrainingSet:
+    """Cut the data at `train_end_ms`, drop held-out symbols, join features and labels."""
+    funding = funding or {}
+    held = set(holdout_symbols)
+    unknown = held - set(candles)
+    if unknown:
+        raise TrainDataError(f"held-out symbol(s) not in the data: {', '.join(sorted(unknown))}")
+    kept = {s: c for s, c in candles.items() if s not in held}
+    if not kept:
+        raise TrainDataError("no symbols left to train on after --holdout-symbols")
+    bar_ms = bar_interval_ms(kept)
+    end = train_end_ms if train_end_ms is not None else default_train_end(kept, cfg, bar_ms)
+    cut = {s: c.loc[c.index < end] for s, c in kept.items()}
+    cut = {s: c for s, c in cut.items() if len(c) > spec.lookback_bars + cfg.horizon_bars}
+    if not cut:
+        raise TrainDataError(
+            f"no symbol has more than {spec.lookback_bars + cfg.horizon_bars} bars before "
+            f"{_iso(end)}; move --train-end later or give more data"
+        )
+    cut_funding = {
+        s: f.loc[f.index < end] if (f := funding.get(s)) is not None else None for s in cut
+    }
+    features = build_features(cut, cut_funding, spec)
+    labels = []
+    for symbol, c in cut.items():
+        lab = symbol_labels(c, cfg.horizon_bars)
+        lab.insert(0, "close", c["close"].to_numpy())
+        lab.insert(0, "timestamp", c.index.to_numpy(np.int64))
+        lab.insert(0, "symbol", symbol)
+        labels.append(lab.reset_index(drop=True))
+    frame = features.merge(pd.concat(labels, ignore_index=True), on=["symbol", "timestamp"])
+    names = spec.names()
+    frame = frame.dropna(subset=[*names, "fwd_return"]).reset_index(drop=True)
+    frame["vol_unit"] = frame["sigma"] * np.sqrt(cfg.horizon_bars)
+    frame = frame[frame["vol_unit"] > 0].reset_index(drop=True)
+    if frame.empty:
+        raise TrainDataError("no complete feature and label rows before the training end")
+    return TrainingSet(
+        frame=frame,
+        features=names,
+        bar_ms=bar_ms,
+        data_hash=data_hash(cut, cut_funding),
+        symbols=tuple(sorted(cut)),
+        train_end_ms=end,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# fitting
+
+
+def _side_stack(rows: pd.DataFrame, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row twice: as a long (+1) and as a short (-1). Returns (inputs, side signs)."""
+    x = rows[list(features)].to_numpy(np.float64)
+    n = len(x)
+    sides = np.r_[np.ones(n), -np.ones(n)]
+    return np.column_stack([np.vstack([x, x]), sides]), sides
+
+
+def _side_targets(rows: pd.DataFrame, sides: np.ndarray) -> dict[str, np.ndarray]:
+    both = pd.concat([rows, rows], ignore_index=True)
+    adverse, favourable = side_excursions(both, sides)
+    unit = both["vol_unit"].to_numpy()
+    collapsed = np.where(sides > 0, both["collapsed_long"], both["collapsed_short"])
+    return {"adverse": adverse / unit, "favourable": favourable / unit, "kill": collapsed}
+
+
+def _ranking_target(rows: pd.DataFrame, cfg: TrainConfig) -> np.ndarray:
+    """How tradeable each symbol turned out: |forward return| in its own volatility units."""
+    score = np.abs(rows["fwd_return"].to_numpy()) / rows["vol_unit"].to_numpy()
+    return relevance_grades(score, rows["timestamp"].to_numpy(), cfg.rank_grades)
+
+
+def fit_heads(
+    rows: pd.DataFrame,
+    features: Sequence[str],
+    cfg: TrainConfig,
+    progress: Progress | None = None,
+) -> dict[str, lgb.Booster]:
+    """Fit every head on `rows` (sorted by timestamp): one booster per head."""
+    boosters: dict[str, lgb.Booster] = {}
+    x = rows[list(features)].to_numpy(np.float64)
+    x_side, sides = _side_stack(rows, features)
+    targets = _side_targets(rows, sides)
+    fwd = rows["fwd_return"].to_numpy()
+    moved = fwd != 0
+    group = rows.groupby("timestamp", sort=False).size().to_numpy()
+    side_data = None
+    for head in H.heads_for(cfg):
+        names = head.input_names(features)
+        if head.name == "universe":
+            data = H.dataset(cfg, x, names, group=group)
+            booster = H.fit(cfg, head, data, _ranking_target(rows, cfg))
+        elif head.name == "direction":
+            data = H.dataset(cfg, x[moved], names)
+            booster = H.fit(cfg, head, data, (fwd[moved] > 0).astype(float))
+        else:
+            if side_data is None:
+                side_data = H.dataset(cfg, x_side, names)
+            booster = H.fit(cfg, head, side_data, targets[head.name.split("_", 1)[0]])
+        boosters[head.name] = booster
+        if progress is not None:
+            progress(head.name)
+    return boosters
+
+
+def _strided(frame: pd.DataFrame, cfg: TrainConfig, bar_ms: int) -> pd.DataFrame:
+    """Every `row_stride`-th bar, the same bars for every symbol (keeps ranking groups whole)."""
+    keep = (frame["timestamp"].to_numpy() // bar_ms) % cfg.row_stride == 0
+    return frame[keep]
+
+
+def fold_bounds(timestamps: np.ndarray, cfg: TrainConfig) -> list[tuple[int, int]]:
+    """[start, end) of each validation block: `folds` equal blocks at the end of the timeline."""
+    ts = np.unique(timestamps)
+    n = len(ts)
+    bounds = []
+    for k in range(cfg.folds):
+        lo = int(n * (1 - (cfg.folds - k) * cfg.val_fraction))
+        hi = int(n * (1 - (cfg.folds - k - 1) * cfg.val_fraction))
+        if hi <= lo:
+            raise TrainDataError("the training period is too short for the walk-forward folds")
+        end = int(ts[hi]) if hi < n else int(ts[-1]) + 1
+        bounds.append((int(ts[lo]), end))
+    return bounds
+
+
+def _predict_block(
+    boosters: Mapping[str, lgb.Booster], rows: pd.DataFrame, features: Sequence[str]
+) -> pd.DataFrame:
+    """Out-of-fold predictions of every head for the block's rows (both sides for side heads)."""
+    x = rows[list(features)].to_numpy(np.float64)
+    n = len(x)
+    out = {
+        "rank_score": boosters["universe"].predict(x),
+        "direction_raw": boosters["direction"].predict(x, raw_score=True),
+    }
+    for sign, tag in ((1.0, "long"), (-1.0, "short")):
+        xs = np.column_stack([x, np.full(n, sign)])
+        for name, booster in boosters.items():
+            if name not in ("universe", "direction"):
+                out[f"{name}_{tag}"] = booster.predict(xs)
+    return pd.DataFrame(out, index=rows.index)
+
+
+# ---------------------------------------------------------------------------------------------
+# decision values chosen on the validation folds
+
+
+def auto_count_cutoff(score: np.ndarray, realised: np.ndarray, bins: int) -> float:
+    """Ranker score from which symbols turned out more tradeable than average, on validation.
+
+    Scores are cut into quantile bins; the cut-off is the lower edge of the lowest bin from which
+    every higher bin's mean realised tradeability beats the overall mean. With no such bin the
+    top bin's edge is used, so "auto" then takes the fewest symbols allowed.
+    """
+    edges = np.quantile(score, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, bins - 1)
+    overall = realised.mean()
+    means = np.array(
+        [realised[idx == b].mean() if np.any(idx == b) else -np.inf for b in range(bins)]
+    )
+    good = means >= overall
+    lowest = bins - 1
+    for b in range(bins - 1, -1, -1):
+        if not good[b]:
+            break
+        lowest = b
+    return float(edges[lowest])
+
+
+def kill_thresholds(
+    val: pd.DataFrame, p_up: np.ndarray, cfg: TrainConfig, zone: AutonomyZone, bar_ms: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Kill threshold per regime that maximised the mean trade return on validation.
+
+    Each validation bar opens a trade on the side the calibrated direction head picks; the trade
+    closes at the first later bar (within the horizon) whose kill probability passes the
+    threshold, else at the horizon. Regimes with fewer than `min_data_in_leaf` trades use the
+    threshold chosen over all trades.
+    """
+    order = np.lexsort((val["timestamp"].to_numpy(), val["symbol"].to_numpy()))
+    v = val.iloc[order]
+    p = p_up[order]
+    n, horizon = len(v), cfg.horizon_bars
+    side = np.where(p > 1 - p, 1.0, -1.0)
+    sym = v["symbol"].to_numpy()
+    ts = v["timestamp"].to_numpy()
+    close = v["close"].to_numpy()
+    steps = np.arange(1, horizon + 1)
+    idx = np.arange(n)[:, None] + steps[None, :]
+    inside = idx < n
+    idx = np.minimum(idx, n - 1)
+    same = inside & (sym[idx] == sym[:, None]) & (ts[idx] - ts[:, None] == steps * bar_ms)
+    kill_p = np.where(
+        side[:, None] > 0, v["kill_long"].to_numpy()[idx], v["kill_short"].to_numpy()[idx]
+    )
+    kill_p = np.where(same, kill_p, -np.inf)
+    path = side[:, None] * (close[idx] / close[:, None] - 1)
+    held = side * np.expm1(v["fwd_return"].to_numpy())
+    regime = v["regime"].to_numpy()
+
+    grid = np.linspace(zone.min_kill_threshold, zone.max_kill_threshold, cfg.grid_points)
+    grid = np.round(grid, 12)  # 0.6, not 0.6000000000000001, on the cards
+    returns = np.empty((len(grid), n))
+    rows = np.arange(n)
+    for g, threshold in enumerate(grid):
+        hit = kill_p > threshold
+        first = np.argmax(hit, axis=1)
+        returns[g] = np.where(hit.any(axis=1), path[rows, first], held)
+
+    best_all = int(np.argmax(returns.mean(axis=1)))
+    thresholds = {"all": float(grid[best_all])}
+    expectancy = {"no_kill": float(held.mean()), "all": float(returns[best_all].mean())}
+    for r in np.unique(regime[np.isfinite(regime)]):
+        mask = regime == r
+        key = str(int(r))
+        if mask.sum() < cfg.min_data_in_leaf:
+            thresholds[key] = thresholds["all"]
+            continue
+        best = int(np.argmax(returns[:, mask].mean(axis=1)))
+        thresholds[key] = float(grid[best])
+        expectancy[key] = float(returns[best, mask].mean())
+    return thresholds, expectancy
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _validation_metrics(
+    val: pd.DataFrame, cfg: TrainConfig, zone: AutonomyZone, bar_ms: int, fold_of: np.ndarray
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Per-head metrics on the pooled validation folds, and each head's decision outputs."""
+    metrics: dict[str, dict] = {}
+    outputs: dict[str, dict] = {}
+    ts = val["timestamp"].to_numpy()
+    unit = val["vol_unit"].to_numpy()
+    fwd = val["fwd_return"].to_numpy()
+
+    realised = np.abs(fwd) / unit
+    grades = relevance_grades(realised, ts, cfg.rank_grades)
+    score = val["rank_score"].to_numpy()
+    rng = np.random.default_rng(cfg.seed)
+    metrics["universe"] = {
+        f"ndcg@{cfg.ndcg_at}": H.ndcg(grades, score, ts, cfg.ndcg_at),
+        f"ndcg@{cfg.ndcg_at}_random": H.ndcg(grades, rng.random(len(score)), ts, cfg.ndcg_at),
+    }
+    outputs["universe"] = {
+        "auto_score_cutoff": auto_count_cutoff(score, realised, cfg.auto_count_bins)
+    }
+
+    moved = fwd != 0
+    y = (fwd[moved] > 0).astype(float)
+    raw = val["direction_raw"].to_numpy()
+    # Calibrate the slope only, around the validation median: confidence then says how well the
+    # head ranks ups against downs, not how much the validation months happened to drift.
+    centre = float(np.median(raw[moved]))
+    a, _ = H.platt_fit(raw[moved] - centre, y, fit_intercept=False)
+    b = -a * centre
+    p_up = H.platt_apply(raw, a, b)
+    per_fold = [
+        H.auc(y[fold_of[moved] == k], raw[moved][fold_of[moved] == k]) for k in np.unique(fold_of)
+    ]
+    metrics["direction"] = {
+        "auc": H.auc(y, raw[moved]),
+        "auc_by_fold": per_fold,
+        "log_loss": H.log_loss(y, p_up[moved]),
+        "log_loss_base_rate": H.log_loss(y, np.full(len(y), y.mean())),
+        "up_rate": float(y.mean()),
+    }
+    outputs["direction"] = {
+        "platt_a": a,
+        "platt_b": b,
+        "kelly_fraction": cfg.kelly_fraction,
+        "horizon_bars": cfg.horizon_bars,
+    }
+
+    sides = np.r_[np.ones(len(val)), -np.ones(len(val))]
+    both = pd.concat([val, val], ignore_index=True)
+    adverse, favourable = side_excursions(both, sides)
+    unit2 = np.r_[unit, unit]
+    quantile_heads = [("adverse", cfg.adverse_quantile, adverse, "stop")]
+    quantile_heads += [
+        (f"favourable_{role}", q, favourable, role)
+        for role, q in zip(LADDER, cfg.favourable_quantiles, strict=True)
+    ]
+    for name, q, target, role in quantile_heads:
+        pred = np.r_[val[f"{name}_long"].to_numpy(), val[f"{name}_short"].to_numpy()]
+        truth = target / unit2
+        metrics[name] = {
+            "pinball": H.pinball(truth, pred, q),
+            "pinball_constant": H.pinball(truth, np.full(len(truth), np.quantile(truth, q)), q),
+            "coverage": float(np.mean(truth <= pred)),
+            "quantile": q,
+        }
+        outputs[name] = {"quantile": q, "role": role, "horizon_bars": cfg.horizon_bars}
+
+    collapsed = np.r_[val["collapsed_long"].to_numpy(), val["collapsed_short"].to_numpy()]
+    kill_p = np.r_[val["kill_long"].to_numpy(), val["kill_short"].to_numpy()]
+    thresholds, expectancy = kill_thresholds(val, p_up, cfg, zone, bar_ms)
+    metrics["kill"] = {
+        "auc": H.auc(collapsed, kill_p),
+        "expectancy": expectancy,
+        "collapsed_rate": float(collapsed.mean()),
+    }
+    outputs["kill"] = {"thresholds_by_regime": thresholds}
+    return metrics, outputs
+
+
+def count_steps(cfg: TrainConfig) -> int:
+    """Progress steps of one training run: every booster of every fold and of the final fit."""
+    return (cfg.folds + 1) * len(H.heads_for(cfg)) + 1
+
+
+def train_models(
+    candles: Mapping[str, pd.DataFrame],
+    funding: Mapping[str, pd.DataFrame | None] | None,
+    out_dir: str | Path,
+    cfg: TrainConfig | None = None,
+    spec: FeatureSpec | None = None,
+    *,
+    holdout_symbols: Sequence[str] = (),
+    train_end_ms: int | None = None,
+    zone: AutonomyZone | None = None,
+    progress: Progress | None = None,
+    created_at: datetime | None = None,
+) -> TrainResult:
+    """Train, validate and store a model set (LightGBM text models + JSON cards) in `out_dir`."""
+    cfg = cfg or TrainConfig.defaults()
+    spec = spec or FeatureSpec()
+    zone = zone or AutonomyZone()
+    ts_set = build_training_set(candles, funding, spec, cfg, train_end_ms, holdout_symbols)
+    frame, features = ts_set.frame, ts_set.features
+
+    val_parts = []
+    for k, (lo, hi) in enumerate(fold_bounds(frame["timestamp"].to_numpy(), cfg)):
+        purge_end = lo - cfg.horizon_bars * ts_set.bar_ms
+        train_rows = _strided(frame[frame["timestamp"] < purge_end], cfg, ts_set.bar_ms)
+        if train_rows.empty:
+            raise TrainDataError("the first walk-forward fold has no training rows before it")
+        boosters = fit_heads(train_rows, features, cfg, progress)
+        block = frame[(frame["timestamp"] >= lo) & (frame["timestamp"] < hi)]
+        preds = _predict_block(boosters, block, features)
+        val_parts.append(pd.concat([block, preds], axis=1).assign(fold=k))
+    val = pd.concat(val_parts, ignore_index=True)
+    metrics, outputs = _validation_metrics(val, cfg, zone, ts_set.bar_ms, val["fold"].to_numpy())
+    if progress is not None:
+        progress("validation")
+
+    final_rows = _strided(frame, cfg, ts_set.bar_ms)
+    boosters = fit_heads(final_rows, features, cfg, progress)
+
+    feature_hash = spec.version()
+    set_id = hashlib.sha256(
+        json.dumps(
+            [ts_set.data_hash, feature_hash, cfg.as_dict(), ts_set.train_end_ms], sort_keys=True
+        ).encode()
+    ).hexdigest()[:12]
+    created = created_at or datetime.now(UTC)
+    x = frame[list(features)]
+    ranges = {name: [float(x[name].min()), float(x[name].max())] for name in features}
+    start_ms = int(frame["timestamp"].min())
+    valid_until = ts_set.train_end_ms + cfg.valid_days * MS_PER_DAY
+    result = TrainResult(out_dir=Path(out_dir), set_id=set_id)
+    for head in H.heads_for(cfg):
+        card = {
+            "format_version": FORMAT_VERSION,
+            "name": head.name,
+            "objective": head.objective,
+            "set_id": set_id,
+            "features": list(features),
+            "inputs": head.input_names(features),
+            "feature_hash": feature_hash,
+            "feature_spec": spec.params(),
+            "feature_ranges": ranges,
+            "training_window": {
+                "start_ms": start_ms,
+                "end_ms": ts_set.train_end_ms,
+                "start": _iso(start_ms),
+                "end": _iso(ts_set.train_end_ms),
+                "bar_ms": ts_set.bar_ms,
+                "rows": len(final_rows),
+            },
+            "symbols": list(ts_set.symbols),
+            "holdout_symbols": sorted(holdout_symbols),
+            "data_hash": ts_set.data_hash,
+            "metrics": metrics[head.name],
+            "outputs": outputs[head.name],
+            "train_config": cfg.as_dict(),
+            "seed": cfg.seed,
+            "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "valid_until_ms": valid_until,
+            "valid_until": _iso(valid_until),
+            "qctl_version": qctl_version(),
+        }
+        result.cards[head.name] = save_model(result.out_dir, head.name, boosters[head.name], card)
+    return result

@@ -1,0 +1,286 @@
+"""AIPolicy: every value from a model or the limits, inside the zone, and fail-closed."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from engine.broker import BrokerConfig
+from engine.domain import (
+    AutonomyZone,
+    Bars,
+    MarketSnapshot,
+    Portfolio,
+    Position,
+    SafetyLimits,
+    Side,
+    SkipReason,
+)
+from engine.policy import Policy, safe_decide
+from models.policy import AIPolicy, UniverseConfig
+
+from .conftest import HOUR_MS, snapshot_at
+
+OUT_OF_SAMPLE = range(1300, 1590, 3)
+ZONE = AutonomyZone()
+
+
+VENUE_COST = BrokerConfig.from_toml().break_even_offset()
+
+
+def _policy(directory, funding, round_trip_cost=0.0, **kwargs) -> AIPolicy:
+    """The policy on a cost-free venue by default: the small test models' edge is too thin to
+    beat real fees, and these tests are about the mechanics of each decision."""
+    return AIPolicy.from_dir(directory, funding=funding, round_trip_cost=round_trip_cost, **kwargs)
+
+
+def _run(policy, candles, bars=OUT_OF_SAMPLE, portfolio=None):
+    portfolio = portfolio or Portfolio(wallet_balance=10_000.0)
+    out = []
+    for i in bars:
+        out.extend(safe_decide(policy, snapshot_at(candles, i), portfolio, ZONE))
+    return out
+
+
+@pytest.fixture(scope="module")
+def decisions(trained, market):
+    candles, funding = market
+    policy = _policy(trained.out_dir, funding, universe=UniverseConfig.from_mapping({"count": 4}))
+    return _run(policy, candles)
+
+
+def test_it_is_a_policy(trained, market):
+    policy = _policy(trained.out_dir, market[1])
+    assert isinstance(policy, Policy)
+    assert policy.version == trained.set_id and policy.error is None
+
+
+def test_entries_are_complete_inside_the_zone_and_explained(decisions, trained):
+    entries = [d for d in decisions if d.skip is None]
+    assert len(entries) >= 10, Counter(d.skip for d in decisions)
+    feature_names = set(trained.cards["direction"]["features"])
+    for d in entries:
+        assert ZONE.explain(d) is None
+        assert d.side in (Side.LONG, Side.SHORT)
+        assert 0 < d.size_pct <= SafetyLimits().max_position_fraction
+        assert d.take_profit_pct == pytest.approx(d.harvest.t3_r * d.stop_loss_pct)
+        assert d.policy == "ai" and d.model_version == trained.set_id
+        assert d.reasons and {name for name, _ in d.reasons} <= feature_names
+
+
+def test_decisions_vary_with_the_market(decisions):
+    entries = [d for d in decisions if d.skip is None]
+    for values in (
+        [d.leverage for d in entries],
+        [d.size_pct for d in entries],
+        [d.stop_loss_pct for d in entries],
+        [d.harvest.t1_r for d in entries],
+        [d.harvest.t3_r for d in entries],
+    ):
+        assert len(set(np.round(values, 9))) > 1
+
+
+def test_skips_carry_reason_codes_and_details(decisions):
+    skips = [d for d in decisions if d.skip is not None]
+    assert skips and all(d.skip_detail for d in skips)
+
+
+def test_decisions_never_read_the_future(trained, market):
+    candles, funding = market
+    i = 1400
+    t = int(candles["BTC-USDT"].index[i])
+    rng = np.random.default_rng(5)
+    moved_c, moved_f = {}, {}
+    for s, c in candles.items():
+        c = c.copy()
+        later = c.index > t
+        c.loc[later, ["open", "high", "low", "close", "volume"]] *= rng.uniform(
+            0.5, 1.5, (later.sum(), 1)
+        )
+        moved_c[s] = c
+        f = funding[s].copy()
+        f.loc[f.index > t, "funding_rate"] *= -3
+        moved_f[s] = f
+    universe = UniverseConfig.from_mapping({"count": 4})
+    before = _run(_policy(trained.out_dir, funding, universe=universe), candles, range(1380, i + 1))
+    after = _run(_policy(trained.out_dir, moved_f, universe=universe), moved_c, range(1380, i + 1))
+    assert before == after
+
+
+def test_same_models_same_decisions(trained, market, decisions):
+    candles, funding = market
+    again = _run(
+        _policy(trained.out_dir, funding, universe=UniverseConfig.from_mapping({"count": 4})),
+        candles,
+    )
+    assert again == decisions
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("delete", SkipReason.MODEL_MISSING),
+        ("corrupt", SkipReason.MODEL_CORRUPT),
+        ("expire", SkipReason.MODEL_STALE),
+        ("mismatch", SkipReason.MODEL_CORRUPT),
+    ],
+)
+def test_fail_closed_drills(model_copy, market, damage, reason):
+    candles, funding = market
+    if damage == "delete":
+        (model_copy / "favourable_t1.txt").unlink()
+    elif damage == "corrupt":
+        path = model_copy / "adverse.txt"
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    else:
+        for path in model_copy.glob("*.json"):
+            card = json.loads(path.read_text())
+            if damage == "expire":
+                card["valid_until_ms"] = int(candles["BTC-USDT"].index[1300])
+            else:
+                card["features"] = card["features"][::-1]
+            path.write_text(json.dumps(card))
+    policy = _policy(model_copy, funding)
+    out = _run(policy, candles, range(1350, 1400, 7))
+    assert out and not [d for d in out if d.skip is None]
+    assert {d.skip for d in out} == {reason}
+    assert all(d.skip_detail for d in out)
+
+
+def _with_last_bar(snapshot: MarketSnapshot, symbol: str, **changes) -> MarketSnapshot:
+    series = {}
+    for s in snapshot.symbols:
+        b = snapshot.bars(s)
+        arrays = {k: getattr(b, k).copy() for k in ("ts", "open", "high", "low", "close", "volume")}
+        if s == symbol:
+            for k, factor in changes.items():
+                arrays[k][-1] = arrays[k][-1] * factor
+        series[s] = Bars.from_arrays(**arrays)
+    return MarketSnapshot.from_windows(snapshot.ts, snapshot.timeframe_ms, series)
+
+
+def test_nan_features_skip(trained, market):
+    candles, funding = market
+    snap = _with_last_bar(snapshot_at(candles, 1400), "ETH-USDT", volume=np.nan)
+    out = _policy(trained.out_dir, funding).decide(snap, Portfolio(wallet_balance=1e4))
+    eth = [d for d in out if d.symbol == "ETH-USDT"]
+    assert eth[0].skip is SkipReason.NAN_FEATURES and "volume_z" in eth[0].skip_detail
+
+
+def test_out_of_distribution_inputs_skip(trained, market):
+    candles, funding = market
+    snap = _with_last_bar(snapshot_at(candles, 1400), "SOL-USDT", close=3.0, high=3.0)
+    out = _policy(trained.out_dir, funding).decide(snap, Portfolio(wallet_balance=1e4))
+    sol = [d for d in out if d.symbol == "SOL-USDT"]
+    assert sol[0].skip is SkipReason.OUT_OF_DISTRIBUTION
+    assert "training range" in sol[0].skip_detail
+
+
+def test_without_funding_data_the_funding_features_are_missing(trained, market):
+    candles, _ = market
+    out = _policy(trained.out_dir, None).decide(
+        snapshot_at(candles, 1400), Portfolio(wallet_balance=1e4)
+    )
+    assert {d.skip for d in out} == {SkipReason.NAN_FEATURES}
+
+
+def test_warmup(trained, market):
+    candles, funding = market
+    out = _policy(trained.out_dir, funding).decide(
+        snapshot_at(candles, 50), Portfolio(wallet_balance=1e4)
+    )
+    assert {d.skip for d in out} == {SkipReason.WARMUP}
+
+
+def test_fixed_universe_count(trained, market):
+    candles, funding = market
+    policy = _policy(trained.out_dir, funding, universe=UniverseConfig.from_mapping({"count": 2}))
+    for i in range(1300, 1400, 10):
+        out = policy.decide(snapshot_at(candles, i), Portfolio(wallet_balance=1e4))
+        assert sum(d.skip is not SkipReason.NOT_IN_UNIVERSE for d in out) == 2
+        assert sum(d.skip is SkipReason.NOT_IN_UNIVERSE for d in out) == 2
+
+
+def test_auto_universe_count_stays_within_bounds(trained, market):
+    candles, funding = market
+    policy = _policy(
+        trained.out_dir,
+        funding,
+        universe=UniverseConfig.from_mapping({"count": "auto", "auto_min": 1, "auto_max": 3}),
+    )
+    for i in range(1300, 1400, 10):
+        out = policy.decide(snapshot_at(candles, i), Portfolio(wallet_balance=1e4))
+        inside = sum(d.skip is not SkipReason.NOT_IN_UNIVERSE for d in out)
+        assert 1 <= inside <= 3
+
+
+def test_held_symbols_are_left_to_the_exit_controller(trained, market):
+    candles, funding = market
+    snap = snapshot_at(candles, 1400)
+    pos = Position("BTC-USDT", Side.LONG, 0.01, snap.last_close("BTC-USDT"), 5.0, snap.ts - HOUR_MS)
+    portfolio = Portfolio(wallet_balance=1e4, positions={"BTC-USDT": pos})
+    out = _policy(trained.out_dir, funding).decide(snap, portfolio)
+    assert "BTC-USDT" not in {d.symbol for d in out} and len(out) == 3
+
+
+def test_stricter_limits_shrink_what_the_policy_asks_for(trained, market):
+    candles, funding = market
+    strict = SafetyLimits(max_leverage=3.0, max_position_size_pct=2.0)
+    policy = _policy(
+        trained.out_dir, funding, limits=strict, universe=UniverseConfig.from_mapping({"count": 4})
+    )
+    zone = AutonomyZone.for_limits(strict)
+    entries = [
+        d
+        for i in OUT_OF_SAMPLE
+        for d in safe_decide(policy, snapshot_at(candles, i), Portfolio(wallet_balance=1e4), zone)
+        if d.skip is None
+    ]
+    assert entries
+    assert all(d.leverage <= 3.0 and d.size_pct <= 0.02 for d in entries)
+
+
+def test_universe_config_defaults_and_errors():
+    from models.errors import UniverseConfigError
+
+    default = UniverseConfig.from_mapping()
+    assert default.count == 10 and (default.auto_min, default.auto_max) == (5, 20)
+    with pytest.raises(UniverseConfigError):
+        UniverseConfig.from_mapping({"count": 0})
+    with pytest.raises(UniverseConfigError):
+        UniverseConfig.from_mapping({"count": "auto", "auto_min": 9, "auto_max": 3})
+    with pytest.raises(UniverseConfigError, match="unknown"):
+        UniverseConfig.from_mapping({"size": 3})
+
+
+def test_kill_scores_for_open_positions(trained, market, model_copy):
+    candles, funding = market
+    snap = snapshot_at(candles, 1400)
+    positions = [
+        Position("BTC-USDT", Side.LONG, 0.01, snap.last_close("BTC-USDT"), 5.0, snap.ts - HOUR_MS),
+        Position("ETH-USDT", Side.SHORT, 0.1, snap.last_close("ETH-USDT"), 5.0, snap.ts - HOUR_MS),
+    ]
+    scores = _policy(trained.out_dir, funding).kill_scores(snap, positions)
+    assert set(scores) == {"BTC-USDT", "ETH-USDT"}
+    assert all(0 <= v <= 1 for v in scores.values())
+    # a refused model set gives no score at all, never a made-up one
+    (model_copy / "kill.txt").unlink()
+    assert _policy(model_copy, funding).kill_scores(snap, positions) == {}
+
+
+def test_costs_make_the_policy_trade_less_and_never_larger(trained, market, decisions):
+    candles, funding = market
+    universe = UniverseConfig.from_mapping({"count": 4})
+    costly = _run(
+        _policy(trained.out_dir, funding, round_trip_cost=VENUE_COST, universe=universe), candles
+    )
+    free_entries = {(d.ts, d.symbol): d for d in decisions if d.skip is None}
+    costly_entries = [d for d in costly if d.skip is None]
+    assert len(costly_entries) < len(free_entries)
+    pairs = [(d.size_pct, free_entries[(d.ts, d.symbol)].size_pct) for d in costly_entries]
+    assert all(costly <= free for costly, free in pairs)
+    low = [d for d in costly if d.skip is SkipReason.LOW_CONFIDENCE]
+    assert low and "round-trip cost" in low[0].skip_detail
