@@ -471,12 +471,7 @@ class Judge:
         names = site.names + (site.secondary if site.role == "env-default" else [])
         if not any(self.vocabulary.match(n).category is Category.SECRET for n in names if n):
             return
-        if (
-            len(text) < 8
-            or _PLACEHOLDER.match(text)
-            or _ENV_NAME.match(text)
-            or " " in text.strip()
-        ):
+        if not _looks_like_credential(text):
             return
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
         masked = replace(site, value=f"<redacted {len(text)} chars sha256:{digest}>")
@@ -640,6 +635,15 @@ class Judge:
             is_test=self.is_test,
         )
         self.findings.append((finding, site.stmt_line))
+
+
+def _looks_like_credential(text: str) -> bool:
+    """Random-looking text: long enough, letters and digits, no spaces, not a placeholder or an
+    env var name (`"credential"` as a label or `"BINANCE_API_KEY"` as a reference are not secrets)."""
+    text = text.strip()
+    if len(text) < 12 or " " in text or _PLACEHOLDER.match(text) or _ENV_NAME.match(text):
+        return False
+    return any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
 
 
 def _best(matches: list[tuple[str, Match]]) -> tuple[str, Match] | None:

@@ -159,7 +159,10 @@ def run_backtest(
 
     risk = RiskKernel(limits, tiers)
     broker = SimulatedBroker(cfg, tiers, Portfolio(wallet_balance=float(equity)), run_id=run_id)
-    exits = ExitController(cfg.break_even_offset())
+    # a policy that chose its kill thresholds on a score of its own also provides that score
+    exits = ExitController(
+        cfg.break_even_offset(), kill_scorer=getattr(policy, "kill_scores", None)
+    )
     loop = EngineLoop(
         bars=bars,
         policy=policy,

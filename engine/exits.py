@@ -24,14 +24,21 @@ constant; the scales are the position's own R and ladder):
 - `age`: bars held against the bars a random walk with the realised per-bar volatility needs to
   travel to T1 (to 1 R without a ladder): (held * sigma^2) / distance^2.
 
+A policy whose kill thresholds are chosen on a score of its own (AIPolicy: the kill head's
+probability that the edge has collapsed) provides `kill_scores(snapshot, positions)`; the
+controller then compares the threshold with that score, on the scale it was chosen on. A position
+the policy cannot score at a bar (stale model, NaN inputs) gets no kill at that bar: its
+exchange-side stop still protects it, and no score of another scale stands in.
+
 The broker's stop-market / take-profit-market orders remain as the exchange-side backstop.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -89,6 +96,14 @@ def _rung(ladder: HarvestLadder, stage: int) -> float:
     return (ladder.t1_r, ladder.t2_r, ladder.t3_r)[stage]
 
 
+class KillScorer(Protocol):
+    """A policy's own kill score per open position (AIPolicy.kill_scores); absent = not scored."""
+
+    def __call__(
+        self, snapshot: MarketSnapshot, positions: Iterable[Position]
+    ) -> Mapping[str, float]: ...
+
+
 def _named(comps: tuple[float, ...], score: float) -> tuple[tuple[str, float], ...]:
     return (*zip(KILL_COMPONENTS, comps, strict=True), ("kill_score", score))
 
@@ -107,6 +122,8 @@ class ExitController:
     # Optional: the very arrays the snapshots wrap, read only up to `snapshot.n_bars(symbol)`
     # (the same bars `snapshot.bars` gives, without building a window view each bar).
     series: Mapping[str, Bars] | None = None
+    # Optional: the policy's own kill score (see the module docstring).
+    kill_scorer: KillScorer | None = None
     _tracks: dict[str, _Track] = field(default_factory=dict)
 
     def forget(self, symbol: str) -> None:
@@ -179,27 +196,37 @@ class ExitController:
         if len(self._tracks) > len(positions):
             for sym in [s for s in self._tracks if s not in positions]:
                 del self._tracks[sym]
+        scored = None
+        if self.kill_scorer is not None and positions:
+            scored = self.kill_scorer(snapshot, positions.values())
         for pos in positions.values():  # the broker keeps only open positions here
             t = self._track(pos, snapshot)
             if t is None or t.held == 0:
                 continue
-            acts = self._evaluate_one(pos, t)
+            acts = self._evaluate_one(pos, t, scored)
             if acts:
                 actions.extend(acts)
         return actions
 
-    def _evaluate_one(self, pos: Position, t: _Track) -> list[ExitAction]:
-        comps = self.kill_components(t)
-        score = (comps[0] + comps[1] + comps[2] + comps[3]) / len(KILL_COMPONENTS)
+    def _evaluate_one(
+        self, pos: Position, t: _Track, scored: Mapping[str, float] | None = None
+    ) -> list[ExitAction]:
+        if scored is None:
+            comps = self.kill_components(t)
+            score: float | None = (comps[0] + comps[1] + comps[2] + comps[3]) / len(KILL_COMPONENTS)
+            named = _named(comps, score)
+        else:
+            score = scored.get(pos.symbol)
+            named = (("policy_kill_score", score),) if score is not None else ()
         threshold = pos.kill_threshold
-        if threshold is not None and score >= threshold:
+        if threshold is not None and score is not None and score >= threshold:
             return [
                 ExitAction(
                     pos.symbol,
                     OrderPurpose.KILL,
                     pos.qty,
                     detail=f"kill score {score:.3f} >= threshold {threshold:g}",
-                    components=_named(comps, score),
+                    components=named,
                 )
             ]
         ladder = pos.harvest
@@ -226,7 +253,7 @@ class ExitController:
                         _RUNG_PURPOSES[stage - 1],
                         qty,
                         detail=f"{r_now:.2f} R >= T{stage} {rungs[stage - 1]:g} R",
-                        components=_named(comps, score),
+                        components=named,
                         harvest_stage=stage,
                     )
                 )
@@ -242,7 +269,7 @@ class ExitController:
                         new_stop=lock,
                         detail=f"{r_now:.2f} R >= lock {ladder.lock_r:g} R: stop to "
                         "break-even-plus",
-                        components=_named(comps, score),
+                        components=named,
                     )
                 )
         return out

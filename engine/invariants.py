@@ -12,7 +12,7 @@ stricter by the limits each run recorded:
 - `journal.exposure`: total exposure <= max_total_exposure after every entry (prices may move
   an open book past it later; the limit is what the risk kernel promises when it adds risk);
 - `journal.protective_stop`: every opened position has a stop on the losing side of its entry
-  and a resting reduce-only STOP_MARKET order placed with it, never rejected.
+  and a reduce-only STOP_MARKET order at that price, placed with it and never rejected.
 
 Size and exposure are compared with `FILL_TOLERANCE` of slack: the kernel sizes at the reference
 price, the fill pays slippage and a fee.
@@ -24,13 +24,13 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from engine.domain import Bars, MarketSnapshot, OrderPurpose, OrderType, SafetyLimits, SkipReason
+from engine.domain import OrderPurpose, OrderType, SafetyLimits, SkipReason
 from engine.journal import Journal
 from engine.policy import Policy
 from engine.tiers import LeverageTiers
@@ -183,6 +183,11 @@ def check_journal(
         if missing:
             raise ValueError(f"no run {missing[0]} in {journal.path}")
         runs = [r for r in runs if r["id"] in wanted]
+    if not runs:
+        return [
+            CheckResult(name, CheckStatus.SKIP, f"no run in {journal.path}")
+            for name in JOURNAL_CHECKS
+        ]
     lev = _Tally("journal.leverage", "entry decisions and position rows")
     margin = _Tally("journal.margin_ratio", "equity points")
     size = _Tally("journal.position_size", "opened positions")
@@ -332,23 +337,28 @@ def _check_stops(conn, rid: str, t: _Tally) -> None:
                 f"{where}: stop {stop:g} is not on the losing side of entry {entry:g}"
             )
             continue
+        # the order row holds the order's latest state (its ts is the last update), so the stop
+        # placed with the position is found by its price, not by its time
         orders = list(
             _select(
                 conn,
                 'SELECT id, status, reduce_only FROM "order" WHERE run_id = ? AND symbol = ? '
-                "AND purpose = ? AND type = ? AND ts >= ? AND ts <= ?",
+                "AND purpose = ? AND type = ? AND ts >= ? AND ABS(stop_price - ?) <= ?",
                 (
                     rid,
                     p["symbol"],
                     str(OrderPurpose.STOP_LOSS),
                     str(OrderType.STOP_MARKET),
                     p["opened_ts"],
-                    p["ts"],
+                    stop,
+                    abs(stop) * FLOAT_EPS,
                 ),
             )
         )
         if not orders:
-            t.violations.append(f"{where}: no STOP_MARKET stop-loss order placed with it")
+            t.violations.append(
+                f"{where}: no STOP_MARKET stop-loss order at {stop:g} placed with it"
+            )
         elif not any(o["reduce_only"] and o["status"] != "REJECTED" for o in orders):
             t.violations.append(f"{where}: its stop-loss order was rejected or is not reduce-only")
 
@@ -436,13 +446,6 @@ def check_variation(
 
 # ---------------------------------------------------------------------------------------------
 # the fail-closed drill
-
-
-def snapshot_at(bars: Any, i: int, series: Mapping[str, Bars] | None = None) -> MarketSnapshot:
-    """What is known once step i of aligned bars (`engine.data.align`) has closed."""
-    series = series or {s: Bars.from_arrays(*bars.series[s]) for s in bars.symbols}
-    known = dict(zip(bars.symbols, bars.known[i].tolist(), strict=True))
-    return MarketSnapshot(int(bars.ts[i]) + bars.step_ms, bars.step_ms, series, known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,11 +543,13 @@ def run_drill(
             data,
         )
     if control_entries == 0:
+        top = sorted(control_skips.items(), key=lambda kv: -kv[1])[:3]
+        why = ", ".join(f"{k} {v}" for k, v in top) or "no decision at all"
         return CheckResult(
             name,
             CheckStatus.FAIL,
-            f"inconclusive: the intact {label} made no entry over {bars} symbol-bars, so zero "
-            "entries with broken artefacts proves nothing (use a longer or other window)",
+            f"inconclusive: the intact {label} made no entry over {bars} symbol-bars ({why}), "
+            "so zero entries with broken artefacts proves nothing (use a longer or other window)",
             details,
             data,
         )

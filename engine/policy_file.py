@@ -37,7 +37,6 @@ from engine.domain import (
     SkipReason,
 )
 from engine.policy import Policy, safe_decide
-from engine.tiers import normalise_symbol
 
 SCHEMA_ID = "qctl.policy/v1"
 SCHEMA_PATH = Path(__file__).with_name("policy_schema.json")
@@ -173,8 +172,18 @@ def symbol_key(symbol: str) -> str:
 
 
 def file_symbol(symbol: str) -> str:
-    """The spelling written in the file: `BASE-QUOTE` (`BTC/USDT:USDT` -> `BTC-USDT`)."""
-    return normalise_symbol(symbol)
+    """The spelling written in the file: `BASE-QUOTE` (`BTC/USDT:USDT`, `BTCUSDT` -> `BTC-USDT`).
+
+    A name whose quote cannot be told (`BTC`) is returned as it is, and never written: the
+    quote is not guessed.
+    """
+    from engine.data import DataError, resolve_symbol
+
+    try:
+        name = resolve_symbol(symbol)
+    except DataError:
+        return str(symbol)
+    return name if symbol_key(name) == symbol_key(symbol) else str(symbol).strip().upper()
 
 
 def canonical_json(document: Mapping[str, Any]) -> bytes:

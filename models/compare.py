@@ -39,6 +39,8 @@ class OutOfSample:
         self.version = policy.version
         self.start_ms = start_ms
         self.decisions: list[Decision] = []
+        if hasattr(policy, "kill_scores"):  # exits compare the policy's thresholds with its score
+            self.kill_scores = policy.kill_scores
 
     def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> list[Decision]:
         if snapshot.ts - snapshot.timeframe_ms < self.start_ms:

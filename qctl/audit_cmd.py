@@ -148,7 +148,8 @@ def audit_command(
     err = Console(stderr=True)
 
     loaded = None
-    if baseline is not None and write_baseline is None:  # rewriting a baseline starts from every finding
+    # rewriting a baseline starts from every finding, not from those the old one lets through
+    if baseline is not None and write_baseline is None:
         try:
             loaded = load_baseline(baseline)
         except BaselineError as exc:

@@ -98,9 +98,43 @@ def backtest_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the metrics as JSON instead of the report.")
     ] = False,
+    models: Annotated[
+        Path | None,
+        typer.Option(
+            "--models",
+            help="Run the AI policy of this model set (`qctl train --out`) instead of --policy.",
+            show_default=False,
+        ),
+    ] = None,
+    compare_with: Annotated[
+        str | None,
+        typer.Option(
+            "--compare",
+            help="`legacy,ai`: both policies on the same out-of-sample bars, side by side "
+            "(models from --models, default qctl_models).",
+            show_default=False,
+        ),
+    ] = None,
+    holdout_symbols: Annotated[
+        str | None,
+        typer.Option(
+            "--holdout-symbols",
+            help="With --compare: trade only these symbols, which the models never saw.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Backtest a policy over recorded candles (with funding when present), journal every
-    decision, order, fill, position, equity point and safety event, and print a report."""
+    decision, order, fill, position, equity point and safety event, and print a report.
+
+    Examples:
+
+      qctl backtest                                    # legacy policy on the shipped sample
+
+      qctl backtest --models qctl_models               # the AI policy
+
+      qctl backtest --compare legacy,ai --holdout-symbols SOL,LINK
+    """
     from engine.backtest import default_policy_path, run_backtest
     from engine.broker import BrokerConfig
     from engine.data import load_market_data, sample_data_dir
@@ -108,6 +142,11 @@ def backtest_command(
     from engine.policy import StaticPolicy
     from engine.report import render_terminal, write_html
 
+    if compare_with is not None:
+        _compare(compare_with, models, data, policy, symbols, holdout_symbols, equity, as_json)
+        return
+    if holdout_symbols is not None:
+        raise BacktestArgsError("--holdout-symbols only applies with --compare legacy,ai")
     console = Console()
     if not equity > 0:
         raise BacktestArgsError(f"--equity must be a positive amount of USDT, got {equity:g}")
@@ -119,8 +158,19 @@ def backtest_command(
     md = load_market_data(
         data_dir, symbols=wanted, timeframe=timeframe, start_ms=start_ms, end_ms=end_ms
     )
-    pol = StaticPolicy.from_toml(policy if policy is not None else default_policy_path())
     cfg = BrokerConfig.from_toml(broker)
+    if models is not None:
+        if policy is not None:
+            raise BacktestArgsError("give --policy (a StaticPolicy TOML) or --models, not both")
+        from models.policy import AIPolicy
+
+        pol = AIPolicy.from_dir(
+            models,
+            funding={s: sd.funding for s, sd in md.symbols.items()},
+            round_trip_cost=cfg.break_even_offset(),
+        )
+    else:
+        pol = StaticPolicy.from_toml(policy if policy is not None else default_policy_path())
 
     journal = Journal(db if db != MEMORY else MEMORY)
     try:
@@ -186,3 +236,34 @@ def backtest_command(
         written = write_html(result, report)
         if not as_json:
             console.print(f"report: {written}", highlight=False)
+
+
+def _compare(
+    which: str,
+    models: Path | None,
+    data: Path | None,
+    policy: Path | None,
+    symbols: str | None,
+    holdout: str | None,
+    equity: float,
+    as_json: bool,
+) -> None:
+    """`--compare legacy,ai`: the models' out-of-sample comparison (the same as `qctl models compare`)."""
+    from qctl.models_cmd import compare_command
+    from qctl.train_cmd import DEFAULT_MODEL_DIR
+
+    names = {w.strip().lower() for w in which.split(",") if w.strip()}
+    if names != {"legacy", "ai"}:
+        raise BacktestArgsError(f"--compare takes `legacy,ai`, got {which!r}")
+    split = [s.strip() for s in (symbols or "").split(",") if s.strip()]
+    held = [s.strip() for s in (holdout or "").split(",") if s.strip()]
+    compare_command(
+        directory=models if models is not None else DEFAULT_MODEL_DIR,
+        data=data,
+        policy=policy,
+        holdout_symbols=held or None,
+        symbols=split or None,
+        universe=None,
+        equity=equity,
+        as_json=as_json,
+    )

@@ -11,6 +11,7 @@ from rich.markup import escape
 from qctl import __version__
 from qctl.audit_cmd import audit_command
 from qctl.backtest_cmd import backtest_command
+from qctl.migrate_cmd import migrate_app
 from qctl.models_cmd import models_app
 from qctl.policy_cmd import policy_app
 from qctl.train_cmd import train_command
@@ -32,6 +33,7 @@ app.command("audit")(audit_command)
 app.command("train")(train_command)
 app.add_typer(models_app, name="models")
 app.command("backtest")(backtest_command)
+app.add_typer(migrate_app, name="migrate")
 app.add_typer(policy_app, name="policy")
 app.command("verify")(verify_command)
 
@@ -63,6 +65,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from engine.policy import PolicyConfigError
     from engine.policy_file import PolicyBuildError, PolicyFileError
     from engine.tiers import TiersError
+    from migrations.errors import MigrateError
     from models.errors import (
         CompareError,
         ModelError,
@@ -77,7 +80,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (
         (ConfigError, BaselineError, ModelError, TrainConfigError, TrainDataError)
         + (BacktestError, BacktestArgsError, BrokerConfigError, DataError, JournalError)
-        + (LimitsError, PolicyConfigError, TiersError)
+        + (LimitsError, PolicyConfigError, TiersError, MigrateError)
         + (PolicyArgsError, PolicyBuildError, PolicyFileError, VerifyArgsError)
         + (CompareError, UniverseConfigError)
     )

@@ -157,3 +157,13 @@ def test_low_confidence_findings_are_info() -> None:
 def test_literal_arithmetic_is_one_value() -> None:
     [finding] = scan("@dataclass\nclass HarvestTheta:\n    max_hold_sec: int = 6 * 3600")
     assert finding.value == "6 * 3600"
+
+
+def test_labels_and_names_are_not_secrets() -> None:
+    code = (
+        'LABELS = {Category.SECRET: "credential"}\n'
+        '_SECRET_ROLES = BASE | {"call-arg"}\n'
+        'API_KEY_ENV = "BINANCE_API_KEY"\n'
+        'password = "changeme"\n'
+    )
+    assert scan(code) == []

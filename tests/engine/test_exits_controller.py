@@ -159,3 +159,33 @@ def test_flatten_closes_every_open_position() -> None:
     pf = Portfolio(wallet_balance=1.0, positions={pos.symbol: pos})
     (a,) = ExitController(BE_OFFSET).flatten(pf, "operator request")
     assert a.purpose == OrderPurpose.FLATTEN and a.close_qty == 3.0 and a.closes_all
+
+
+def test_a_policy_kill_score_replaces_the_built_in_one() -> None:
+    """A policy that chose its thresholds on its own score is compared on that score only."""
+    closes = [100, 99.5, 99, 98.5, 98, 96.5]
+    highs = [100, 99.6, 99.1, 98.6, 98.1, 98.2]
+    lows = [100, 99.4, 98.9, 98.4, 97.9, 96.0]
+    bars = series(closes, highs, lows)
+    seen: list[int] = []
+
+    def scorer(snapshot: MarketSnapshot, positions) -> dict[str, float]:
+        seen.append(snapshot.ts)
+        return {"BTC-USDT": 0.3 if len(seen) < 3 else 0.7}
+
+    steps = run(
+        ExitController(BE_OFFSET, kill_scorer=scorer), long_position(kill=0.6), bars, upto=6
+    )
+    kills = [(n, a) for n, acts in enumerate(steps) for a in acts if a.purpose == OrderPurpose.KILL]
+    assert kills[0][0] == 2  # the third bar, when the policy's score passed 0.6
+    assert dict(kills[0][1].components) == {"policy_kill_score": 0.7}
+
+    # a position the policy cannot score is not killed by a score of another scale
+    # (the built-in score kills this path at 0.45, see the test above)
+    silent = run(
+        ExitController(BE_OFFSET, kill_scorer=lambda s, p: {}),
+        long_position(kill=0.45),
+        bars,
+        upto=6,
+    )
+    assert not any(a.purpose == OrderPurpose.KILL for acts in silent for a in acts)

@@ -1,0 +1,572 @@
+"""`qctl verify`: the CI gate. Wires the checks of `engine.invariants`, `engine.policy_file` and
+`audit` together and renders them (table, JSON, JUnit XML) with an exit code for CI."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import replace
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from engine.invariants import CheckResult, CheckStatus, timed
+from qctl.backtest_cmd import DEFAULT_EQUITY_USDT
+from qctl.train_cmd import DEFAULT_MODEL_DIR
+
+if TYPE_CHECKING:
+    from audit.baseline import Baseline
+    from audit.config import AuditConfig
+    from engine.data import MarketData
+
+CHECK_GROUPS = ("audit", "journal", "variation", "drill", "policy")
+DEFAULT_DRILL_SYMBOLS = "BTC-USDT,ETH-USDT"
+DEFAULT_DRILL_BARS = 400
+MAX_SHOWN_FINDINGS = 20
+SECOND_MS = 1000
+DRILL_FILE_VALID_MS = 24 * 3600 * SECOND_MS  # judged at the bars' (past) times: any span works
+
+
+class VerifyArgsError(ValueError):
+    """A command-line value of `qctl verify` is invalid (shown as one line, exit code 2)."""
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+# ---------------------------------------------------------------------------------------------
+# wiring of each check
+
+
+def audit_setup(
+    paths: list[Path], baseline: Path | None, config_file: Path | None
+) -> tuple[AuditConfig, Baseline | None]:
+    """The audit config and baseline, loaded before any check runs (their errors exit 2)."""
+    from audit.baseline import BaselineError, load_baseline
+    from audit.config import find_config_file, load_config
+    from qctl.audit_cmd import reference_limits
+
+    start = paths[0] if paths[0].exists() else Path(".")
+    config = load_config(config_file or find_config_file(start), root=Path.cwd())
+    config = replace(config, reference_limits=reference_limits())
+    try:
+        accepted = load_baseline(baseline) if baseline is not None else None
+    except BaselineError as exc:
+        raise VerifyArgsError(str(exc)) from None
+    return config, accepted
+
+
+def audit_gate(
+    paths: list[Path], config: AuditConfig, accepted: Baseline | None, baseline: Path | None
+) -> CheckResult:
+    """Check 1: no audit finding (warning or above, outside tests) beyond the baseline."""
+    from audit.finding import Severity
+    from audit.runner import CACHE_DIR_NAME, run_audit
+
+    result = run_audit(
+        paths, config, cache_dir=Path(config.root) / CACHE_DIR_NAME, baseline=accepted
+    )
+    gate = [
+        f
+        for f in result.findings
+        if f.severity.at_least(Severity.WARNING) and not (f.is_test and config.tests != "include")
+    ]
+    data = {
+        "files_scanned": result.files_scanned,
+        "findings": len(result.findings),
+        "above_baseline": len(gate),
+        "baselined": result.baselined,
+        "by_category": {},
+    }
+    for f in gate:
+        data["by_category"][str(f.category)] = data["by_category"].get(str(f.category), 0) + 1
+    where = ", ".join(str(p) for p in paths)
+    against = f"baseline {baseline}" if baseline is not None else "no baseline"
+    if gate:
+        details = [
+            f"{f.path}:{f.line}: [{f.rule_id}] {f.name} = {f.value}: {f.message}"
+            for f in gate[:MAX_SHOWN_FINDINGS]
+        ]
+        return CheckResult(
+            "audit",
+            CheckStatus.FAIL,
+            f"{len(gate)} finding(s) at warning or above in {where} ({against})",
+            details,
+            data,
+        )
+    return CheckResult(
+        "audit",
+        CheckStatus.PASS,
+        f"no finding at warning or above in {where} ({result.files_scanned} files, {against}, "
+        f"{result.baselined} baselined)",
+        [],
+        data,
+    )
+
+
+def policy_file_check(path: Path, explicit: bool) -> CheckResult:
+    """Check 5: the published policy file passes schema, hash, staleness and bounds."""
+    from engine.policy_file import PolicyFileError, check_document, now_ms, read_document
+
+    if not explicit and not path.exists():
+        return CheckResult(
+            "policy", CheckStatus.SKIP, f"no policy file at {path} (pass --policy-file)"
+        )
+    try:
+        doc = read_document(path)
+        problems = [str(p) for p in check_document(doc, now=now_ms())]
+    except PolicyFileError as exc:
+        return CheckResult("policy", CheckStatus.FAIL, str(exc), [], {"file": str(path)})
+    if problems:
+        return CheckResult(
+            "policy",
+            CheckStatus.FAIL,
+            f"{path}: {len(problems)} problem(s), first: {problems[0]}",
+            problems[:MAX_SHOWN_FINDINGS],
+            {"file": str(path), "problems": len(problems)},
+        )
+    return CheckResult(
+        "policy",
+        CheckStatus.PASS,
+        f"{path}: policy {doc['version']} valid until {doc['valid_until']}, "
+        f"{len(doc['symbols'])} symbol(s) within limits and zone",
+        [],
+        {"file": str(path), "version": doc["version"], "symbols": sorted(doc["symbols"])},
+    )
+
+
+def drill_window(
+    data: Path, symbols: list[str] | None, bars: int, last_open_ms: int | None
+) -> tuple[MarketData, int]:
+    """Market data of the last `bars` bars (ending at `last_open_ms` at the latest)."""
+    from engine.data import load_market_data, timeframe_ms
+
+    full = load_market_data(data, symbols=symbols)
+    step = timeframe_ms(full.timeframe)
+    end = min(int(sd.candles.index[-1]) for sd in full.symbols.values())
+    if last_open_ms is not None:
+        end = min(end, last_open_ms)
+    start = end - bars * step
+    return load_market_data(data, symbols=symbols, start_ms=start, end_ms=end + 1), start
+
+
+def static_drill(
+    data: Path, symbols: list[str], bars: int, legacy: Path, workdir: Path
+) -> CheckResult:
+    """Check 4 without models: StaticPolicy signals + a policy file, broken four ways."""
+    from engine.domain import Portfolio
+    from engine.invariants import policy_file_cases, run_drill
+    from engine.policy import StaticPolicy
+    from engine.policy_file import FilePolicy, build_document, last_entries, write_policy_file
+
+    md, start = drill_window(data, symbols, bars, None)
+
+    def inner() -> StaticPolicy:
+        return StaticPolicy.from_toml(legacy)
+
+    published = last_entries(inner(), md, Portfolio(wallet_balance=DEFAULT_EQUITY_USDT))
+    valid = workdir / "qctl_policy.json"
+    write_policy_file(
+        build_document(
+            published,
+            kind="static",
+            policy=inner().name,
+            model_version=inner().version,
+            valid_for_ms=DRILL_FILE_VALID_MS,
+        ),
+        valid,
+    )
+    cases = policy_file_cases(valid, inner, workdir, stale_ms=start)
+    return run_drill(
+        md,
+        cases,
+        FilePolicy(inner(), valid),
+        workdir / "runs",
+        label="policy file + StaticPolicy signals",
+        equity=DEFAULT_EQUITY_USDT,
+    )
+
+
+def ai_drill(
+    data: Path, symbols: list[str] | None, bars: int, models: Path, workdir: Path
+) -> CheckResult:
+    """Check 4 with models: AIPolicy over a copy of the model set, deleted, corrupted, stale.
+
+    `symbols` None: the symbols the models were trained on (their universe ranks are
+    cross-sectional, so a two-symbol market is not what they decide on).
+    """
+    from engine.broker import BrokerConfig
+    from engine.domain import SkipReason
+    from engine.invariants import DrillCase, copy_artefact, corrupt_bytes, run_drill
+    from engine.policy_file import iso_utc
+    from engine.tiers import LeverageTiers
+    from models.errors import ModelError
+    from models.policy import AIPolicy
+    from models.registry import load_models
+
+    try:
+        intact = load_models(models)
+    except ModelError as exc:
+        return CheckResult("drill", CheckStatus.FAIL, f"intact models refused, no drill: {exc}")
+    lookback = intact.spec.lookback_bars
+    if symbols is None:
+        from engine.data import load_market_data
+
+        available = set(load_market_data(data).symbols)
+        symbols = sorted(available & set(intact.card.get("symbols", available))) or None
+    md, start = drill_window(data, symbols, bars + lookback, intact.valid_until_ms - SECOND_MS)
+    tiers = LeverageTiers.load()
+    funding = {s: sd.funding for s, sd in md.symbols.items()}
+
+    cost = BrokerConfig.from_toml().break_even_offset()  # the venue the drill backtest uses
+
+    def policy(directory: Path) -> AIPolicy:
+        return AIPolicy.from_dir(directory, tiers=tiers, funding=funding, round_trip_cost=cost)
+
+    head = "direction"
+
+    def delete(d: Path) -> str:
+        (d / f"{head}.txt").unlink()
+        return f"{head}.txt deleted"
+
+    def corrupt(d: Path) -> str:
+        corrupt_bytes(d / f"{head}.txt")
+        return f"{head}.txt truncated"
+
+    def stale(d: Path) -> str:
+        for card_path in sorted(d.glob("*.json")):
+            card = json.loads(card_path.read_text())
+            card["valid_until_ms"], card["valid_until"] = start, iso_utc(start)
+            card_path.write_text(json.dumps(card, indent=2, sort_keys=True))
+        return f"valid_until set to {iso_utc(start)}"
+
+    damage: list[tuple[str, SkipReason, Callable[[Path], str]]] = [
+        ("missing", SkipReason.MODEL_MISSING, delete),
+        ("corrupt", SkipReason.MODEL_CORRUPT, corrupt),
+        ("stale", SkipReason.MODEL_STALE, stale),
+    ]
+    cases = []
+    for name, reason, fn in damage:
+        copy = copy_artefact(models, workdir / name / "models")
+        broken = fn(copy)
+        cases.append(DrillCase(name, policy(copy), reason, broken))
+    return run_drill(
+        md,
+        cases,
+        policy(models),
+        workdir / "runs",
+        label=f"AIPolicy {intact.set_id}",
+        equity=DEFAULT_EQUITY_USDT,
+    )
+
+
+def _drill(
+    models: Path | None,
+    legacy: Path | None,
+    data: Path | None,
+    symbols: list[str] | None,
+    bars: int,
+) -> CheckResult:
+    """Check 4: AIPolicy over a models dir when given, else a policy file + StaticPolicy."""
+    from engine.backtest import default_policy_path as packaged_legacy
+    from engine.data import sample_data_dir
+
+    source = data if data is not None else sample_data_dir()
+    with tempfile.TemporaryDirectory(prefix="qctl-drill-") as tmp:
+        if models is not None:
+            return ai_drill(source, symbols, bars, models, Path(tmp))
+        toml = legacy if legacy is not None else packaged_legacy()
+        chosen = symbols or DEFAULT_DRILL_SYMBOLS.split(",")
+        return static_drill(source, chosen, bars, toml, Path(tmp))
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+def junit_xml(results: list[CheckResult]) -> str:
+    """JUnit XML: one testcase per check, named by the check (CI shows failures per check)."""
+    counts = {s: sum(r.status is s for r in results) for s in CheckStatus}
+    total_time = f"{sum(r.elapsed_s for r in results):.3f}"
+    attrs = {
+        "name": "qctl verify",
+        "tests": str(len(results)),
+        "failures": str(counts[CheckStatus.FAIL]),
+        "errors": str(counts[CheckStatus.ERROR]),
+        "skipped": str(counts[CheckStatus.SKIP]),
+        "time": total_time,
+    }
+    suites = ET.Element("testsuites", attrs)
+    suite = ET.SubElement(suites, "testsuite", attrs)
+    for r in results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {"classname": f"qctl.verify.{r.name.split('.')[0]}", "name": r.name,
+             "time": f"{r.elapsed_s:.3f}"},
+        )  # fmt: skip
+        body = "\n".join([r.summary, *r.details])
+        if r.status is CheckStatus.FAIL:
+            ET.SubElement(
+                case, "failure", {"message": r.summary, "type": "CheckFailed"}
+            ).text = body
+        elif r.status is CheckStatus.ERROR:
+            ET.SubElement(case, "error", {"message": r.summary, "type": "CheckError"}).text = body
+        elif r.status is CheckStatus.SKIP:
+            ET.SubElement(case, "skipped", {"message": r.summary})
+        ET.SubElement(case, "system-out").text = body
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+_STYLE = {
+    CheckStatus.PASS: "[green]pass[/]",
+    CheckStatus.FAIL: "[bold red]FAIL[/]",
+    CheckStatus.ERROR: "[bold red]ERROR[/]",
+    CheckStatus.SKIP: "[yellow]skip[/]",
+}
+
+
+def render_table(results: list[CheckResult], console: Console) -> None:
+    table = Table(title="qctl verify", title_justify="left")
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("result", overflow="fold")
+    for r in results:
+        table.add_row(r.name, _STYLE[r.status], escape(r.summary))
+    console.print(table)
+    for r in results:
+        if r.failed and r.details:
+            console.print(f"[bold]{r.name}[/]")
+            for line in r.details:
+                console.print(f"  {escape(line)}", highlight=False)
+
+
+def exit_code(results: list[CheckResult], strict: bool) -> int:
+    bad = {CheckStatus.FAIL, CheckStatus.ERROR} | ({CheckStatus.SKIP} if strict else set())
+    return 1 if any(r.status in bad for r in results) else 0
+
+
+def _parse_only(only: str | None) -> list[str]:
+    if not only:
+        return list(CHECK_GROUPS)
+    chosen = [c.strip() for c in only.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in CHECK_GROUPS]
+    if unknown or not chosen:
+        raise typer.BadParameter(
+            f"unknown check {unknown[0] if unknown else only!r} (checks: {', '.join(CHECK_GROUPS)})",
+            param_hint="--only",
+        )
+    return [c for c in CHECK_GROUPS if c in chosen]
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+
+
+def verify_command(
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            help=f"Comma-separated checks to run (default: all): {', '.join(CHECK_GROUPS)}.",
+            show_default=False,
+        ),
+    ] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="Journal for the journal and variation checks (default: ./qctl.db if present).",
+            show_default=False,
+        ),
+    ] = None,
+    run: Annotated[
+        list[str] | None,
+        typer.Option("--run", help="Only this run id (repeatable). Default: every run."),
+    ] = None,
+    audit_path: Annotated[
+        list[Path] | None,
+        typer.Option("--audit-path", help="What the audit gate scans (repeatable). Default: ."),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="Audit baseline: only findings beyond it fail the gate."),
+    ] = None,
+    audit_config: Annotated[
+        Path | None,
+        typer.Option("--audit-config", help="Audit config file (default: nearest above the path)."),
+    ] = None,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy-file",
+            help="Policy file to check (default: $QCTL_POLICY_FILE or ./qctl_policy.json if present).",
+            show_default=False,
+        ),
+    ] = None,
+    models: Annotated[
+        Path | None,
+        typer.Option(
+            "--models",
+            help="Model directory: drill AIPolicy (default: ./qctl_models if present, "
+            "else the drill uses a policy file).",
+            show_default=False,
+        ),
+    ] = None,
+    legacy_policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--legacy-policy",
+            help="StaticPolicy TOML giving the signals of the policy-file drill "
+            "(default: the packaged legacy policy).",
+            show_default=False,
+        ),
+    ] = None,
+    drill_data: Annotated[
+        Path | None,
+        typer.Option("--drill-data", help="Candles for the drill (default: the shipped sample)."),
+    ] = None,
+    drill_symbols: Annotated[
+        str | None,
+        typer.Option(
+            "--drill-symbols",
+            help=f"Comma-separated symbols of the drill backtest (default: {DEFAULT_DRILL_SYMBOLS}; "
+            "with models, the symbols they were trained on).",
+            show_default=False,
+        ),
+    ] = None,
+    drill_bars: Annotated[
+        int, typer.Option("--drill-bars", min=50, help="Bars of the drill backtest.")
+    ] = DEFAULT_DRILL_BARS,
+    variation_policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variation-policy",
+            help="Run policy names whose decisions must vary (repeatable; 'all' for every run). "
+            "Default: ai (AIPolicy).",
+            show_default=False,
+        ),
+    ] = None,
+    tiers: Annotated[
+        Path | None,
+        typer.Option(
+            "--tiers", help="Leverage brackets (ccxt JSON). Default: as the engine finds them."
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table or json.")
+    ] = OutputFormat.table,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write JUnit XML (one testcase per check).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="A skipped check (nothing to check) fails too.")
+    ] = False,
+) -> None:
+    """Run the CI safety checks and exit 0 (all pass), 1 (a check failed) or 2 (usage/config).
+
+    Checks: **audit** (no hardcoded-value finding beyond the baseline), **journal** (leverage,
+    margin ratio, position size, exposure and protective stops of every run), **variation**
+    (AI leverage, size and T1 are not constant), **drill** (missing, stale and corrupt models or
+    policy file give zero entries and journaled skip reasons), **policy** (the policy file's
+    schema, hash, validity and bounds).
+
+    Examples:
+
+      qctl verify --db qctl.db --baseline .qctl-baseline.json --junit verify.xml
+
+      qctl verify --only journal,variation --db qctl.db --format json
+    """
+    from engine.invariants import check_journal, check_variation
+    from engine.journal import Journal
+    from engine.policy_file import default_policy_path
+    from engine.tiers import LeverageTiers
+
+    checks = _parse_only(only)
+    db_path = db if db is not None else Path("qctl.db")
+    if db is not None and ("journal" in checks or "variation" in checks) and not db.is_file():
+        raise VerifyArgsError(f"journal {db} does not exist")
+    if models is not None and not models.is_dir():
+        raise VerifyArgsError(f"--models {models} is not a directory")
+    if models is None and DEFAULT_MODEL_DIR.is_dir():
+        models = DEFAULT_MODEL_DIR  # what `qctl train` writes by default
+    policies: list[str] | None
+    if variation_policy and "all" in variation_policy:
+        policies = None
+    elif variation_policy:
+        policies = list(variation_policy)
+    else:
+        from models.policy import POLICY_NAME
+
+        policies = [POLICY_NAME]
+    symbols = [s.strip() for s in (drill_symbols or "").split(",") if s.strip()] or None
+
+    paths = audit_path or [Path(".")]
+    if "audit" in checks:
+        audit_config_loaded, accepted = audit_setup(paths, baseline, audit_config)
+    journal = None
+    if ("journal" in checks or "variation" in checks) and db_path.is_file():
+        journal = Journal.open_readonly(db_path)  # not a journal: JournalError, exit 2
+        known = {r["id"] for r in journal.runs()}
+        missing = [r for r in run or [] if r not in known]
+        if missing:
+            journal.close()
+            raise VerifyArgsError(f"no run {missing[0]} in {db_path}")
+    brackets = LeverageTiers.load(tiers) if "journal" in checks else None
+
+    results: list[CheckResult] = []
+    try:
+        for check in checks:
+            if check == "audit":
+                results += timed(
+                    "audit", lambda: audit_gate(paths, audit_config_loaded, accepted, baseline)
+                )
+            elif check == "policy":
+                path = policy_file if policy_file is not None else default_policy_path()
+                results += timed(
+                    "policy", lambda p=path: policy_file_check(p, policy_file is not None)
+                )
+            elif check in ("journal", "variation") and journal is None:
+                results.append(
+                    CheckResult(check, CheckStatus.SKIP, f"no journal at {db_path} (pass --db)")
+                )
+            elif check == "journal":
+                results += timed(
+                    "journal", lambda: check_journal(journal, tiers=brackets, run_ids=run)
+                )
+            elif check == "variation":
+                results += timed("variation", lambda: check_variation(journal, policies, run))
+            elif check == "drill":
+                results += timed("drill", lambda: _drill(models, legacy_policy, drill_data,
+                                                         symbols, drill_bars))  # fmt: skip
+    finally:
+        if journal is not None:
+            journal.close()
+
+    code = exit_code(results, strict)
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        junit.write_text(junit_xml(results), encoding="utf-8")
+    if output_format is OutputFormat.json:
+        payload = {
+            "passed": code == 0,
+            "exit_code": code,
+            "checks": [r.as_dict() for r in results],
+        }
+        typer.echo(json.dumps(payload, indent=1, default=str))
+    else:
+        console = Console()
+        render_table(results, console)
+        verdict = "[green]passed[/]" if code == 0 else "[bold red]failed[/]"
+        console.print(f"verify {verdict}" + (f"; JUnit: {junit}" if junit else ""))
+    raise typer.Exit(code)
