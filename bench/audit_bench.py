@@ -110,9 +110,9 @@ def main() -> None:
         grep_lines = lines_of(grep_pairs)
         grep_total = len(grep_pairs) // args.copies
 
-        print(f"\n{'tool':38} {'seconds':>9} {'files/s':>10} {'vs qctl cold (all CPUs)':>24}")
+        print(f"\n{'tool':38} {'seconds':>9} {'files/s':>10} {'speed vs qctl cold, all CPUs':>30}")
         for name, secs in rows:
-            print(f"{name:38} {secs:9.3f} {files / secs:10,.0f} {secs / tn:23.2f}x")
+            print(f"{name:38} {secs:9.3f} {files / secs:10,.0f} {tn / secs:29.2f}x")
         print("\nrecall of the fixture's 97 expected decisions (share of their lines each tool reports):")
         print(f"  qctl audit: {recall(qctl_lines):.0%} ({len(cold.findings) // args.copies} findings per copy)")
         print(f"  ruff PLR2004: {recall(ruff_lines):.0%} ({len(ruff_hits) // args.copies} hits per copy)")
