@@ -79,19 +79,19 @@ class AuditConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def is_excluded(self, rel: str) -> bool:
-        return _matches(rel, DEFAULT_EXCLUDE + self.exclude + self.extend_exclude)
+        return matches_any(rel, DEFAULT_EXCLUDE + self.exclude + self.extend_exclude)
 
     def is_included(self, rel: str) -> bool:
-        return _matches(rel, self.include) and not self.is_excluded(rel)
+        return matches_any(rel, self.include) and not self.is_excluded(rel)
 
     def is_test(self, rel: str) -> bool:
-        return _matches(rel, self.test_paths)
+        return matches_any(rel, self.test_paths)
 
     def ignored_here(self, rel: str) -> set[str]:
         """Categories and rule ids switched off for this path (`*` for everything)."""
         out: set[str] = set()
         for pattern, what in self.per_path_ignores.items():
-            if _matches(rel, (pattern,)):
+            if matches_any(rel, (pattern,)):
                 out.update(what)
         return out
 
@@ -108,12 +108,13 @@ class AuditConfig:
         return False
 
 
-def _matches(rel: str, patterns: tuple[str, ...]) -> bool:
+def matches_any(rel: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a POSIX relative path matches any glob (`**` crosses folders, `*` does not)."""
     for pattern in patterns:
         if _glob(rel, pattern):
             return True
         # `dir/**` also matches files directly inside and `**/x` matches at the top
-        if pattern.startswith("**/") and _matches(rel, (pattern[3:],)):
+        if pattern.startswith("**/") and matches_any(rel, (pattern[3:],)):
             return True
     return False
 

@@ -1,0 +1,56 @@
+"""Which policy value a legacy name stands for: the bridge from `audit` names to `PolicyKey`.
+
+Only names that clearly mean one policy value map to it; anything else stays unmapped and the
+phase lists it as something it cannot handle, rather than guess.
+"""
+
+from __future__ import annotations
+
+import re
+
+from engine.domain import PolicyKey
+
+# a size in money (converted with the account equity) rather than a fraction of equity
+NOTIONAL = "notional"
+_FRACTION_WORDS = {"pct", "percent", "fraction", "frac", "ratio"}
+_MONEY_WORDS = {"usd", "usdt", "usdc", "notional", "quote", "size", "amount", "margin"}
+
+
+def words(name: str) -> list[str]:
+    """`positionSizeUSD` / `position_size_usd` -> ["position", "size", "usd"]."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+
+
+def sizing_key(name: str) -> str | None:
+    """PolicyKey for a leverage or size name (`NOTIONAL` for sizes in money), else None."""
+    ws = words(name)
+    if any(w in ("leverage", "lev") for w in ws):
+        return str(PolicyKey.LEVERAGE)
+    if ("size" in ws or "sizing" in ws) and _FRACTION_WORDS & set(ws):
+        return str(PolicyKey.SIZE_PCT)
+    if "size" in ws or "notional" in ws or ({"usd", "usdt"} & set(ws) and _MONEY_WORDS & set(ws)):
+        return NOTIONAL
+    return None
+
+
+def ladder_key(name: str) -> str | None:
+    """PolicyKey for a harvest-ladder or kill-threshold field (`T1_R`, `lock_R`, ...), else None."""
+    ws = words(name)
+    joined = "_".join(ws)
+    for n in ("1", "2", "3"):
+        if joined in (f"t{n}_r", f"t{n}", f"tp{n}_r", f"harvest_t{n}_r", f"target{n}_r"):
+            return f"harvest_t{n}_r"
+    if joined in ("lock_r", "lock", "harvest_lock_r", "lock_in_r"):
+        return str(PolicyKey.HARVEST_LOCK_R)
+    if kill_key(name):
+        return str(PolicyKey.KILL_THRESHOLD)
+    return None
+
+
+def kill_key(name: str) -> bool:
+    """Whether a name is the kill-score *close* threshold (the one the policy decides)."""
+    ws = words(name)
+    if "threshold" in ws and ("kill" in ws or "close" in ws):
+        return True
+    return "kill" in ws and "close" in ws

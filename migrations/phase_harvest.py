@@ -1,0 +1,236 @@
+"""Phase 3: the harvest ladder comes from the policy, with no literal default anywhere.
+
+A *ladder class* is a dataclass whose fields map to the policy's harvest keys (`HarvestTheta` with
+`T1_R`, `T2_R`, `T3_R`, `lock_R`, `kill_threshold`). Then:
+- `HarvestTheta()` (relying on field defaults) and `HarvestTheta(T1_R=2.0, ...)`: with a symbol in
+  scope, every mapped field becomes `policy_value_or_skip(key, symbol)`; without one, the call
+  becomes a skip (`raise PolicySkip` as a statement, `fail(...)` inside an expression) - a
+  missing value means skip, never `HarvestTheta()`;
+- a module-level ladder constant used in a function is treated like the call it holds, and is
+  removed once nothing uses it;
+- `params.get("T1_R", 2.0)`, `getattr(cfg, "lock_R", 1.5)`: `given_or_skip(params.get("T1_R"), ...)`;
+- once every constructor call in the repository passes a mapped field, its dataclass default is
+  removed (the field becomes required), so a forgotten bare call fails loudly instead of trading.
+Fields with no policy key (e.g. `max_hold_sec`) keep their defaults and are listed as unhandled.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from audit.finding import Category, Finding
+from migrations.base import DeadCode, PolicyCodemod, code, q
+from migrations.repo import LadderClass, RepoIndex, ladder_calls
+
+_LADDER_RULES = ("field-default", "call-arg", "get-default")
+
+
+class HarvestFromPolicy(PolicyCodemod):
+    PHASE = "harvest"
+    DESCRIPTION = "Harvest ladders come from the policy; a missing value skips."
+    CATEGORIES = frozenset({Category.HARVEST})
+    CANNOT = (
+        "fields and constants with no policy key (holding times, partial-close fractions)",
+        "ladders built at import time with no symbol in scope, and calls with *args/**kwargs",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.dead = DeadCode(self)
+        self.failed: set[int] = set()
+        self.constants: dict[str, tuple[LadderClass, cst.Call]] = {}
+
+    @classmethod
+    def selects(cls, finding: Finding) -> bool:
+        """Harvest findings, and the kill threshold where it sits in a ladder or a `.get`."""
+        if finding.is_parse_error:
+            return False
+        if finding.category is Category.HARVEST:
+            return True
+        return finding.category is Category.KILL_SCORE and finding.rule_id in _LADDER_RULES
+
+    @classmethod
+    def needs_visit(cls, rel: str, findings, repo: RepoIndex) -> bool:
+        """Also files that only call a ladder class (a bare `HarvestTheta()` has no literal)."""
+        names = repo.names_by_file.get(rel, set())
+        return super().needs_visit(rel, findings, repo) or bool(names & set(repo.ladders))
+
+    def unhandled_reason(self, finding: Finding) -> str:
+        if finding.rule_id == "field-default":
+            return "no policy key for this field, or a constructor call still relies on it"
+        if finding.rule_id == "constant":
+            return "a module constant with no policy key (not part of the ladder)"
+        if finding.rule_id == "call-arg":
+            return "a ladder built at import time or with a field that has no policy key"
+        return super().unhandled_reason(finding)
+
+    # -- ladder classes and constants ---------------------------------------------------------------
+    def ladder(self, func: cst.BaseExpression) -> LadderClass | None:
+        repo = self.repo or RepoIndex()
+        name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+        return repo.ladders.get(name) if isinstance(name, str) else None
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self.dead.record(node)
+        for stmt in node.body:
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
+                small = stmt.body[0]
+                if (
+                    isinstance(small, cst.Assign)
+                    and len(small.targets) == 1
+                    and isinstance(small.targets[0].target, cst.Name)
+                    and isinstance(small.value, cst.Call)
+                    and (ladder := self.ladder(small.value.func)) is not None
+                ):
+                    self.constants[small.targets[0].target.value] = (ladder, small.value)
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.BaseExpression:
+        """A ladder constant used inside a function: the policy ladder for the symbol, or skip."""
+        found = self.constants.get(original_node.value)
+        if found is None or self.scope.node is None:
+            return updated_node
+        ladder, call = found
+        unmapped = [a for a in call.args if a.keyword and a.keyword.value not in ladder.keys]
+        return self._ladder_call(call.with_changes(args=unmapped), ladder, [])
+
+    # -- constructor calls ----------------------------------------------------------------------
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        if original_node.args:
+            last = self.target(original_node.args[-1].value)
+            if last is not None and last.rule_id in ("get-default", "env-default"):
+                return self.drop_default(original_node, updated_node, last)
+        ladder = self.ladder(original_node.func)
+        if ladder is None or (self.scope.node is None and self.symbol_here() is None):
+            return updated_node  # a module-level ladder without a symbol: nowhere to skip to
+        inside = self._targets_within(original_node)
+        return self._ladder_call(updated_node, ladder, inside)
+
+    def _ladder_call(
+        self, call: cst.Call, ladder: LadderClass, inside: list[Finding]
+    ) -> cst.BaseExpression:
+        if any(a.star for a in call.args):
+            return call  # `*args` / `**kwargs`: which fields it passes is not known here
+        passed = _passed(call, ladder)
+        literal = {
+            name for name, arg in passed.items() if name in ladder.keys and _is_number(arg.value)
+        }
+        missing = [f for f in ladder.keys if f not in passed]
+        if not literal and not missing:
+            return call
+        sym = self.symbol_here()
+        if sym is None:
+            func = self.scope.node.name.value if self.scope.node else "<module>"
+            self.note(
+                f"{func}(): where it built a harvest ladder from fixed values or dataclass "
+                "defaults it now skips (no symbol in scope to look the policy up); pass it the "
+                "symbol if it must trade there"
+            )
+            self.mark_resolved(*inside)
+            self.need_import()
+            failed = cst.parse_expression(f"{self.accessor}.fail({q('harvest ladder')})")
+            self.failed.add(id(failed))
+            return failed
+        by_arg = {id(arg): name for name, arg in passed.items()}
+        args = []
+        for arg in call.args:
+            name = by_arg.get(id(arg))
+            if name in literal:
+                arg = arg.with_changes(value=self._value(ladder.keys[name], sym))
+            args.append(code(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT)).strip())
+        for field_name in missing:
+            value = code(self._value(ladder.keys[field_name], sym))
+            args.append(f"{field_name}={value}")
+        new_call = self.call_text(code(call.func), args)
+        mapped_literals = {id(passed[n].value) for n in literal}
+        self.mark_resolved(
+            *[f for f in inside if f.name in ladder.keys or id(f) in mapped_literals]
+        )
+        return new_call
+
+    def _value(self, key: str, sym: str) -> cst.BaseExpression:
+        return self.accessor_call("policy_value_or_skip", q(key), sym)
+
+    def _targets_within(self, node: cst.CSTNode) -> list[Finding]:
+        from libcst.metadata import PositionProvider
+
+        pos = self.get_metadata(PositionProvider, node)
+        return [
+            f
+            for (line, col), f in self.targets.items()
+            if (pos.start.line, pos.start.column) <= (line, col) <= (pos.end.line, pos.end.column)
+        ]
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> cst.BaseStatement:
+        """`return fail(...)` / `x = fail(...)` read better as `raise PolicySkip(...)`."""
+        if len(updated_node.body) != 1:
+            return updated_node
+        small = updated_node.body[0]
+        value = getattr(small, "value", None)
+        if value is None or id(value) not in self.failed:
+            return updated_node
+        if not isinstance(small, cst.Return | cst.Assign | cst.AnnAssign):
+            return updated_node
+        stmt = cst.parse_statement(f"raise {self.accessor}.PolicySkip({q('harvest ladder')})")
+        return stmt.with_changes(leading_lines=updated_node.leading_lines)
+
+    # -- dataclass defaults -------------------------------------------------------------------------
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        module = self.dead.sweep(updated_node)
+        repo = self.repo or RepoIndex()
+        body = []
+        for stmt in module.body:
+            if isinstance(stmt, cst.ClassDef) and stmt.name.value in repo.ladders:
+                stmt = self._required_fields(stmt, repo.ladders[stmt.name.value], module, repo)
+            body.append(stmt)
+        return module.with_changes(body=body)
+
+    def _required_fields(
+        self, klass: cst.ClassDef, ladder: LadderClass, module: cst.Module, repo: RepoIndex
+    ) -> cst.ClassDef:
+        calls = ladder_calls(module, ladder) + repo.calls_elsewhere(ladder, self.rel_path)
+        removable = {f for f in ladder.keys if f in ladder.defaults and all(f in c for c in calls)}
+        keep_default = False
+        for f in ladder.fields:  # required fields may not follow a field with a default
+            if f in ladder.defaults and f not in removable:
+                keep_default = True
+            elif keep_default:
+                removable.discard(f)
+        if not removable:
+            return klass
+        body = []
+        for stmt in klass.body.body:
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
+                small = stmt.body[0]
+                if (
+                    isinstance(small, cst.AnnAssign)
+                    and isinstance(small.target, cst.Name)
+                    and small.target.value in removable
+                    and small.value is not None
+                ):
+                    self.mark_resolved(*self._field_findings(small.target.value))
+                    stmt = stmt.with_changes(
+                        body=[small.with_changes(value=None, equal=cst.MaybeSentinel.DEFAULT)]
+                    )
+            body.append(stmt)
+        return klass.with_changes(body=klass.body.with_changes(body=body))
+
+    def _field_findings(self, name: str) -> list[Finding]:
+        return [f for f in self.targets.values() if f.rule_id == "field-default" and f.name == name]
+
+
+def _is_number(node: cst.BaseExpression) -> bool:
+    if isinstance(node, cst.UnaryOperation):
+        node = node.expression
+    return isinstance(node, cst.Integer | cst.Float)
+
+
+def _passed(call: cst.Call, ladder: LadderClass) -> dict[str, cst.Arg]:
+    out: dict[str, cst.Arg] = {}
+    for i, arg in enumerate(call.args):
+        if arg.keyword is not None:
+            out[arg.keyword.value] = arg
+        elif not arg.star and i < len(ladder.fields):
+            out[ladder.fields[i]] = arg
+    return out
