@@ -88,6 +88,22 @@ def main() -> None:
             timings.append((time.perf_counter() - t0) * 1000)
             entries += sum(d.skip is None for d in decisions)
 
+        # The reasons: our per-split path contributions against LightGBM's own pred_contrib
+        # (TreeSHAP), on the same 10-row feature matrices, in the same run.
+        booster = policy.models.booster("direction")
+        ours, lgbm = [], []
+        for i in range(first, n):
+            ts = int(series[symbols[0]].ts[i]) + step
+            x = policy._feature_rows(
+                MarketSnapshot(ts, step, series, {s: i + 1 for s in symbols}), symbols
+            )
+            t0 = time.perf_counter()
+            policy._direction_contrib(x)
+            ours.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            booster.predict(x, pred_contrib=True)
+            lgbm.append((time.perf_counter() - t0) * 1000)
+
     timings.sort()
     print(f"machine: {os.cpu_count()} cores, load average before {load_before[0]:.2f}, "
           f"after {os.getloadavg()[0]:.2f}")  # fmt: skip
@@ -101,6 +117,11 @@ def main() -> None:
         f"decision latency, {len(symbols)} symbols per bar over {len(timings)} bars: "
         f"median {statistics.median(timings):.2f} ms, p95 {timings[int(0.95 * len(timings))]:.2f} ms, "
         f"max {timings[-1]:.2f} ms ({entries} entries)"
+    )
+    print(
+        f"decision reasons for {len(symbols)} symbols: path contributions median "
+        f"{statistics.median(ours):.3f} ms, LightGBM pred_contrib median {statistics.median(lgbm):.3f} ms "
+        f"(ratio {statistics.median(lgbm) / statistics.median(ours):.1f}x)"
     )
     print("validation:", {k: v for k, v in result.metrics["direction"].items() if k == "auc"},
           {k: v for k, v in result.metrics["universe"].items()})  # fmt: skip
