@@ -36,7 +36,9 @@ from qctl.audit_cmd import reference_limits  # noqa: E402
 
 def build_tree(root: Path, copies: int) -> int:
     for i in range(copies):
-        shutil.copytree(FIXTURE, root / f"svc{i:04d}", ignore=shutil.ignore_patterns("__pycache__", "qctl.toml"))
+        shutil.copytree(
+            FIXTURE, root / f"svc{i:04d}", ignore=shutil.ignore_patterns("__pycache__", "qctl.toml")
+        )
     return sum(1 for _ in root.rglob("*.py"))
 
 
@@ -57,7 +59,9 @@ def recall(lines: set[tuple[str, int]]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--copies", type=int, default=150)
     args = parser.parse_args()
 
@@ -68,19 +72,35 @@ def main() -> None:
         config = replace(load_config(None, root=root), reference_limits=reference_limits())
         cache = Path(tmp) / "cache"
         cpus = os.cpu_count() or 1
-        print(f"tree: {files:,} Python files ({args.copies} copies of examples/legacy_trader), {cpus} CPUs")
+        print(
+            f"tree: {files:,} Python files ({args.copies} copies of examples/legacy_trader), {cpus} CPUs"
+        )
 
         rows = []
         t1, _ = timed(lambda: run_audit([root], config, display_root=root, use_cache=False, jobs=1))
         rows.append(("qctl audit, cold, 1 worker", t1))
-        tn, cold = timed(lambda: run_audit([root], config, display_root=root, cache_dir=cache, jobs=cpus))
+        tn, cold = timed(
+            lambda: run_audit([root], config, display_root=root, cache_dir=cache, jobs=cpus)
+        )
         rows.append((f"qctl audit, cold, {cpus} workers", tn))
-        tw, warm = timed(lambda: run_audit([root], config, display_root=root, cache_dir=cache, jobs=cpus))
+        tw, warm = timed(
+            lambda: run_audit([root], config, display_root=root, cache_dir=cache, jobs=cpus)
+        )
         assert warm.files_from_cache == files, "warm run must come entirely from the cache"
         rows.append(("qctl audit, warm cache", tw))
 
         ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-        cmd = [ruff, "check", "--no-cache", "--isolated", "--select", "PLR2004", "--output-format", "json", str(root)]
+        cmd = [
+            ruff,
+            "check",
+            "--no-cache",
+            "--isolated",
+            "--select",
+            "PLR2004",
+            "--output-format",
+            "json",
+            str(root),
+        ]
         tr, proc = timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
         rows.append(("ruff check --select PLR2004", tr))
         ruff_hits = json.loads(proc.stdout or "[]")
@@ -113,10 +133,18 @@ def main() -> None:
         print(f"\n{'tool':38} {'seconds':>9} {'files/s':>10} {'speed vs qctl cold, all CPUs':>30}")
         for name, secs in rows:
             print(f"{name:38} {secs:9.3f} {files / secs:10,.0f} {tn / secs:29.2f}x")
-        print("\nrecall of the fixture's 97 expected decisions (share of their lines each tool reports):")
-        print(f"  qctl audit: {recall(qctl_lines):.0%} ({len(cold.findings) // args.copies} findings per copy)")
-        print(f"  ruff PLR2004: {recall(ruff_lines):.0%} ({len(ruff_hits) // args.copies} hits per copy)")
-        print(f"  grep: {recall(grep_lines):.0%} ({grep_total} matching lines per copy, no categories)")
+        print(
+            "\nrecall of the fixture's 97 expected decisions (share of their lines each tool reports):"
+        )
+        print(
+            f"  qctl audit: {recall(qctl_lines):.0%} ({len(cold.findings) // args.copies} findings per copy)"
+        )
+        print(
+            f"  ruff PLR2004: {recall(ruff_lines):.0%} ({len(ruff_hits) // args.copies} hits per copy)"
+        )
+        print(
+            f"  grep: {recall(grep_lines):.0%} ({grep_total} matching lines per copy, no categories)"
+        )
 
 
 if __name__ == "__main__":

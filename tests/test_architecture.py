@@ -50,7 +50,11 @@ def test_migrations_use_only_engine_domain() -> None:
     for path in folder.rglob("*.py"):
         tree = ast.parse(path.read_text("utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("engine"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("engine")
+            ):
                 assert node.module == "engine.domain", f"{path}: imports {node.module}"
             if isinstance(node, ast.Import):
                 for alias in node.names:

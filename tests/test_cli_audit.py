@@ -29,7 +29,14 @@ def _run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 def test_help_teaches() -> None:
     result = runner.invoke(app, ["audit", "--help"])
     assert result.exit_code == 0
-    for word in ("--format", "--baseline", "--write-baseline", "--fail-on", "qctl: ignore", "Exit codes"):
+    for word in (
+        "--format",
+        "--baseline",
+        "--write-baseline",
+        "--fail-on",
+        "qctl: ignore",
+        "Exit codes",
+    ):
         assert word in result.output
 
 
@@ -60,18 +67,29 @@ def test_json_output_of_the_fixture() -> None:
     assert proc.returncode == 1
     data = json.loads(proc.stdout)
     categories = {f["category"] for f in data["findings"]}
-    assert {"leverage", "position_sizing", "symbol_selection", "harvest", "kill_score"} <= categories
+    assert {
+        "leverage",
+        "position_sizing",
+        "symbol_selection",
+        "harvest",
+        "kill_score",
+    } <= categories
 
 
 def test_baseline_round_trip(tmp_path: Path) -> None:
     bot = tmp_path / "bot.py"
     bot.write_text("LEVERAGE = 10\nT1_R = 2.0\n")
-    assert _run("audit", ".", "--write-baseline", "base.json", "--no-cache", cwd=tmp_path).returncode == 0
+    assert (
+        _run("audit", ".", "--write-baseline", "base.json", "--no-cache", cwd=tmp_path).returncode
+        == 0
+    )
     assert _run("audit", ".", "--baseline", "base.json", "--no-cache", cwd=tmp_path).returncode == 0
     bot.write_text("# a new comment above moves every line\n\nLEVERAGE = 10\nT1_R = 2.0\n")
     assert _run("audit", ".", "--baseline", "base.json", "--no-cache", cwd=tmp_path).returncode == 0
     bot.write_text("LEVERAGE = 10\nT1_R = 2.0\nKILL_THRESHOLD = 0.6\n")
-    proc = _run("audit", ".", "--baseline", "base.json", "--format", "json", "--no-cache", cwd=tmp_path)
+    proc = _run(
+        "audit", ".", "--baseline", "base.json", "--format", "json", "--no-cache", cwd=tmp_path
+    )
     assert proc.returncode == 1
     assert [f["name"] for f in json.loads(proc.stdout)["findings"]] == ["KILL_THRESHOLD"]
 
@@ -100,10 +118,14 @@ def test_other_formats_write_to_file(tmp_path: Path, fmt: str) -> None:
 
 def test_qctl_follows_its_own_rule() -> None:
     """engine/ and models/ contain no trading decision above info (the project's own rule)."""
-    proc = _run("audit", "engine", "models", "--format", "json", "--fail-on", "warning", "--no-cache")
+    proc = _run(
+        "audit", "engine", "models", "--format", "json", "--fail-on", "warning", "--no-cache"
+    )
     findings = json.loads(proc.stdout)["findings"] if proc.stdout.strip() else []
     above_info = [f for f in findings if f["severity"] != "info" and not f["is_test"]]
-    assert above_info == [], "\n".join(f"{f['path']}:{f['line']} {f['name']}={f['value']} {f['message']}" for f in above_info)
+    assert above_info == [], "\n".join(
+        f"{f['path']}:{f['line']} {f['name']}={f['value']} {f['message']}" for f in above_info
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -118,4 +140,7 @@ def test_sarif_of_the_fixture_is_valid_sarif(tmp_path: Path) -> None:
     jsonschema.Draft4Validator(schema).validate(document)
     results = document["runs"][0]["results"]
     assert len(results) >= 97
-    assert all(not r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("/") for r in results)
+    assert all(
+        not r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("/")
+        for r in results
+    )

@@ -34,22 +34,34 @@ def _production(result: AuditResult) -> list[Finding]:
     return [f for f in result.findings if not f.is_test]
 
 
-@pytest.mark.parametrize("expected", EXPECTED["decisions"], ids=lambda e: f"{e['path']}:{e['name']}={e['value'][:12]}")
+@pytest.mark.parametrize(
+    "expected", EXPECTED["decisions"], ids=lambda e: f"{e['path']}:{e['name']}={e['value'][:12]}"
+)
 def test_every_decision_is_found_with_its_category(result: AuditResult, expected: dict) -> None:
     hits = [f for f in _production(result) if _matches(expected, f)]
     assert hits, f"not found: {expected}"
-    assert expected["category"] in {str(f.category) for f in hits}, f"category of {expected}: {[f.category for f in hits]}"
+    assert expected["category"] in {str(f.category) for f in hits}, (
+        f"category of {expected}: {[f.category for f in hits]}"
+    )
 
 
 def test_nothing_else_is_reported_in_production_code(result: AuditResult) -> None:
-    extra = [f for f in _production(result) if not any(_matches(e, f) for e in EXPECTED["decisions"])]
+    extra = [
+        f for f in _production(result) if not any(_matches(e, f) for e in EXPECTED["decisions"])
+    ]
     assert extra == []
 
 
-@pytest.mark.parametrize("item", EXPECTED["non_decisions"], ids=lambda n: f"{n['path']}:{n['snippet'][:20]}")
+@pytest.mark.parametrize(
+    "item", EXPECTED["non_decisions"], ids=lambda n: f"{n['path']}:{n['snippet'][:20]}"
+)
 def test_non_decision_is_not_flagged(result: AuditResult, item: dict) -> None:
     lines = (ROOT / item["path"]).read_text("utf-8").splitlines()
-    flagged = [f for f in result.findings if f.path == item["path"] and item["snippet"] in lines[f.line - 1]]
+    flagged = [
+        f
+        for f in result.findings
+        if f.path == item["path"] and item["snippet"] in lines[f.line - 1]
+    ]
     assert flagged == [], f"{item['why']}: {flagged}"
 
 

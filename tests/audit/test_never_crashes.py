@@ -13,7 +13,11 @@ from tests.audit.helpers import CONFIG
 _SETTINGS = settings(
     max_examples=60,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
 )
 
 
@@ -38,12 +42,25 @@ def test_libcst_generated_python_never_crashes(source: str) -> None:
 
 
 _NAMES = st.sampled_from(
-    ["leverage", "T1_R", "kill_score", "PORT", "size_usd", "x", "params", "os.environ", "self.lev", "CORE_SYMBOLS"]
+    [
+        "leverage",
+        "T1_R",
+        "kill_score",
+        "PORT",
+        "size_usd",
+        "x",
+        "params",
+        "os.environ",
+        "self.lev",
+        "CORE_SYMBOLS",
+    ]
 )
 _VALUES = st.one_of(
     st.integers(-(10**30), 10**30).map(str),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
-    st.sampled_from(['"200"', '"BTCUSDT"', "1e-9", "0x1F", "1_000", "2 ** 64", "10 ** 400", "1 / 0", "-0.0"]),
+    st.sampled_from(
+        ['"200"', '"BTCUSDT"', "1e-9", "0x1F", "1_000", "2 ** 64", "10 ** 400", "1 / 0", "-0.0"]
+    ),
 )
 _TEMPLATES = st.sampled_from(
     [
@@ -65,7 +82,12 @@ _TEMPLATES = st.sampled_from(
 def test_trading_shaped_python_never_crashes(parts: list[tuple[str, str, str]]) -> None:
     lines = []
     for template, name, value in parts:
-        code = template.format(n=name.replace(".", "_") if "def" in template or ":" in template.split("\n")[-1] else name, v=value)
+        code = template.format(
+            n=name.replace(".", "_")
+            if "def" in template or ":" in template.split("\n")[-1]
+            else name,
+            v=value,
+        )
         lines.append(code)
     source = "\n".join(lines) + "\n"
     try:

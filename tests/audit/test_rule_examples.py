@@ -30,7 +30,9 @@ def test_rule_example(example: tuple[type[Rule], str, object]) -> None:
         return
     assert mine, f"{rule.rule_id} should flag:\n{code}\n got {findings}"
     hit = [f for f in mine if f.name == expected.name and f.category is expected.category]
-    assert hit, f"expected {expected.name} ({expected.category}) in {[(f.name, f.category) for f in mine]}"
+    assert hit, (
+        f"expected {expected.name} ({expected.category}) in {[(f.name, f.category) for f in mine]}"
+    )
     if expected.value:
         assert any(expected.value in f.value for f in hit)
 

@@ -34,7 +34,10 @@ def test_bad_inputs_become_entries_and_the_rest_is_audited(tmp_path: Path) -> No
     _write(tmp_path / "good.py", "LEVERAGE = 10\n")
     _write(tmp_path / "syntax.py", "def f(:\n    pass\n")
     _write(tmp_path / "py2.py", 'print "hello"\nexcept Exception, e:\n')
-    _write(tmp_path / "latin1_declared.py", "# -*- coding: latin-1 -*-\nNOTE = 'caf\xe9'\nLEVERAGE = 5\n".encode("latin-1"))
+    _write(
+        tmp_path / "latin1_declared.py",
+        "# -*- coding: latin-1 -*-\nNOTE = 'caf\xe9'\nLEVERAGE = 5\n".encode("latin-1"),
+    )
     _write(tmp_path / "latin1_undeclared.py", "NOTE = 'caf\xe9'\nLEVERAGE = 5\n".encode("latin-1"))
     _write(tmp_path / "binary.py", b"\x7fELF\x00\x01\x02\x03")
     _write(tmp_path / "empty.py", "")
@@ -43,14 +46,21 @@ def test_bad_inputs_become_entries_and_the_rest_is_audited(tmp_path: Path) -> No
     os.symlink(tmp_path / "loop_a.py", tmp_path / "loop_b.py")
     os.symlink(tmp_path / "missing.py", tmp_path / "dangling.py")
     (tmp_path / "sub").mkdir()
-    os.symlink(tmp_path, tmp_path / "sub" / "back_to_top")  # a directory loop must not hang the walk
+    os.symlink(
+        tmp_path, tmp_path / "sub" / "back_to_top"
+    )  # a directory loop must not hang the walk
 
-    result = run_audit([tmp_path], _config(tmp_path, max_file_bytes=1000), use_cache=False, display_root=tmp_path)
+    result = run_audit(
+        [tmp_path], _config(tmp_path, max_file_bytes=1000), use_cache=False, display_root=tmp_path
+    )
     errors = _errors(result)
     assert "syntax error" in errors["syntax.py"]
     assert "Python 2" in errors["py2.py"]
     assert "latin1_declared.py" not in errors
-    assert "utf-8" in errors["latin1_undeclared.py"] and "coding line" in errors["latin1_undeclared.py"]
+    assert (
+        "utf-8" in errors["latin1_undeclared.py"]
+        and "coding line" in errors["latin1_undeclared.py"]
+    )
     assert "binary" in errors["binary.py"]
     assert "too large" in errors["huge.py"]
     assert "symlink loop" in errors["loop_a.py"] and "symlink loop" in errors["loop_b.py"]
@@ -75,7 +85,9 @@ def test_unreadable_file_is_an_entry(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_missing_path_is_reported(tmp_path: Path) -> None:
-    result = run_audit([tmp_path / "nope"], _config(tmp_path), use_cache=False, display_root=tmp_path)
+    result = run_audit(
+        [tmp_path / "nope"], _config(tmp_path), use_cache=False, display_root=tmp_path
+    )
     assert "no such file" in _errors(result)["nope"]
 
 
@@ -103,21 +115,35 @@ def test_cache_is_used_and_invalidated_exactly(tmp_path: Path) -> None:
     assert {f.value for f in third.findings} == {"20", "2.0"}
 
     other_config = replace(config, vocabulary={"harvest": ["wobble"]})
-    assert run_audit([src], other_config, cache_dir=cache, display_root=tmp_path).files_from_cache == 0
-    assert run_audit([src], config, cache_dir=cache, use_cache=False, display_root=tmp_path).files_from_cache == 0
+    assert (
+        run_audit([src], other_config, cache_dir=cache, display_root=tmp_path).files_from_cache == 0
+    )
+    assert (
+        run_audit(
+            [src], config, cache_dir=cache, use_cache=False, display_root=tmp_path
+        ).files_from_cache
+        == 0
+    )
 
 
 def test_corrupt_cache_is_a_cold_cache(tmp_path: Path) -> None:
     _write(tmp_path / "src" / "a.py", "LEVERAGE = 10\n")
     cache = tmp_path / "cache"
     _write(cache / "audit-v1.json", "{not json")
-    result = run_audit([tmp_path / "src"], _config(tmp_path), cache_dir=cache, display_root=tmp_path)
+    result = run_audit(
+        [tmp_path / "src"], _config(tmp_path), cache_dir=cache, display_root=tmp_path
+    )
     assert [f.name for f in result.findings] == ["LEVERAGE"]
 
 
 def test_parallel_matches_serial(tmp_path: Path) -> None:
     for i in range(60):
-        _write(tmp_path / "pkg" / f"m{i:02d}.py", f"LEVERAGE = {i + 2}\nPORT = 80{i:02d}\ndef f(:\n" if i == 7 else f"LEVERAGE = {i + 2}\nPORT = 80{i:02d}\n")
+        _write(
+            tmp_path / "pkg" / f"m{i:02d}.py",
+            f"LEVERAGE = {i + 2}\nPORT = 80{i:02d}\ndef f(:\n"
+            if i == 7
+            else f"LEVERAGE = {i + 2}\nPORT = 80{i:02d}\n",
+        )
     config = _config(tmp_path)
     serial = run_audit([tmp_path], config, use_cache=False, jobs=1, display_root=tmp_path)
     parallel = run_audit([tmp_path], config, use_cache=False, jobs=2, display_root=tmp_path)
@@ -133,7 +159,14 @@ def test_include_exclude_and_tests(tmp_path: Path) -> None:
     config = _config(tmp_path, exclude=("app/vendor/**",))
     result = run_audit([tmp_path], config, use_cache=False, display_root=tmp_path)
     assert {(f.value, f.is_test) for f in result.findings} == {("10", False), ("12", True)}
-    excluded = run_audit([tmp_path], replace(config, tests="exclude"), use_cache=False, display_root=tmp_path)
+    excluded = run_audit(
+        [tmp_path], replace(config, tests="exclude"), use_cache=False, display_root=tmp_path
+    )
     assert {f.value for f in excluded.findings} == {"10"}
-    only_app = run_audit([tmp_path], replace(config, include=("app/**/*.py",)), use_cache=False, display_root=tmp_path)
+    only_app = run_audit(
+        [tmp_path],
+        replace(config, include=("app/**/*.py",)),
+        use_cache=False,
+        display_root=tmp_path,
+    )
     assert {f.value for f in only_app.findings} == {"10"}

@@ -9,39 +9,133 @@ from tests.audit.helpers import names, scan
 
 FORMS = [
     ("module constant", "MAX_SYMBOLS = 10", ("MAX_SYMBOLS", "10", "symbol_selection")),
-    ("class constant", "class Gov:\n    MAX_NOTIONAL_PER_TRADE_USDT = 200", ("MAX_NOTIONAL_PER_TRADE_USDT", "200", "position_sizing")),
-    ("env default string", 'import os\nX = float(os.getenv("GOV_MAX_NOTIONAL_PER_TRADE_USDT", "200"))', ("GOV_MAX_NOTIONAL_PER_TRADE_USDT", '"200"', "position_sizing")),
-    ("os.environ.get default", 'import os\nK = float(os.environ.get("K_CLOSE_THRESHOLD", 0.65))', ("K_CLOSE_THRESHOLD", "0.65", "kill_score")),
-    ("settings field env default", 'class Settings(BaseSettings):\n    MAX_LEVERAGE: int = int(os.getenv("MAX_LEVERAGE", "10"))', ("MAX_LEVERAGE", '"10"', "leverage")),
-    ("dataclass default", "@dataclass\nclass HarvestTheta:\n    T2_R: float = 4.0", ("T2_R", "4.0", "harvest")),
-    ("pydantic Field default", "class P(BaseModel):\n    lock_R: float = Field(1.5, ge=0.5, le=10)", ("lock_R", "1.5", "harvest")),
-    ("pydantic Field bound", "class P(BaseModel):\n    lock_R: float = Field(1.5, ge=0.5, le=10)", ("lock_R", "10", "harvest")),
+    (
+        "class constant",
+        "class Gov:\n    MAX_NOTIONAL_PER_TRADE_USDT = 200",
+        ("MAX_NOTIONAL_PER_TRADE_USDT", "200", "position_sizing"),
+    ),
+    (
+        "env default string",
+        'import os\nX = float(os.getenv("GOV_MAX_NOTIONAL_PER_TRADE_USDT", "200"))',
+        ("GOV_MAX_NOTIONAL_PER_TRADE_USDT", '"200"', "position_sizing"),
+    ),
+    (
+        "os.environ.get default",
+        'import os\nK = float(os.environ.get("K_CLOSE_THRESHOLD", 0.65))',
+        ("K_CLOSE_THRESHOLD", "0.65", "kill_score"),
+    ),
+    (
+        "settings field env default",
+        'class Settings(BaseSettings):\n    MAX_LEVERAGE: int = int(os.getenv("MAX_LEVERAGE", "10"))',
+        ("MAX_LEVERAGE", '"10"', "leverage"),
+    ),
+    (
+        "dataclass default",
+        "@dataclass\nclass HarvestTheta:\n    T2_R: float = 4.0",
+        ("T2_R", "4.0", "harvest"),
+    ),
+    (
+        "pydantic Field default",
+        "class P(BaseModel):\n    lock_R: float = Field(1.5, ge=0.5, le=10)",
+        ("lock_R", "1.5", "harvest"),
+    ),
+    (
+        "pydantic Field bound",
+        "class P(BaseModel):\n    lock_R: float = Field(1.5, ge=0.5, le=10)",
+        ("lock_R", "10", "harvest"),
+    ),
     ("local fallback", "def f():\n    leverage = 10.0", ("leverage", "10.0", "leverage")),
-    ("is None fallback", "def f(leverage):\n    if leverage is None:\n        leverage = 10\n", ("leverage", "10", "leverage")),
-    ("or fallback", "def f(leverage):\n    leverage = leverage or 10", ("leverage", "10", "leverage")),
-    ("dict.get default", 'def f(params):\n    return params.get("T1_R", 2.0)', ("T1_R", "2.0", "harvest")),
-    ("getattr default", 'def f(cfg):\n    return getattr(cfg, "kill_threshold", 0.6)', ("kill_threshold", "0.6", "kill_score")),
-    ("parameter default", "def open_position(symbol, size_usd=200.0):\n    ...", ("size_usd", "200.0", "position_sizing")),
+    (
+        "is None fallback",
+        "def f(leverage):\n    if leverage is None:\n        leverage = 10\n",
+        ("leverage", "10", "leverage"),
+    ),
+    (
+        "or fallback",
+        "def f(leverage):\n    leverage = leverage or 10",
+        ("leverage", "10", "leverage"),
+    ),
+    (
+        "dict.get default",
+        'def f(params):\n    return params.get("T1_R", 2.0)',
+        ("T1_R", "2.0", "harvest"),
+    ),
+    (
+        "getattr default",
+        'def f(cfg):\n    return getattr(cfg, "kill_threshold", 0.6)',
+        ("kill_threshold", "0.6", "kill_score"),
+    ),
+    (
+        "parameter default",
+        "def open_position(symbol, size_usd=200.0):\n    ...",
+        ("size_usd", "200.0", "position_sizing"),
+    ),
     ("keyword argument", "theta = HarvestTheta(T3_R=6.0)", ("T3_R", "6.0", "harvest")),
     ("positional argument", "client.set_leverage(10)", ("set_leverage", "10", "leverage")),
     ("dict value", 'ORDER = {"sl_pct": 2.5}', ("sl_pct", "2.5", "stop_loss_take_profit")),
-    ("comparison", "def f(kill_score):\n    if kill_score >= 0.65:\n        return 1", ("kill_score", "0.65", "kill_score")),
-    ("reversed comparison", "def f(lev):\n    if 25 < lev:\n        pass", ("lev", "25", "leverage")),
-    ("weight", "s = 0.3 * volatility_score + 0.4 * trend_score + 0.3 * probability_score", ("probability_score", "0.3", "symbol_selection")),
-    ("clamp bound", "def f(x):\n    size_mult = min(max(x, 0.5), 1.5)\n    return size_mult", ("size_mult", "1.5", "position_sizing")),
+    (
+        "comparison",
+        "def f(kill_score):\n    if kill_score >= 0.65:\n        return 1",
+        ("kill_score", "0.65", "kill_score"),
+    ),
+    (
+        "reversed comparison",
+        "def f(lev):\n    if 25 < lev:\n        pass",
+        ("lev", "25", "leverage"),
+    ),
+    (
+        "weight",
+        "s = 0.3 * volatility_score + 0.4 * trend_score + 0.3 * probability_score",
+        ("probability_score", "0.3", "symbol_selection"),
+    ),
+    (
+        "clamp bound",
+        "def f(x):\n    size_mult = min(max(x, 0.5), 1.5)\n    return size_mult",
+        ("size_mult", "1.5", "position_sizing"),
+    ),
     ("np.clip bound", "lev = np.clip(raw, 1, 20)", ("lev", "20", "leverage")),
-    ("return in decision function", "def choose_leverage(sig):\n    return 5.0", ("choose_leverage", "5.0", "leverage")),
-    ("symbol list", 'CORE_SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]', ("CORE_SYMBOLS", '["BTCUSDT", "ETHUSDT", "BNBUSDT"]', "symbol_selection")),
-    ("symbol set", 'EXCLUDED = {"LUNA/USDT", "FTT/USDT"}', ("EXCLUDED", '{"LUNA/USDT", "FTT/USDT"}', "symbol_selection")),
+    (
+        "return in decision function",
+        "def choose_leverage(sig):\n    return 5.0",
+        ("choose_leverage", "5.0", "leverage"),
+    ),
+    (
+        "symbol list",
+        'CORE_SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]',
+        ("CORE_SYMBOLS", '["BTCUSDT", "ETHUSDT", "BNBUSDT"]', "symbol_selection"),
+    ),
+    (
+        "symbol set",
+        'EXCLUDED = {"LUNA/USDT", "FTT/USDT"}',
+        ("EXCLUDED", '{"LUNA/USDT", "FTT/USDT"}', "symbol_selection"),
+    ),
     ("negative literal", "MIN_TREND_SCORE = -0.2", ("MIN_TREND_SCORE", "-0.2", "symbol_selection")),
-    ("time value that is a decision", "@dataclass\nclass HarvestTheta:\n    max_hold_sec: int = 3600", ("max_hold_sec", "3600", "harvest")),
-    ("age on a harvest theta", "@dataclass\nclass HarvestTheta:\n    max_age_sec: float = 86400.0", ("max_age_sec", "86400.0", "harvest")),
-    ("stop distance", "def f(entry):\n    stop_price = entry * (1 - 0.025)\n    return stop_price", ("stop_price", "(1 - 0.025)", "stop_loss_take_profit")),
-    ("leverage tier threshold", "def tier(lev):\n    if lev <= 10:\n        return 1", ("lev", "10", "leverage")),
+    (
+        "time value that is a decision",
+        "@dataclass\nclass HarvestTheta:\n    max_hold_sec: int = 3600",
+        ("max_hold_sec", "3600", "harvest"),
+    ),
+    (
+        "age on a harvest theta",
+        "@dataclass\nclass HarvestTheta:\n    max_age_sec: float = 86400.0",
+        ("max_age_sec", "86400.0", "harvest"),
+    ),
+    (
+        "stop distance",
+        "def f(entry):\n    stop_price = entry * (1 - 0.025)\n    return stop_price",
+        ("stop_price", "(1 - 0.025)", "stop_loss_take_profit"),
+    ),
+    (
+        "leverage tier threshold",
+        "def tier(lev):\n    if lev <= 10:\n        return 1",
+        ("lev", "10", "leverage"),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("code", "expected"), [(c, e) for _, c, e in FORMS], ids=[n for n, _, _ in FORMS])
+@pytest.mark.parametrize(
+    ("code", "expected"), [(c, e) for _, c, e in FORMS], ids=[n for n, _, _ in FORMS]
+)
 def test_form_is_found(code: str, expected: tuple[str, str, str]) -> None:
     assert expected in names(scan(code))
 
@@ -66,7 +160,10 @@ NON_DECISIONS = [
     ("message text", 'raise ValueError("kill score must be below 0.65")'),
     ("rounding", "def f(x):\n    return round(x, 2)"),
     ("sleep", "time.sleep(1)"),
-    ("main block", 'if __name__ == "__main__":\n    leverage = 10\n    run(leverage=20, size_usd=200)'),
+    (
+        "main block",
+        'if __name__ == "__main__":\n    leverage = 10\n    run(leverage=20, size_usd=200)',
+    ),
     ("zero and one", "def f(leverage):\n    count = 0\n    if leverage > 1:\n        count += 1"),
     ("plain data", "COLUMNS = ['open', 'high', 'low', 'close']\nN = 7"),
     ("exponent", "def f(x):\n    return x ** 2"),
@@ -88,7 +185,10 @@ def test_secret_is_redacted_and_an_error() -> None:
 
 
 def test_secret_from_environment_is_fine() -> None:
-    assert scan('import os\nAPI_KEY = os.getenv("BINANCE_API_KEY")\nAPI_KEY_ENV = "BINANCE_API_KEY"') == []
+    assert (
+        scan('import os\nAPI_KEY = os.getenv("BINANCE_API_KEY")\nAPI_KEY_ENV = "BINANCE_API_KEY"')
+        == []
+    )
 
 
 def test_safety_limit_within_owner_limits_is_info() -> None:
