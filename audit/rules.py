@@ -30,15 +30,21 @@ _PLACEHOLDER = re.compile(
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
 
 
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """A finding before positions are known, with the nodes that will give them."""
+
+    finding: Finding
+    node: cst.CSTNode
+    statement: cst.CSTNode | None
+
+
 @dataclass
 class Site:
     """A literal and the role it plays, as found by the scanner."""
 
     node: cst.CSTNode
-    line: int
-    column: int
-    end_line: int
-    end_column: int
+    statement: cst.CSTNode | None  # the statement holding it: suppression comments attach there
     value: str
     scope: str
     function: str
@@ -46,7 +52,6 @@ class Site:
     in_dataclass: bool
     module_level: bool
     class_level: bool
-    stmt_line: int
     role: str = ""
     names: list[str] = field(default_factory=list)
     secondary: list[str] = field(default_factory=list)
@@ -437,7 +442,7 @@ class Judge:
         self.is_test = is_test
         stem = PurePosixPath(rel_path)
         self.path_names = [stem.stem, *stem.parent.parts[-3:]]
-        self.findings: list[tuple[Finding, int]] = []
+        self.findings: list[Reported] = []
 
     # -- entry points from the scanner ------------------------------------------------------
     def number(self, site: Site) -> None:
@@ -620,10 +625,8 @@ class Judge:
         )
         finding = Finding(
             path=self.rel_path,
-            line=site.line,
-            column=site.column,
-            end_line=site.end_line,
-            end_column=site.end_column,
+            line=0,  # positions are filled in after the traversal, for files with findings only
+            column=0,
             rule_id=rule.rule_id,
             category=category,
             severity=severity,
@@ -634,7 +637,7 @@ class Judge:
             message=message,
             is_test=self.is_test,
         )
-        self.findings.append((finding, site.stmt_line))
+        self.findings.append(Reported(finding, site.node, site.statement))
 
 
 def _looks_like_credential(text: str) -> bool:

@@ -12,7 +12,7 @@ import io
 import re
 import tokenize
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -155,7 +155,7 @@ class FileScan:
 
 
 class _Visitor(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (PositionProvider,)
+    """Finds and judges literals; positions are resolved afterwards (see scan_source)."""
 
     def __init__(self, judge: Judge) -> None:
         super().__init__()
@@ -257,13 +257,9 @@ class _Visitor(cst.CSTVisitor):
         self, literal: cst.CSTNode, parents: Sequence[cst.CSTNode], start: cst.CSTNode | None = None
     ) -> Site | None:
         """Walk up from the literal (or from `start`, a wrapper around it) to the node that gives it meaning."""
-        pos = self.get_metadata(PositionProvider, literal)
         site = Site(
             node=literal,
-            line=pos.start.line,
-            column=pos.start.column,
-            end_line=pos.end.line,
-            end_column=pos.end.column,
+            statement=self._statement(parents),
             value=_source(literal),
             scope=self._qualname(),
             function=self._innermost("function"),
@@ -271,7 +267,6 @@ class _Visitor(cst.CSTVisitor):
             in_dataclass=self._in_model_class(),
             module_level=len(self.scopes) == 1,
             class_level=self.scopes[-1].kind == "class",
-            stmt_line=self._stmt_line(parents),
         )
         child: cst.CSTNode = start or literal
         keyword = ""
@@ -489,14 +484,12 @@ class _Visitor(cst.CSTVisitor):
         )
         return any(last(d.split("(")[0]) in markers for d in scope.decorators + scope.bases)
 
-    def _stmt_line(self, parents: Sequence[cst.CSTNode]) -> int:
+    @staticmethod
+    def _statement(parents: Sequence[cst.CSTNode]) -> cst.CSTNode | None:
         for parent in reversed(parents):
             if isinstance(parent, cst.SimpleStatementLine | cst.BaseCompoundStatement):
-                try:
-                    return self.get_metadata(PositionProvider, parent).start.line
-                except KeyError:
-                    return 0
-        return 0
+                return parent
+        return None
 
 
 def _is_main_guard(test: cst.BaseExpression) -> bool:
@@ -562,12 +555,24 @@ def scan_source(
     """
     module = cst.parse_module(source)
     judge = Judge(config, rel_path, is_test=is_test)
-    visitor = _Visitor(judge)
-    MetadataWrapper(module, unsafe_skip_copy=True).visit(visitor)
-    whole, directives = suppressions(source)
+    module.visit(_Visitor(judge))
     result = FileScan()
+    if not judge.findings:
+        return result
+    # Positions cost a full code-generation pass: only files with findings pay for it.
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    whole, directives = suppressions(source)
     ignored_here = config.ignored_here(match_path or rel_path)
-    for finding, stmt_line in judge.findings:
+    for reported in judge.findings:
+        pos = positions[reported.node]
+        finding = replace(
+            reported.finding,
+            line=pos.start.line,
+            column=pos.start.column,
+            end_line=pos.end.line,
+            end_column=pos.end.column,
+        )
+        stmt_line = positions[reported.statement].start.line if reported.statement else 0
         if whole or _suppressed(finding, stmt_line, directives, ignored_here):
             result.suppressed += 1
             continue

@@ -20,6 +20,7 @@ import lightgbm as lgb
 import numpy as np
 
 from models.config import LADDER, TrainConfig
+from models.errors import TrainDataError
 
 SIDE_INPUT = "side"  # extra input of the side heads: +1 long, -1 short
 
@@ -85,6 +86,11 @@ def dataset(
     group: np.ndarray | None = None,
 ) -> lgb.Dataset:
     """Binned inputs, built once and shared by every head that sees the same rows."""
+    if len(x) == 0:
+        raise TrainDataError(
+            "no usable training rows: every bar lacks complete features or labels "
+            "(too little history, or flat/degenerate prices); give more or other data"
+        )
     params = {"verbosity": -1, "seed": cfg.seed, "max_bin": cfg.max_bin}
     data = lgb.Dataset(
         x, group=group, feature_name=list(input_names), params=params, free_raw_data=False

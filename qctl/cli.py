@@ -11,6 +11,7 @@ from rich.markup import escape
 from qctl import __version__
 from qctl.audit_cmd import audit_command
 from qctl.backtest_cmd import backtest_command
+from qctl.data_cmd import data_app
 from qctl.migrate_cmd import migrate_app
 from qctl.models_cmd import models_app
 from qctl.policy_cmd import policy_app
@@ -35,6 +36,7 @@ app.add_typer(models_app, name="models")
 app.command("backtest")(backtest_command)
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(policy_app, name="policy")
+app.add_typer(data_app, name="data")
 app.command("verify")(verify_command)
 
 
@@ -59,6 +61,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from audit.config import ConfigError
     from engine.backtest import BacktestError
     from engine.broker import BrokerConfigError
+    from engine.ccxt_feed import FeedError
     from engine.data import DataError
     from engine.domain import LimitsError
     from engine.journal import JournalError
@@ -74,6 +77,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         UniverseConfigError,
     )
     from qctl.backtest_cmd import BacktestArgsError
+    from qctl.data_cmd import DataArgsError
     from qctl.policy_cmd import PolicyArgsError
     from qctl.verify_cmd import VerifyArgsError
 
@@ -82,7 +86,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         + (BacktestError, BacktestArgsError, BrokerConfigError, DataError, JournalError)
         + (LimitsError, PolicyConfigError, TiersError, MigrateError)
         + (PolicyArgsError, PolicyBuildError, PolicyFileError, VerifyArgsError)
-        + (CompareError, UniverseConfigError)
+        + (CompareError, UniverseConfigError, FeedError, DataArgsError)
     )
 
 

@@ -128,3 +128,15 @@ def test_platt_scaling_recovers_a_known_calibration():
     y = (rng.random(20000) < platt_apply(raw, 0.5, -0.3)).astype(float)
     a, b = platt_fit(raw, y)
     assert a == pytest.approx(0.5, abs=0.05) and b == pytest.approx(-0.3, abs=0.05)
+
+
+def test_no_usable_rows_is_a_clear_data_error() -> None:
+    """Degenerate data (no complete feature/label row) is a one-line TrainDataError, not LightGBM's crash."""
+    import numpy as np
+
+    from models.config import TrainConfig
+    from models.errors import TrainDataError
+    from models.heads import dataset
+
+    with pytest.raises(TrainDataError, match="no usable training rows"):
+        dataset(TrainConfig.defaults(), np.zeros((0, 3)), ["a", "b", "c"])
