@@ -449,7 +449,7 @@ class Judge:
         if site.role in ("", "index", "conversion"):
             return
         value = numeric_value(site.node)
-        if value is None or math.isnan(value):
+        if value is None or not math.isfinite(value):
             return
         if self._safety_limit(site, value):
             return

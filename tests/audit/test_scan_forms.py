@@ -267,3 +267,7 @@ def test_labels_and_names_are_not_secrets() -> None:
         'password = "changeme"\n'
     )
     assert scan(code) == []
+
+
+def test_non_finite_literals_do_not_crash() -> None:
+    assert scan("LEVERAGE_CAP = 1e400\nX = -1e999\n") == []
