@@ -53,6 +53,7 @@ class Site:
     module_level: bool
     class_level: bool
     role: str = ""
+    enclosing_keys: list[str] = field(default_factory=list)  # outer dict keys of a dict value
     names: list[str] = field(default_factory=list)
     secondary: list[str] = field(default_factory=list)
     callee: str = ""
@@ -453,10 +454,14 @@ class Judge:
             return
         if self._safety_limit(site, value):
             return
+        if any(self.vocabulary.match(k).neutral for k in site.enclosing_keys):
+            return  # inside `{"api": {"get": {...}}}`, `{"rateLimits": ...}`: plumbing tables
         verdict = self._classify(site)
         if verdict is None:
             return
         category, confidence, match, name = verdict
+        if category is Category.SECRET:
+            return  # a number under a credential name (`"apikey": 10` in a rate-limit table)
         if value == 0 or 0 < abs(value) < 1e-6:
             return
         if abs(value) == 1 and (

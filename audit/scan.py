@@ -308,9 +308,14 @@ class _Visitor(cst.CSTVisitor):
                 if child is parent.key:
                     return None
                 key = string_value(parent.key) or dotted(parent.key)
+                if key and "/" in key:
+                    return (
+                        None  # an endpoint path (`"margin/leverageBracket": 0.1`), not a decision
+                    )
                 site.names = [key] if key else []
                 site.role = "dict-value"
                 site.secondary = self._outer_names(parents, parent)
+                site.enclosing_keys = _enclosing_keys(parents, parent)
                 return site
             elif isinstance(parent, cst.Param):
                 site.names = [parent.name.value]
@@ -490,6 +495,22 @@ class _Visitor(cst.CSTVisitor):
             if isinstance(parent, cst.SimpleStatementLine | cst.BaseCompoundStatement):
                 return parent
         return None
+
+
+def _enclosing_keys(parents: Sequence[cst.CSTNode], below: cst.CSTNode) -> list[str]:
+    """Keys of the dicts around a nested dict value (`{"api": {"get": {"k": 1}}}` -> api, get)."""
+    keys: list[str] = []
+    found = False
+    for parent in reversed(parents):
+        if parent is below:
+            found = True
+        elif found and isinstance(parent, cst.DictElement):
+            key = string_value(parent.key) or dotted(parent.key)
+            if key:
+                keys.append(key)
+        elif found and type(parent) in _STATEMENTS:
+            break
+    return keys
 
 
 def _is_main_guard(test: cst.BaseExpression) -> bool:

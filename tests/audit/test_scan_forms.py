@@ -271,3 +271,28 @@ def test_labels_and_names_are_not_secrets() -> None:
 
 def test_non_finite_literals_do_not_crash() -> None:
     assert scan("LEVERAGE_CAP = 1e400\nX = -1e999\n") == []
+
+
+def test_exchange_api_tables_are_plumbing() -> None:
+    """ccxt-style describe() tables: endpoint paths and rate-limit costs are not decisions."""
+    code = (
+        "def describe():\n"
+        "    return {\n"
+        "        'api': {'sapi': {'get': {'margin/leverageBracket': 0.1, 'leverageBracket': 1,\n"
+        "                                 'users/subaccount/apikey': 10}}},\n"
+        "        'fees': {'trading': {'taker': 0.0004}},\n"
+        "    }\n"
+    )
+    assert scan(code) == []
+    # the same values outside such a table are decisions
+    assert [f.name for f in scan("LIMITS = {'leverageBracket': 20}")] == ["leverageBracket"]
+
+
+def test_a_number_is_never_a_secret() -> None:
+    assert all(
+        f.category.value != "secret" for f in scan('LIMITS = {"apikey": 10, "api_secret": 5}')
+    )
+
+
+def test_index_prefixed_names_are_positions_not_decisions() -> None:
+    assert scan("def f(row):\n    i_volume = 5\n    return row[i_volume]") == []
