@@ -16,6 +16,7 @@ from qctl.migrate_cmd import migrate_app
 from qctl.models_cmd import models_app
 from qctl.policy_cmd import policy_app
 from qctl.train_cmd import train_command
+from qctl.tui_cmd import tui_command
 from qctl.verify_cmd import verify_command
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(migrate_app, name="migrate")
 app.add_typer(policy_app, name="policy")
 app.add_typer(data_app, name="data")
 app.command("verify")(verify_command)
+app.command("tui")(tui_command)
 
 
 def _version(value: bool) -> None:
@@ -92,7 +94,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main() -> None:
     """Run the CLI. Usage errors exit 2 (click prints them); user errors print one line and exit 2."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # one error, one line, whatever the width
     try:
         app()
     except KeyboardInterrupt:

@@ -1,0 +1,178 @@
+"""The monitor against a real backtest journal: what it shows, and the one thing it writes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.widgets import DataTable, Sparkline, Static
+
+from tui.app import ConfirmFlatten, MonitorApp
+from tui.widgets import LimitGauge, fmt_pct
+
+REPO = Path(__file__).resolve().parents[2]
+SIZE = (160, 45)
+NO_TIMER = 3600.0  # seconds: the tests trigger every read themselves
+
+
+def _sql(path: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(query).fetchall()
+
+
+async def _settle(app: MonitorApp, pilot) -> None:
+    """Wait for the worker threads, then for their messages to be handled."""
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_tables_and_gauges_show_the_journal(backtest_journal: Path, run_async: Callable) -> None:
+    async def scenario() -> None:
+        app = MonitorApp(backtest_journal, refresh_seconds=NO_TIMER)
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            positions = app.query_one("#positions", DataTable)
+            open_symbols = [
+                s
+                for s, e in _sql(
+                    backtest_journal,
+                    "SELECT symbol, event FROM position WHERE id IN "
+                    "(SELECT MAX(id) FROM position GROUP BY symbol) ORDER BY symbol",
+                )
+                if e != "close"
+            ]
+            assert open_symbols
+            assert [positions.get_row_at(i)[0] for i in range(positions.row_count)] == open_symbols
+
+            decisions = app.query_one("#decisions", DataTable)
+            journal_rows = _sql(
+                backtest_journal, "SELECT symbol, action, skip FROM decision ORDER BY id DESC"
+            )
+            assert decisions.row_count == min(len(journal_rows), 50)
+            for i, (symbol, action, skip) in enumerate(journal_rows[: decisions.row_count]):
+                row = decisions.get_row_at(i)
+                assert (row[1], str(row[2])) == (symbol, action)
+                if skip is not None:
+                    assert str(row[6]).startswith(skip)
+            assert any(skip for _, _, skip in journal_rows), "the sample run skips some trades"
+
+            ((margin_ratio, exposure),) = _sql(
+                backtest_journal,
+                "SELECT margin_ratio, exposure FROM equity ORDER BY id DESC LIMIT 1",
+            )
+            gauge = app.query_one("#gauge-margin", LimitGauge)
+            assert gauge.value == margin_ratio and gauge.bound == 0.1 and not gauge.breached
+            assert fmt_pct(margin_ratio) in str(gauge.render())
+            assert app.query_one("#gauge-exposure", LimitGauge).value == exposure
+            assert app.query_one("#gauge-exposure", LimitGauge).bound == 2.0
+            assert app.query_one("#gauge-position", LimitGauge).bound == 0.5
+
+            (n_equity,) = _sql(backtest_journal, "SELECT COUNT(*) FROM equity")[0]
+            assert len(app.query_one("#equity", Sparkline).data or []) == min(n_equity, 500)
+            assert not app.query_one("#message", Static).display
+
+    run_async(scenario())
+
+
+def test_pause_and_resume_write_control_rows(journal_path: Path, run_async: Callable) -> None:
+    async def scenario() -> None:
+        app = MonitorApp(journal_path, refresh_seconds=NO_TIMER)
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            await pilot.press("p")
+            await _settle(app, pilot)
+            await pilot.press("r")
+            await _settle(app, pilot)
+            assert "2 control request(s) pending" in str(app.query_one("#header").render())
+
+    run_async(scenario())
+    (run_id,) = _sql(journal_path, "SELECT id FROM run")[0]
+    rows = _sql(journal_path, "SELECT command, run_id, source, handled_ts FROM control ORDER BY id")
+    assert rows == [("pause", run_id, "tui", None), ("resume", run_id, "tui", None)]
+
+
+def test_flatten_needs_confirmation(journal_path: Path, run_async: Callable) -> None:
+    async def scenario() -> None:
+        app = MonitorApp(journal_path, refresh_seconds=NO_TIMER)
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            await pilot.press("f")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmFlatten)
+            await pilot.press("n")
+            await _settle(app, pilot)
+            assert not isinstance(app.screen, ConfirmFlatten)
+            assert _sql(journal_path, "SELECT command FROM control") == []
+
+            await pilot.press("f")
+            await pilot.pause()
+            await pilot.press("y")
+            await _settle(app, pilot)
+
+    run_async(scenario())
+    assert _sql(journal_path, "SELECT command, source FROM control") == [("flatten", "tui")]
+
+
+def test_missing_journal_shows_a_message(tmp_path: Path, run_async: Callable) -> None:
+    missing = tmp_path / "missing.db"
+
+    async def scenario() -> None:
+        app = MonitorApp(missing, refresh_seconds=NO_TIMER)
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            message = app.query_one("#message", Static)
+            assert message.display and message.has_class("error")
+            assert f"journal {missing} does not exist" in str(message.render())
+            assert app.query_one("#positions", DataTable).row_count == 0
+            await pilot.press("p")  # nothing to pause: no write, no crash
+            await _settle(app, pilot)
+
+    run_async(scenario())
+    assert not missing.exists()
+
+
+def test_cli_refuses_a_missing_journal_with_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "qctl.cli", "tui", "--db", str(missing)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "1000"},  # rich wraps stderr at 80 columns otherwise
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: journal {missing} does not exist"]
+    assert not missing.exists()
+
+
+def test_timer_picks_up_new_rows_and_flags_a_breach(
+    journal_path: Path, run_async: Callable
+) -> None:
+    async def scenario() -> None:
+        app = MonitorApp(journal_path, refresh_seconds=0.1)
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            gauge = app.query_one("#gauge-margin", LimitGauge)
+            assert not gauge.breached
+            with sqlite3.connect(journal_path) as conn:  # the engine writing a bad bar
+                conn.execute(
+                    "INSERT INTO equity (run_id, ts, equity, wallet_balance, unrealised_pnl, "
+                    "margin_ratio, exposure, open_positions, state) SELECT run_id, ts + 1, "
+                    "equity, wallet_balance, unrealised_pnl, 0.05, exposure, open_positions, "
+                    "'REDUCING' FROM equity ORDER BY id DESC LIMIT 1"
+                )
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if gauge.value == 0.05:
+                    break
+            assert gauge.breached and "BREACH" in str(gauge.render())
+            assert "REDUCING" in str(app.query_one("#header").render())
+
+    run_async(scenario())
