@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,11 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-DEFAULT_EQUITY_USDT = 10_000.0  # the demo account size; any positive amount works
-
-
-class BacktestArgsError(ValueError):
-    """A command-line value of `qctl backtest` is invalid (shown as one line)."""
+from qctl.options import DEFAULT_EQUITY_USDT, OptionError, parse_date_ms, split_names
 
 
 def _json_number(value: object) -> object:
@@ -24,21 +19,6 @@ def _json_number(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
-
-
-def _parse_time(value: str | None, flag: str) -> int | None:
-    """ISO date or date-time (UTC unless an offset is given) -> epoch milliseconds."""
-    if value is None:
-        return None
-    try:
-        dt = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise BacktestArgsError(
-            f"{flag} {value!r} is not a date (use e.g. 2025-06-01 or 2025-06-01T12:00)"
-        ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
 
 
 def backtest_command(
@@ -146,14 +126,15 @@ def backtest_command(
         _compare(compare_with, models, data, policy, symbols, holdout_symbols, equity, as_json)
         return
     if holdout_symbols is not None:
-        raise BacktestArgsError("--holdout-symbols only applies with --compare legacy,ai")
+        raise OptionError("--holdout-symbols only applies with --compare legacy,ai")
     console = Console()
     if not equity > 0:
-        raise BacktestArgsError(f"--equity must be a positive amount of USDT, got {equity:g}")
-    start_ms, end_ms = _parse_time(start, "--start"), _parse_time(end, "--end")
+        raise OptionError(f"--equity must be a positive amount of USDT, got {equity:g}")
+    start_ms = parse_date_ms(start, "--start") if start is not None else None
+    end_ms = parse_date_ms(end, "--end") if end is not None else None
     if start_ms is not None and end_ms is not None and end_ms <= start_ms:
-        raise BacktestArgsError(f"--end {end} is not after --start {start}")
-    wanted = [s for s in (symbols or "").split(",") if s.strip()] or None
+        raise OptionError(f"--end {end} is not after --start {start}")
+    wanted = split_names(symbols) or None
     data_dir = data if data is not None else sample_data_dir()
     md = load_market_data(
         data_dir, symbols=wanted, timeframe=timeframe, start_ms=start_ms, end_ms=end_ms
@@ -161,7 +142,7 @@ def backtest_command(
     cfg = BrokerConfig.from_toml(broker)
     if models is not None:
         if policy is not None:
-            raise BacktestArgsError("give --policy (a StaticPolicy TOML) or --models, not both")
+            raise OptionError("give --policy (a StaticPolicy TOML) or --models, not both")
         from models.policy import AIPolicy
 
         pol = AIPolicy.from_dir(
@@ -250,13 +231,13 @@ def _compare(
 ) -> None:
     """`--compare legacy,ai`: the models' out-of-sample comparison (the same as `qctl models compare`)."""
     from qctl.models_cmd import compare_command
-    from qctl.train_cmd import DEFAULT_MODEL_DIR
+    from qctl.options import DEFAULT_MODEL_DIR
 
     names = {w.strip().lower() for w in which.split(",") if w.strip()}
     if names != {"legacy", "ai"}:
-        raise BacktestArgsError(f"--compare takes `legacy,ai`, got {which!r}")
-    split = [s.strip() for s in (symbols or "").split(",") if s.strip()]
-    held = [s.strip() for s in (holdout or "").split(",") if s.strip()]
+        raise OptionError(f"--compare takes `legacy,ai`, got {which!r}")
+    split = split_names(symbols)
+    held = split_names(holdout)
     compare_command(
         directory=models if models is not None else DEFAULT_MODEL_DIR,
         data=data,

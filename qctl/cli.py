@@ -78,17 +78,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         TrainDataError,
         UniverseConfigError,
     )
-    from qctl.backtest_cmd import BacktestArgsError
-    from qctl.data_cmd import DataArgsError
-    from qctl.policy_cmd import PolicyArgsError
-    from qctl.verify_cmd import VerifyArgsError
+    from qctl.options import OptionError
 
     return (
         (ConfigError, BaselineError, ModelError, TrainConfigError, TrainDataError)
-        + (BacktestError, BacktestArgsError, BrokerConfigError, DataError, JournalError)
+        + (BacktestError, OptionError, BrokerConfigError, DataError, JournalError)
         + (LimitsError, PolicyConfigError, TiersError, MigrateError)
-        + (PolicyArgsError, PolicyBuildError, PolicyFileError, VerifyArgsError)
-        + (CompareError, UniverseConfigError, FeedError, DataArgsError)
+        + (PolicyBuildError, PolicyFileError)
+        + (CompareError, UniverseConfigError, FeedError)
     )
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from qctl.train_cmd import parse_date_ms, split_names
+from qctl.options import OptionError, parse_date_ms, split_names
 
 DEFAULT_CACHE_DIR = Path("data_cache")
 
@@ -23,16 +23,12 @@ data_app = typer.Typer(
 )
 
 
-class DataArgsError(Exception):
-    """A `qctl data` flag the user must fix (unknown exchange, empty symbol list)."""
-
-
 def make_exchange(exchange_id: str) -> Any:
     """A ccxt exchange with ccxt's own rate limiter on (the one place the CLI builds one)."""
     import ccxt
 
     if exchange_id not in ccxt.exchanges:
-        raise DataArgsError(
+        raise OptionError(
             f"unknown exchange {exchange_id!r} (a ccxt id such as binanceusdm, bybit, okx)"
         )
     return getattr(ccxt, exchange_id)({"enableRateLimit": True})
@@ -95,9 +91,9 @@ def fetch_command(
 
     names = split_names(symbols)
     if not names:
-        raise DataArgsError("--symbols is empty (e.g. --symbols BTC,ETH)")
-    since_ms = parse_date_ms(since)
-    until_ms = parse_date_ms(until) if until is not None else None
+        raise OptionError("--symbols is empty (e.g. --symbols BTC,ETH)")
+    since_ms = parse_date_ms(since, "--since")
+    until_ms = parse_date_ms(until, "--until") if until is not None else None
     ex = make_exchange(exchange)
     console = Console()
     with Progress(

@@ -13,8 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from qctl.backtest_cmd import DEFAULT_EQUITY_USDT
-from qctl.train_cmd import DEFAULT_MODEL_DIR, split_names
+from qctl.options import DEFAULT_EQUITY_USDT, DEFAULT_MODEL_DIR, split_names
 
 models_app = typer.Typer(
     name="models",

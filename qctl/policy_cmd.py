@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from qctl.backtest_cmd import DEFAULT_EQUITY_USDT
+from qctl.options import DEFAULT_EQUITY_USDT, OptionError, parse_date_ms, split_names
 
 MS_PER_HOUR = 3_600_000
 DEFAULT_VALID_HOURS = 24.0
@@ -22,10 +21,6 @@ policy_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-
-
-class PolicyArgsError(ValueError):
-    """A command-line value of `qctl policy` is invalid (shown as one line)."""
 
 
 _HEADERS = {
@@ -39,17 +34,6 @@ _HEADERS = {
     "harvest_lock_r": "lock R",
     "kill_threshold": "kill",
 }
-
-
-def _utc_ms(text: str, flag: str) -> int:
-    """An ISO date or date-time (UTC unless it has an offset) in epoch milliseconds."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise PolicyArgsError(f"{flag} {text!r} is not a date (e.g. 2025-06-01T12:00)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _symbols_table(doc: dict) -> Table:
@@ -143,15 +127,15 @@ def publish_command(
     from engine.tiers import LeverageTiers
 
     if (models is None) == (policy is None):
-        raise PolicyArgsError("give exactly one of --models DIR (AIPolicy) or --policy TOML")
+        raise OptionError("give exactly one of --models DIR (AIPolicy) or --policy TOML")
     if not valid_for > 0:
-        raise PolicyArgsError(f"--valid-for must be a positive number of hours, got {valid_for:g}")
+        raise OptionError(f"--valid-for must be a positive number of hours, got {valid_for:g}")
     if not equity > 0:
-        raise PolicyArgsError(f"--equity must be a positive amount of USDT, got {equity:g}")
+        raise OptionError(f"--equity must be a positive amount of USDT, got {equity:g}")
     console = Console()
     source = data if data is not None else sample_data_dir()
-    wanted = [s for s in (symbols or "").split(",") if s.strip()] or None
-    end_ms = _utc_ms(end, "--end") if end is not None else None
+    wanted = split_names(symbols) or None
+    end_ms = parse_date_ms(end, "--end") if end is not None else None
     md = load_market_data(source, symbols=wanted, timeframe=timeframe, end_ms=end_ms)
     limits = SafetyLimits()
     if models is not None:
@@ -213,7 +197,7 @@ def check_command(
     try:
         at = parse_utc(now) if now is not None else now_ms()
     except ValueError as exc:
-        raise PolicyArgsError(f"--now: {exc}") from None
+        raise OptionError(f"--now: {exc}") from None
     try:
         doc = read_document(file)
         problems = [str(p) for p in check_document(doc, now=at)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -11,25 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-DEFAULT_MODEL_DIR = Path("qctl_models")
-
-
-def parse_date_ms(text: str) -> int:
-    """`2026-03-01` or `2026-03-01T12:00` (UTC) to epoch milliseconds."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", ""))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def split_names(values: list[str] | None) -> list[str]:
-    """Symbols given as repeated options and/or comma-separated lists."""
-    return [name.strip() for v in values or [] for name in v.split(",") if name.strip()]
+from qctl.options import DEFAULT_MODEL_DIR, parse_date_ms, split_names
 
 
 def train_command(
@@ -90,7 +71,7 @@ def train_command(
     cfg = TrainConfig.from_toml(config) if config is not None else TrainConfig.defaults()
     if seed is not None:
         cfg = TrainConfig.from_mapping({"seed": seed}, base=cfg)
-    end_ms = parse_date_ms(train_end) if train_end is not None else None
+    end_ms = parse_date_ms(train_end, "--train-end") if train_end is not None else None
     source = data if data is not None else sample_data_dir()
     market = load_market_data(source, symbols=split_names(symbols) or None, timeframe=timeframe)
     for issue in market.issues:

@@ -18,8 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.invariants import CheckResult, CheckStatus, timed
-from qctl.backtest_cmd import DEFAULT_EQUITY_USDT
-from qctl.train_cmd import DEFAULT_MODEL_DIR
+from qctl.options import DEFAULT_EQUITY_USDT, DEFAULT_MODEL_DIR, OptionError, split_names
 
 if TYPE_CHECKING:
     from audit.baseline import Baseline
@@ -32,10 +31,6 @@ DEFAULT_DRILL_BARS = 400
 MAX_SHOWN_FINDINGS = 20
 SECOND_MS = 1000
 DRILL_FILE_VALID_MS = 24 * 3600 * SECOND_MS  # judged at the bars' (past) times: any span works
-
-
-class VerifyArgsError(ValueError):
-    """A command-line value of `qctl verify` is invalid (shown as one line, exit code 2)."""
 
 
 class OutputFormat(StrEnum):
@@ -61,7 +56,7 @@ def audit_setup(
     try:
         accepted = load_baseline(baseline) if baseline is not None else None
     except BaselineError as exc:
-        raise VerifyArgsError(str(exc)) from None
+        raise OptionError(str(exc)) from None
     return config, accepted
 
 
@@ -495,9 +490,9 @@ def verify_command(
     checks = _parse_only(only)
     db_path = db if db is not None else Path("qctl.db")
     if db is not None and ("journal" in checks or "variation" in checks) and not db.is_file():
-        raise VerifyArgsError(f"journal {db} does not exist")
+        raise OptionError(f"journal {db} does not exist")
     if models is not None and not models.is_dir():
-        raise VerifyArgsError(f"--models {models} is not a directory")
+        raise OptionError(f"--models {models} is not a directory")
     if models is None and DEFAULT_MODEL_DIR.is_dir():
         models = DEFAULT_MODEL_DIR  # what `qctl train` writes by default
     policies: list[str] | None
@@ -509,7 +504,7 @@ def verify_command(
         from models.policy import POLICY_NAME
 
         policies = [POLICY_NAME]
-    symbols = [s.strip() for s in (drill_symbols or "").split(",") if s.strip()] or None
+    symbols = split_names(drill_symbols) or None
 
     paths = audit_path or [Path(".")]
     if "audit" in checks:
@@ -521,7 +516,7 @@ def verify_command(
         missing = [r for r in run or [] if r not in known]
         if missing:
             journal.close()
-            raise VerifyArgsError(f"no run {missing[0]} in {db_path}")
+            raise OptionError(f"no run {missing[0]} in {db_path}")
     brackets = LeverageTiers.load(tiers) if "journal" in checks else None
 
     results: list[CheckResult] = []
