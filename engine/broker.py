@@ -293,36 +293,25 @@ class SimulatedBroker:
     def _rest_protective(self, ts: int, pos: Position) -> list[BrokerEvent]:
         prot = self._protective.setdefault(pos.symbol, _Protective())
         events = []
-        close_side = pos.side.opposite
         if pos.stop_price is not None:
-            prot.stop = Order.create(
-                self.run_id,
-                ts,
-                pos.symbol,
-                close_side,
-                OrderType.STOP_MARKET,
-                pos.qty,
-                OrderPurpose.STOP_LOSS,
-                stop_price=pos.stop_price,
-                reduce_only=True,
-                seq=self._next_seq(),
-            )
+            prot.stop = self._protective_order(ts, pos, OrderType.STOP_MARKET, pos.stop_price)
             events.append(BrokerEvent("order", ts, pos.symbol, order=prot.stop))
         if pos.take_profit_price is not None:
-            prot.take_profit = Order.create(
-                self.run_id,
-                ts,
-                pos.symbol,
-                close_side,
-                OrderType.TAKE_PROFIT_MARKET,
-                pos.qty,
-                OrderPurpose.TAKE_PROFIT,
-                stop_price=pos.take_profit_price,
-                reduce_only=True,
-                seq=self._next_seq(),
+            prot.take_profit = self._protective_order(
+                ts, pos, OrderType.TAKE_PROFIT_MARKET, pos.take_profit_price
             )
             events.append(BrokerEvent("order", ts, pos.symbol, order=prot.take_profit))
         return events
+
+    def _protective_order(self, ts: int, pos: Position, kind: OrderType, trigger: float) -> Order:
+        """A reduce-only stop-market or take-profit-market order closing all of `pos`."""
+        purpose = (
+            OrderPurpose.STOP_LOSS if kind is OrderType.STOP_MARKET else OrderPurpose.TAKE_PROFIT
+        )
+        return Order.create(
+            self.run_id, ts, pos.symbol, pos.side.opposite, kind, pos.qty, purpose,
+            stop_price=trigger, reduce_only=True, seq=self._next_seq(),
+        )  # fmt: skip
 
     def move_stop(
         self, ts: int, symbol: str, new_stop: float, detail: str = ""
@@ -340,18 +329,7 @@ class SimulatedBroker:
                 )
             )
         pos.stop_price = new_stop
-        prot.stop = Order.create(
-            self.run_id,
-            ts,
-            symbol,
-            pos.side.opposite,
-            OrderType.STOP_MARKET,
-            pos.qty,
-            OrderPurpose.STOP_LOSS,
-            stop_price=new_stop,
-            reduce_only=True,
-            seq=self._next_seq(),
-        )
+        prot.stop = self._protective_order(ts, pos, OrderType.STOP_MARKET, new_stop)
         events.append(BrokerEvent("order", ts, symbol, order=prot.stop))
         events.append(BrokerEvent("stop_moved", ts, symbol, position=pos))
         return events
