@@ -267,10 +267,16 @@ class SimulatedBroker:
         *,
         harvest: Any = None,
         kill_threshold: float | None = None,
+        kill_reduce_threshold: float | None = None,
+        kill_reduce_frac: float | None = None,
+        max_hold_sec: float | None = None,
         policy: str = "",
         model_version: str = "",
     ) -> list[BrokerEvent]:
-        """Execute an entry and rest its stop-market / take-profit-market backstops."""
+        """Execute an entry and rest its stop-market / take-profit-market backstops.
+
+        The exit values (ladder, kill and reduce thresholds, time exit) ride on the position for
+        the exit controller."""
         price = self.expected_fill_price(order.side, ref_price)
         events = self._fill(order, price, order.ts, leverage=leverage)
         pos = self.portfolio.positions.get(order.symbol)
@@ -278,6 +284,9 @@ class SimulatedBroker:
             return events
         pos.harvest = harvest
         pos.kill_threshold = kill_threshold
+        pos.kill_reduce_threshold = kill_reduce_threshold
+        pos.kill_reduce_frac = kill_reduce_frac
+        pos.max_hold_sec = max_hold_sec
         pos.policy = policy
         pos.model_version = model_version
         entry = pos.entry_price

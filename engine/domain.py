@@ -115,7 +115,12 @@ class PolicyKey(StrEnum):
     HARVEST_T2_R = "harvest_t2_r"
     HARVEST_T3_R = "harvest_t3_r"
     HARVEST_LOCK_R = "harvest_lock_r"
+    HARVEST_T1_CLOSE_FRAC = "harvest_t1_close_frac"  # share of the open qty closed at T1
+    HARVEST_T2_CLOSE_FRAC = "harvest_t2_close_frac"  # share of the open qty closed at T2
     KILL_THRESHOLD = "kill_threshold"
+    KILL_REDUCE_THRESHOLD = "kill_reduce_threshold"  # kill score that closes part, once
+    KILL_REDUCE_FRAC = "kill_reduce_frac"  # share of the open qty that reduce closes
+    MAX_HOLD_SEC = "max_hold_sec"  # a position held this long is closed
     UNIVERSE_SYMBOLS = "universe_symbols"
     UNIVERSE_COUNT = "universe_count"
 
@@ -143,6 +148,8 @@ class OrderPurpose(StrEnum):
     HARVEST_T2 = "harvest_t2"
     HARVEST_T3 = "harvest_t3"
     KILL = "kill"
+    KILL_REDUCE = "kill_reduce"
+    MAX_HOLD = "max_hold"
     FLATTEN = "flatten"
     LIQUIDATION = "liquidation"
 
@@ -280,8 +287,10 @@ class AutonomyZone:
         if decision.side is None:
             return SkipReason.MISSING_VALUE, "side is missing"
         values = decision.numeric_values()
+        # no ladder at all is allowed; a ladder lacking its close fractions is not
+        optional = _NO_LADDER_VALUES if decision.harvest is None else _OPTIONAL_ENTRY_VALUES
         for name, value in values.items():
-            if value is None and name not in _OPTIONAL_ENTRY_VALUES:
+            if value is None and name not in optional:
                 return SkipReason.MISSING_VALUE, f"{name} is missing"
         for name, value in values.items():
             if value is None:
@@ -294,20 +303,25 @@ class AutonomyZone:
 
     def _zone_violation(self, v: Mapping[str, float | None]) -> tuple[SkipReason, str] | None:
         def out(
-            name: str, lo: float | None, hi: float | None, lo_open: bool = False
+            name: str,
+            lo: float | None,
+            hi: float | None,
+            lo_open: bool = False,
+            hi_open: bool = False,
         ) -> tuple[SkipReason, str] | None:
             value = v[name]
             if value is None:
                 return None
             below = lo is not None and (value <= lo if lo_open else value < lo)
-            above = hi is not None and value > hi
+            above = hi is not None and (value >= hi if hi_open else value > hi)
             if below or above:
                 lo_s = "-inf" if lo is None else f"{lo:g}"
                 hi_s = "inf" if hi is None else f"{hi:g}"
                 bracket = "(" if lo_open else "["
+                closing = ")" if hi_open else "]"
                 return (
                     SkipReason.OUT_OF_ZONE,
-                    f"{name} = {value:g} outside {bracket}{lo_s}, {hi_s}]",
+                    f"{name} = {value:g} outside {bracket}{lo_s}, {hi_s}{closing}",
                 )
             return None
 
@@ -317,10 +331,15 @@ class AutonomyZone:
             out("stop_loss_pct", 0.0, None, lo_open=True),
             out("take_profit_pct", 0.0, None, lo_open=True),
             out("kill_threshold", self.min_kill_threshold, self.max_kill_threshold),
+            out("kill_reduce_threshold", self.min_kill_threshold, self.max_kill_threshold),
+            out("kill_reduce_frac", 0.0, 1.0, lo_open=True, hi_open=True),
+            out("max_hold_sec", 0.0, None, lo_open=True),
             out("confidence", 0.0, 1.0),
         ]
         for name in ("harvest_t1_r", "harvest_t2_r", "harvest_t3_r", "harvest_lock_r"):
             checks.append(out(name, self.min_harvest_r, self.max_harvest_r))
+        for name in ("harvest_t1_close_frac", "harvest_t2_close_frac"):
+            checks.append(out(name, 0.0, 1.0, lo_open=True))
         for problem in checks:
             if problem is not None:
                 return problem
@@ -333,13 +352,26 @@ class AutonomyZone:
         t1, t2, t3 = v["harvest_t1_r"], v["harvest_t2_r"], v["harvest_t3_r"]
         if None not in (t1, t2, t3) and not (t1 <= t2 <= t3):
             return SkipReason.OUT_OF_ZONE, f"harvest ladder not ascending: {t1:g}/{t2:g}/{t3:g} R"
+        reduce, kill = v["kill_reduce_threshold"], v["kill_threshold"]
+        if reduce is not None and kill is not None and reduce > kill:
+            return (
+                SkipReason.OUT_OF_ZONE,
+                f"kill_reduce_threshold = {reduce:g} above kill_threshold = {kill:g}",
+            )
         return None
 
 
-# values an entry decision may leave out: no take-profit backstop, no harvest ladder
-_OPTIONAL_ENTRY_VALUES = frozenset(
-    {"take_profit_pct", "harvest_t1_r", "harvest_t2_r", "harvest_t3_r", "harvest_lock_r"}
-)
+# values an entry decision may leave out: no take-profit backstop; and without a harvest ladder
+# its values, close fractions included (a ladder that is there must be complete)
+_OPTIONAL_ENTRY_VALUES = frozenset({"take_profit_pct"})
+_NO_LADDER_VALUES = _OPTIONAL_ENTRY_VALUES | {
+    "harvest_t1_r",
+    "harvest_t2_r",
+    "harvest_t3_r",
+    "harvest_lock_r",
+    "harvest_t1_close_frac",
+    "harvest_t2_close_frac",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,12 +380,26 @@ _OPTIONAL_ENTRY_VALUES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class HarvestLadder:
-    """Partial closes at T1/T2/T3 R (R = the initial stop distance); stop to break-even+ at lock R."""
+    """Partial closes at T1/T2/T3 R (R = the initial stop distance); stop to break-even+ at lock R.
+
+    At T1 and T2 the exit controller closes `t1_close_frac` / `t2_close_frac` of the quantity
+    still open; T3 closes what is left. A ladder without its close fractions is incomplete: an
+    entry carrying one is skipped (MISSING_VALUE), and the controller takes no harvest from it.
+    """
 
     t1_r: float
     t2_r: float
     t3_r: float
     lock_r: float
+    t1_close_frac: float | None = None
+    t2_close_frac: float | None = None
+
+    @property
+    def close_fracs(self) -> tuple[float, float] | None:
+        """(T1, T2) shares of the open quantity, or None when the ladder does not say."""
+        if self.t1_close_frac is None or self.t2_close_frac is None:
+            return None
+        return self.t1_close_frac, self.t2_close_frac
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +419,9 @@ class Decision:
     take_profit_pct: float | None = None
     harvest: HarvestLadder | None = None
     kill_threshold: float | None = None
+    kill_reduce_threshold: float | None = None
+    kill_reduce_frac: float | None = None
+    max_hold_sec: float | None = None
     confidence: float | None = None
     policy: str = ""
     model_version: str = ""
@@ -424,7 +473,12 @@ class Decision:
             "harvest_t2_r": h.t2_r if h is not None else None,
             "harvest_t3_r": h.t3_r if h is not None else None,
             "harvest_lock_r": h.lock_r if h is not None else None,
+            "harvest_t1_close_frac": h.t1_close_frac if h is not None else None,
+            "harvest_t2_close_frac": h.t2_close_frac if h is not None else None,
             "kill_threshold": self.kill_threshold,
+            "kill_reduce_threshold": self.kill_reduce_threshold,
+            "kill_reduce_frac": self.kill_reduce_frac,
+            "max_hold_sec": self.max_hold_sec,
             "confidence": self.confidence,
         }
 
@@ -635,7 +689,8 @@ class Position:
     """An open (or just closed) position on a USDT-margined linear perpetual, cross margin.
 
     `mark_price` is the latest price the broker marked it at; `initial_stop_price` fixes 1 R
-    (= |entry - initial stop|) for the harvest ladder even after the stop moves.
+    (= |entry - initial stop|) for the harvest ladder even after the stop moves. The exit values
+    (ladder, kill and reduce thresholds, `max_hold_sec`) are the entry decision's.
     """
 
     symbol: str
@@ -648,9 +703,13 @@ class Position:
     take_profit_price: float | None = None
     harvest: HarvestLadder | None = None
     kill_threshold: float | None = None
+    kill_reduce_threshold: float | None = None
+    kill_reduce_frac: float | None = None
+    max_hold_sec: float | None = None
     initial_qty: float = 0.0
     initial_stop_price: float | None = None
     harvest_stage: int = 0  # how many of T1/T2/T3 were taken
+    kill_reduced: bool = False  # the once-per-position kill-reduce step was taken
     mark_price: float = 0.0
     realised_pnl: float = 0.0
     fees_paid: float = 0.0

@@ -1,14 +1,18 @@
 """The exit controller: the ONE place that decides to close (part of) a position.
 
-At each bar close it applies, per open position and in this order:
+At each bar close it applies, per open position and in this order, the values the position's
+entry decision carried (no number of its own):
 
 1. **kill score** (components below, each in [0, 1], equal weights) against the position's own
    `kill_threshold` → close everything;
-2. **harvest ladder**: once the close is T1 / T2 / T3 R in the position's favour (R = the initial
-   stop distance) close one rung's share of the initial quantity; T3 closes what is left. The
-   ladder has three rungs, so each rung is a third: the split follows from the ladder itself, no
-   fraction is written here;
-3. **lock**: once the close is `lock_r` R in favour, move the stop to break-even-plus: the entry
+2. **time exit**: held for at least `max_hold_sec` (bar close time - entry time) → close
+   everything;
+3. **kill reduce**: once per position, a kill score at or above `kill_reduce_threshold` (and
+   below the kill threshold, or step 1 took it) closes `kill_reduce_frac` of the open quantity;
+4. **harvest ladder**: once the close is T1 / T2 R in the position's favour (R = the initial
+   stop distance) close the ladder's `t1_close_frac` / `t2_close_frac` of the quantity still
+   open; T3 closes what is left. A ladder without close fractions takes no harvest;
+5. **lock**: once the close is `lock_r` R in favour, move the stop to break-even-plus: the entry
    moved by the venue's round-trip cost (fees and slippage, `BrokerConfig.break_even_offset`),
    so a stop there closes the trade without a loss.
 
@@ -44,7 +48,6 @@ import numpy as np
 
 from engine.domain import (
     Bars,
-    HarvestLadder,
     MarketSnapshot,
     OrderPurpose,
     Portfolio,
@@ -53,6 +56,7 @@ from engine.domain import (
 )
 
 KILL_COMPONENTS = ("regime_flip", "volatility_spike", "trend_drop", "age")
+MS_PER_S = 1000  # unit conversion: max_hold_sec is in seconds, bar times in milliseconds
 _RUNG_PURPOSES = (OrderPurpose.HARVEST_T1, OrderPurpose.HARVEST_T2, OrderPurpose.HARVEST_T3)
 
 
@@ -61,16 +65,24 @@ class ExitAction:
     """One thing the exit controller wants done: close `qty` (0 = none) and/or move the stop."""
 
     symbol: str
-    purpose: str  # OrderPurpose value: harvest_t1/2/3, kill, stop_loss (stop move), flatten
+    # OrderPurpose value: harvest_t1/2/3, kill, kill_reduce, max_hold, stop_loss (stop move),
+    # flatten
+    purpose: str
     close_qty: float = 0.0
     new_stop: float | None = None
     detail: str = ""
     components: tuple[tuple[str, float], ...] = ()
     harvest_stage: int | None = None  # the position's harvest stage once this rung has filled
+    kill_reduced: bool = False  # once this fills, the position's reduce step is spent
 
     @property
     def closes_all(self) -> bool:
-        return self.purpose in (OrderPurpose.KILL, OrderPurpose.HARVEST_T3, OrderPurpose.FLATTEN)
+        return self.purpose in _CLOSES_ALL
+
+
+_CLOSES_ALL = frozenset(
+    (OrderPurpose.KILL, OrderPurpose.MAX_HOLD, OrderPurpose.HARVEST_T3, OrderPurpose.FLATTEN)
+)
 
 
 @dataclass(slots=True)
@@ -90,10 +102,6 @@ class _Track:
     held: int = 0
     sign: int = 1  # +1 long, -1 short
     unit: float = 0.0  # the kill score's price scale: T1 distance (1 R without a ladder)
-
-
-def _rung(ladder: HarvestLadder, stage: int) -> float:
-    return (ladder.t1_r, ladder.t2_r, ladder.t3_r)[stage]
 
 
 class KillScorer(Protocol):
@@ -203,13 +211,17 @@ class ExitController:
             t = self._track(pos, snapshot)
             if t is None or t.held == 0:
                 continue
-            acts = self._evaluate_one(pos, t, scored)
+            acts = self._evaluate_one(pos, t, snapshot.ts, scored)
             if acts:
                 actions.extend(acts)
         return actions
 
     def _evaluate_one(
-        self, pos: Position, t: _Track, scored: Mapping[str, float] | None = None
+        self,
+        pos: Position,
+        t: _Track,
+        now_ts: int,
+        scored: Mapping[str, float] | None = None,
     ) -> list[ExitAction]:
         if scored is None:
             comps = self.kill_components(t)
@@ -229,22 +241,54 @@ class ExitController:
                     components=named,
                 )
             ]
+        max_hold = pos.max_hold_sec
+        if max_hold is not None:
+            held_sec = (now_ts - pos.opened_ts) / MS_PER_S
+            if held_sec >= max_hold:
+                return [
+                    ExitAction(
+                        pos.symbol,
+                        OrderPurpose.MAX_HOLD,
+                        pos.qty,
+                        detail=f"held {held_sec:g} s >= max_hold_sec {max_hold:g}",
+                        components=named,
+                    )
+                ]
+        out: list[ExitAction] = []
+        remaining = pos.qty
+        reduce_at, reduce_frac = pos.kill_reduce_threshold, pos.kill_reduce_frac
+        if (
+            not pos.kill_reduced
+            and reduce_at is not None
+            and reduce_frac is not None
+            and score is not None
+            and score >= reduce_at
+        ):
+            qty = remaining * reduce_frac
+            out.append(
+                ExitAction(
+                    pos.symbol,
+                    OrderPurpose.KILL_REDUCE,
+                    qty,
+                    detail=f"kill score {score:.3f} >= reduce threshold {reduce_at:g}: close "
+                    f"{reduce_frac:g} of the open quantity",
+                    components=named,
+                    kill_reduced=True,
+                )
+            )
+            remaining -= qty
         ladder = pos.harvest
         r = pos.r_distance
         if ladder is None or not r:
-            return []
+            return out
         s = 1 if pos.side is Side.LONG else -1
         r_now = s * (t.prev_close - pos.entry_price) / r
         stage = pos.harvest_stage
-        if r_now < ladder.lock_r and (stage >= len(_RUNG_PURPOSES) or r_now < _rung(ladder, stage)):
-            return []
-        out: list[ExitAction] = []
+        fracs = ladder.close_fracs
         rungs = (ladder.t1_r, ladder.t2_r, ladder.t3_r)
-        share = pos.initial_qty / len(rungs)
-        remaining = pos.qty
-        while stage < len(rungs) and r_now >= rungs[stage]:
+        while fracs is not None and stage < len(rungs) and r_now >= rungs[stage]:
             last = stage == len(rungs) - 1
-            qty = remaining if last else min(share, remaining)
+            qty = remaining if last else remaining * fracs[stage]
             stage += 1
             if qty > 0:
                 out.append(

@@ -28,8 +28,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sqlalchemy import text
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 from engine.domain import (
@@ -45,7 +46,7 @@ from engine.domain import (
     SafetyLimits,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: harvest close fractions, kill reduce and time exit columns
 DEFAULT_JOURNAL = Path("qctl.db")
 MEMORY = ":memory:"
 
@@ -96,7 +97,12 @@ class DecisionRow(SQLModel, table=True):
     harvest_t2_r: float | None = None
     harvest_t3_r: float | None = None
     harvest_lock_r: float | None = None
+    harvest_t1_close_frac: float | None = None
+    harvest_t2_close_frac: float | None = None
     kill_threshold: float | None = None
+    kill_reduce_threshold: float | None = None
+    kill_reduce_frac: float | None = None
+    max_hold_sec: float | None = None
     confidence: float | None = None
     policy: str = ""
     model_version: str = ""
@@ -157,10 +163,17 @@ class PositionRow(SQLModel, table=True):
     harvest_t2_r: float | None = None
     harvest_t3_r: float | None = None
     harvest_lock_r: float | None = None
+    harvest_t1_close_frac: float | None = None
+    harvest_t2_close_frac: float | None = None
     kill_threshold: float | None = None
+    kill_reduce_threshold: float | None = None
+    kill_reduce_frac: float | None = None
+    max_hold_sec: float | None = None
     initial_qty: float | None = 0.0
     initial_stop_price: float | None = None
     harvest_stage: int = 0
+    # a column added by schema 2: existing rows read 0 (not reduced)
+    kill_reduced: bool = Field(default=False, sa_column_kwargs={"server_default": text("0")})
     mark_price: float | None = 0.0
     realised_pnl: float | None = 0.0
     fees_paid: float | None = 0.0
@@ -289,9 +302,17 @@ def _s(x: Any) -> str | None:
 
 
 def _harvest(h: Any) -> tuple[float | None, ...]:
+    """The ladder's six columns: T1/T2/T3/lock R, then the T1/T2 close fractions."""
     if h is None:
-        return (None, None, None, None)
-    return (float(h.t1_r), float(h.t2_r), float(h.t3_r), float(h.lock_r))
+        return (None, None, None, None, None, None)
+    return (
+        float(h.t1_r),
+        float(h.t2_r),
+        float(h.t3_r),
+        float(h.lock_r),
+        _num(h.t1_close_frac),
+        _num(h.t2_close_frac),
+    )
 
 
 def _reasons_json(reasons: Iterable[tuple[str, float]]) -> str:
@@ -315,6 +336,9 @@ def decision_row(run_id: str, d: Decision) -> tuple:
         _num(d.take_profit_pct),
         *_harvest(d.harvest),
         _num(d.kill_threshold),
+        _num(d.kill_reduce_threshold),
+        _num(d.kill_reduce_frac),
+        _num(d.max_hold_sec),
         _num(d.confidence),
         d.policy,
         d.model_version,
@@ -371,9 +395,13 @@ def position_row(run_id: str, p: Position, ts: int, event: str) -> tuple:
         _num(p.take_profit_price),
         *_harvest(p.harvest),
         _num(p.kill_threshold),
+        _num(p.kill_reduce_threshold),
+        _num(p.kill_reduce_frac),
+        _num(p.max_hold_sec),
         float(p.initial_qty),
         _num(p.initial_stop_price),
         int(p.harvest_stage),
+        bool(p.kill_reduced),
         float(p.mark_price),
         float(p.realised_pnl),
         float(p.fees_paid),
@@ -516,7 +544,11 @@ class Journal:
             raise JournalError(f"{self.path} is not a qctl journal (no schema version)")
 
     def _create_schema(self) -> None:
-        """Tables, indexes and the version in one transaction: a crash leaves all or nothing."""
+        """Tables, indexes and the version in one transaction: a crash leaves all or nothing.
+
+        A journal of an older schema is upgraded in the same transaction: the columns added
+        since are appended (nullable, or with their default), existing rows are kept as they are.
+        """
         dialect = self._engine.dialect
         ddl: list[str] = []
         for name in TABLES:
@@ -528,12 +560,33 @@ class Journal:
             self._conn.execute("BEGIN IMMEDIATE")
             for statement in ddl:
                 self._conn.execute(statement)
+            for statement in self._added_columns():
+                self._conn.execute(statement)
             self._conn.execute(
                 "INSERT OR IGNORE INTO schema_version (version, applied_ts) VALUES (?, ?)",
                 (SCHEMA_VERSION, now_ms()),
             )
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self._conn.execute("COMMIT")
+
+    def _added_columns(self) -> list[str]:
+        """ALTER TABLE statements for the model columns an existing table lacks (older schema)."""
+        dialect = self._engine.dialect
+        out = []
+        for name in TABLES:
+            table = TABLE_MODELS[name].__table__  # type: ignore[attr-defined]
+            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({_q(name)})")}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not column.nullable and column.server_default is None:
+                    raise JournalError(
+                        f"journal {self.path}: cannot add the NOT NULL column {name}.{column.name} "
+                        "without a default to an older schema"
+                    )
+                spec = str(CreateColumn(column).compile(dialect=dialect))
+                out.append(f"ALTER TABLE {_q(name)} ADD COLUMN {spec}")
+        return out
 
     # -- lifecycle ---------------------------------------------------------------------------
 

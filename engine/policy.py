@@ -122,6 +122,9 @@ class StaticConfig:
     harvest: HarvestLadder
     kill_threshold: float
     close_threshold: float
+    kill_reduce_threshold: float
+    kill_reduce_frac: float
+    max_hold_sec: float
     count: int
     core_symbols: tuple[str, ...]
     refresh_bars: int
@@ -151,6 +154,11 @@ _SCHEMA: dict[str, dict[str, type]] = {
         "lock_r": float,
         "kill_threshold": float,
         "close_threshold": float,
+        "t1_close_frac": float,
+        "t2_close_frac": float,
+        "kill_reduce_threshold": float,
+        "kill_reduce_frac": float,
+        "max_hold_sec": float,
     },
     "universe": {
         "count": int,
@@ -235,9 +243,14 @@ def load_static_config(path: str | Path) -> StaticConfig:
             t2_r=float(harvest["t2_r"]),
             t3_r=float(harvest["t3_r"]),
             lock_r=float(harvest["lock_r"]),
+            t1_close_frac=float(harvest["t1_close_frac"]),
+            t2_close_frac=float(harvest["t2_close_frac"]),
         ),
         kill_threshold=float(harvest["kill_threshold"]),
         close_threshold=float(harvest["close_threshold"]),
+        kill_reduce_threshold=float(harvest["kill_reduce_threshold"]),
+        kill_reduce_frac=float(harvest["kill_reduce_frac"]),
+        max_hold_sec=float(harvest["max_hold_sec"]),
         count=int(universe["count"]),
         core_symbols=tuple(core),
         refresh_bars=int(universe["refresh_bars"]),
@@ -401,6 +414,9 @@ class StaticPolicy:
                         take_profit_pct=c.take_profit_pct,
                         harvest=c.harvest,
                         kill_threshold=self.kill_threshold,
+                        kill_reduce_threshold=c.kill_reduce_threshold,
+                        kill_reduce_frac=c.kill_reduce_frac,
+                        max_hold_sec=c.max_hold_sec,
                         confidence=s.probability,
                         policy=self.name,
                         model_version=self.version,

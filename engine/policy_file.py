@@ -51,6 +51,17 @@ SYMBOL_KEYS: tuple[str, ...] = tuple(
 )
 HARVEST_KEYS = ("harvest_t1_r", "harvest_t2_r", "harvest_t3_r", "harvest_lock_r")
 LADDER_KEYS = ("harvest_t1_r", "harvest_t2_r", "harvest_t3_r")
+CLOSE_FRAC_KEYS = ("harvest_t1_close_frac", "harvest_t2_close_frac")
+# what FilePolicy needs for an entry (the ladder is optional, but complete when present)
+REQUIRED_KEYS = (
+    "leverage",
+    "size_pct",
+    "stop_loss_pct",
+    "kill_threshold",
+    "kill_reduce_threshold",
+    "kill_reduce_frac",
+    "max_hold_sec",
+)
 TOP_KEYS = (
     "schema",
     "version",
@@ -451,7 +462,21 @@ def _value_problems(where: str, values: Mapping[str, Any], b: _Bounds) -> list[P
     check("take_profit_pct", 0.0, 1.0, lo_open=True, hi_open=True)
     for key in HARVEST_KEYS:
         check(key, b.min_harvest, b.max_harvest)
+    for key in CLOSE_FRAC_KEYS:
+        check(key, 0.0, 1.0, lo_open=True)
     check("kill_threshold", b.min_kill, b.max_kill)
+    check("kill_reduce_threshold", b.min_kill, b.max_kill)
+    check("kill_reduce_frac", 0.0, 1.0, lo_open=True, hi_open=True)
+    check("max_hold_sec", 0.0, math.inf, lo_open=True, hi_open=True)
+    reduce, kill = values.get("kill_reduce_threshold"), values.get("kill_threshold")
+    if reduce is not None and kill is not None and reduce > kill:
+        out.append(
+            PolicyProblem(
+                "bounds",
+                f"{where}.kill_reduce_threshold",
+                f"{reduce:g} above kill_threshold {kill:g}",
+            )
+        )
     ladder = [values[k] for k in LADDER_KEYS if k in values]
     if len(ladder) == len(LADDER_KEYS) and not (ladder[0] < ladder[1] < ladder[2]):
         out.append(
@@ -804,15 +829,24 @@ class FilePolicy:
         values = doc.values_for(d.symbol)
         if values is None:
             return d.as_skip(SkipReason.NOT_IN_UNIVERSE, f"{d.symbol} not in policy {doc.version}")
-        required = ("leverage", "size_pct", "stop_loss_pct", "kill_threshold")
-        missing = [k for k in required if k not in values]
+        missing = [k for k in REQUIRED_KEYS if k not in values]
         if missing:
             return d.as_skip(
                 SkipReason.MISSING_VALUE, f"policy {doc.version} has no {missing[0]} for {d.symbol}"
             )
         ladder = None
-        if all(k in values for k in HARVEST_KEYS):
-            ladder = HarvestLadder(*(values[k] for k in HARVEST_KEYS))
+        if any(k in values for k in (*HARVEST_KEYS, *CLOSE_FRAC_KEYS)):
+            absent = [k for k in (*HARVEST_KEYS, *CLOSE_FRAC_KEYS) if k not in values]
+            if absent:  # part of a ladder is no ladder to trade on
+                return d.as_skip(
+                    SkipReason.MISSING_VALUE,
+                    f"policy {doc.version} has no {absent[0]} for {d.symbol}",
+                )
+            ladder = HarvestLadder(
+                *(values[k] for k in HARVEST_KEYS),
+                t1_close_frac=values["harvest_t1_close_frac"],
+                t2_close_frac=values["harvest_t2_close_frac"],
+            )
         return d.with_changes(
             leverage=values["leverage"],
             size_pct=values["size_pct"],
@@ -820,6 +854,9 @@ class FilePolicy:
             take_profit_pct=values.get("take_profit_pct"),
             harvest=ladder,
             kill_threshold=values["kill_threshold"],
+            kill_reduce_threshold=values["kill_reduce_threshold"],
+            kill_reduce_frac=values["kill_reduce_frac"],
+            max_hold_sec=values["max_hold_sec"],
         )
 
 

@@ -299,6 +299,8 @@ class EngineLoop:
         events = self.broker.execute(order, price, ts)
         if action.harvest_stage is not None:
             pos.harvest_stage = action.harvest_stage  # before journaling: the row shows it
+        if action.kill_reduced:
+            pos.kill_reduced = True
         self._j_events(events)
         if action.purpose == "kill" or action.symbol not in pf.positions:
             self.exits.forget(action.symbol)
@@ -329,6 +331,9 @@ class EngineLoop:
                 ad.take_profit_pct,
                 harvest=ad.harvest,
                 kill_threshold=ad.kill_threshold,
+                kill_reduce_threshold=ad.kill_reduce_threshold,
+                kill_reduce_frac=ad.kill_reduce_frac,
+                max_hold_sec=ad.max_hold_sec,
                 policy=ad.policy,
                 model_version=ad.model_version,
             )

@@ -148,23 +148,55 @@ def kill_threshold(symbol: str | None) -> float | None:
 def kill_due(kill_score: float, symbol: str | None) -> bool:
     """Whether the kill score reached the policy's threshold. Without a threshold there is no
     kill decision (logged as a skip); the exchange-side stop stays the backstop."""
-    threshold = kill_threshold(symbol)
-    if threshold is None:
-        skip("kill_threshold", symbol)
+    return reached("kill_threshold", kill_score, symbol)
+
+
+def reached(key: str, score: float, symbol: str | None) -> bool:
+    """Whether `score` reached the policy's level `key` (e.g. kill_reduce_threshold). Without
+    that level there is no such decision: False, logged as a skip."""
+    level = policy_value(key, symbol)
+    if level is None:
+        skip(key, symbol)
         return False
-    return kill_score >= threshold
+    return score >= level
 
 
-def notional_usd(symbol: str | None, equity: float) -> float | None:
+def clamp(key: str, value: float) -> float:
+    """`value` clipped to the hard limits and autonomy zone of `key` (leverage, size_pct): the
+    bounds a heuristic's own clamp used to write by hand. Not a number: raises PolicySkip."""
+    if key == "leverage":
+        low, high = ZONE["min_leverage"], min(ZONE["max_leverage"], HARD_LIMITS["max_leverage"])
+    elif key == "size_pct":
+        low, high = 0.0, min(ZONE["max_size_pct"], HARD_LIMITS["max_position_size_pct"] / PERCENT)
+    else:
+        raise KeyError(f"{key!r} has no bounds to clamp to (leverage, size_pct)")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise PolicySkip(key, None, SKIP["missing_value"]) from None
+    if not math.isfinite(value):
+        raise PolicySkip(key, None, SKIP["missing_value"])
+    return min(max(value, low), high)
+
+
+def notional_usd(symbol: str | None, equity: float | None) -> float | None:
     """Position notional in quote currency: equity x the policy's size_pct (None: skip)."""
     size_pct = policy_value("size_pct", symbol)
     try:
-        equity = float(equity)
+        equity = float(equity)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
     if size_pct is None or not math.isfinite(equity) or equity <= 0:
         return None
     return equity * size_pct
+
+
+def notional_usd_or_skip(symbol: str | None, equity: float | None) -> float:
+    """`notional_usd`, raising `PolicySkip` instead of returning None (for use in expressions)."""
+    value = notional_usd(symbol, equity)
+    if value is None:
+        raise PolicySkip("size_pct", symbol)
+    return value
 
 
 def given_or_skip(value: Any, what: str, symbol: str | None = None) -> Any:
@@ -376,6 +408,13 @@ def _check_bounds(doc: dict) -> None:
         for key in _HARVEST_KEYS:
             check(key, harvest_r[0] <= v(key, 0) <= harvest_r[1])
         check("kill_threshold", kill[0] <= v("kill_threshold", 0) <= kill[1])
+        for key in ("harvest_t1_close_frac", "harvest_t2_close_frac"):
+            check(key, 0 < v(key, 0) <= 1)
+        check("max_hold_sec", v("max_hold_sec", 0) > 0)
+        check("kill_reduce_threshold", kill[0] <= v("kill_reduce_threshold", 0) <= kill[1])
+        check("kill_reduce_frac", 0 < v("kill_reduce_frac", 0) < 1)
+        if v("kill_reduce_threshold", 0) > v("kill_threshold", math.inf):
+            bad(f"{where}: kill_reduce_threshold is above kill_threshold")
         ladder = [values[k] for k in _HARVEST_KEYS[:3] if k in values]
         if len(ladder) == 3 and not ladder[0] < ladder[1] < ladder[2]:
             bad(f"{where}: harvest ladder not strictly ascending")

@@ -20,7 +20,7 @@ from rich.table import Table
 from engine.backtest import BacktestResult, run_backtest
 from engine.broker import BrokerConfig
 from engine.data import load_market_data, resolve_symbol
-from engine.domain import Decision, MarketSnapshot, Portfolio, SafetyLimits
+from engine.domain import Decision, MarketSnapshot, PolicyKey, Portfolio, SafetyLimits
 from engine.policy import Policy, StaticPolicy
 from engine.tiers import LeverageTiers
 from models.errors import CompareError
@@ -58,17 +58,11 @@ class PolicyRun:
 
     def distribution(self) -> dict[str, dict[str, float]]:
         """Min / median / max / distinct count of each trading value over the entries."""
-        entries = [d for d in self.decisions if d.skip is None]
+        entries = [d.numeric_values() for d in self.decisions if d.skip is None]
         values = {
-            "leverage": [d.leverage for d in entries],
-            "size_pct": [d.size_pct for d in entries],
-            "stop_loss_pct": [d.stop_loss_pct for d in entries],
-            "take_profit_pct": [d.take_profit_pct for d in entries],
-            "harvest_t1_r": [d.harvest.t1_r for d in entries if d.harvest],
-            "harvest_t2_r": [d.harvest.t2_r for d in entries if d.harvest],
-            "harvest_t3_r": [d.harvest.t3_r for d in entries if d.harvest],
-            "harvest_lock_r": [d.harvest.lock_r for d in entries if d.harvest],
-            "kill_threshold": [d.kill_threshold for d in entries],
+            str(key): [e[str(key)] for e in entries]
+            for key in PolicyKey
+            if key not in (PolicyKey.UNIVERSE_SYMBOLS, PolicyKey.UNIVERSE_COUNT)
         }
         out = {}
         for name, vals in values.items():

@@ -18,7 +18,12 @@ predict per head. Where each value comes from:
   v is the predicted volatility over the horizon and μ = (p − q) · v − the venue's round-trip cost
   (`round_trip_cost`, from the broker config); no trade unless μ > 0; capped by
   `SafetyLimits.max_position_fraction`;
-- kill threshold: the threshold the kill head's validation chose for the bar's regime.
+- kill threshold, and the graded reduce step below it (level and fraction): what the kill
+  head's validation chose for the bar's regime;
+- harvest close fractions: the share of the open quantity the ladder heads expect *not* to
+  reach the next rung once a rung is reached, from the quantile levels they were trained at:
+  (q_next - q_rung) / (1 - q_rung) at T1 and T2 (T3 closes the rest);
+- time exit (`max_hold_sec`): the horizon the heads were trained for, horizon_bars × bar length.
 
 Anything missing, stale, NaN or outside the training ranges is a SKIP with a reason code.
 """
@@ -112,6 +117,19 @@ class UniverseConfig:
         return cls(**values)  # type: ignore[arg-type]
 
 
+MS_PER_S = 1000  # unit conversion: bar lengths are in ms, max_hold_sec in seconds
+
+
+def harvest_close_fracs(q_t1: float, q_t2: float, q_t3: float) -> tuple[float, float]:
+    """(T1, T2) close fractions from the favourable-excursion quantile levels of the rungs.
+
+    A rung at quantile q is reached with probability 1 - q; of the positions that reach T1, the
+    share (q_t2 - q_t1) / (1 - q_t1) is expected to stop short of T2, and is closed there (the
+    same from T2 to T3). With levels 0.5 / 0.7 / 0.85: 0.4 and 0.5.
+    """
+    return (q_t2 - q_t1) / (1 - q_t1), (q_t3 - q_t2) / (1 - q_t2)
+
+
 @dataclass(frozen=True)
 class _Outputs:
     """Decision values the training run stored on the cards."""
@@ -122,23 +140,40 @@ class _Outputs:
     kelly_fraction: float
     auto_score_cutoff: float
     kill_thresholds: dict[str, float]
+    reduce_thresholds: dict[str, float]
+    reduce_fracs: dict[str, float]
+    close_fracs: tuple[float, float]
+    max_hold_sec: float
+
+
+def _by_regime(outputs: Mapping[str, object], key: str) -> dict[str, float]:
+    table = outputs[key]
+    if not isinstance(table, Mapping):
+        raise TypeError(f"{key} is not a table")
+    return {str(k): float(v) for k, v in table.items()}
 
 
 def _outputs(models: ModelSet) -> _Outputs:
     direction = models.models["direction"].outputs()
     try:
+        kill = models.models["kill"].outputs()
+        q = [float(models.models[f"favourable_{role}"].outputs()["quantile"]) for role in LADDER]
+        quantiles = dict(zip(LADDER, q, strict=True))
+        horizon_bars = int(direction["horizon_bars"])
+        bar_ms = int(models.card["training_window"]["bar_ms"])
         return _Outputs(
-            horizon_bars=int(direction["horizon_bars"]),
+            horizon_bars=horizon_bars,
             platt_a=float(direction["platt_a"]),
             platt_b=float(direction["platt_b"]),
             kelly_fraction=float(direction["kelly_fraction"]),
             auto_score_cutoff=float(models.models["universe"].outputs()["auto_score_cutoff"]),
-            kill_thresholds={
-                str(k): float(v)
-                for k, v in models.models["kill"].outputs()["thresholds_by_regime"].items()
-            },
+            kill_thresholds=_by_regime(kill, "thresholds_by_regime"),
+            reduce_thresholds=_by_regime(kill, "reduce_thresholds_by_regime"),
+            reduce_fracs=_by_regime(kill, "reduce_fracs_by_regime"),
+            close_fracs=harvest_close_fracs(quantiles["t1"], quantiles["t2"], quantiles["t3"]),
+            max_hold_sec=horizon_bars * bar_ms / MS_PER_S,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise ModelCorruptError(f"model card outputs incomplete: {exc!r}") from exc
 
 
@@ -473,10 +508,16 @@ class AIPolicy:
         leverage = min(max(float(leverage), zone.min_leverage), max_leverage)
         regime = str(int(row[self._regime_col]))
         kill = o.kill_thresholds.get(regime, o.kill_thresholds.get("all"))
-        if kill is None:
+        reduce_at = o.reduce_thresholds.get(regime, o.reduce_thresholds.get("all"))
+        reduce_frac = o.reduce_fracs.get(regime, o.reduce_fracs.get("all"))
+        if kill is None or reduce_at is None or reduce_frac is None:
             return self._skip(
-                ts, symbol, SkipReason.MISSING_VALUE, f"no kill threshold for regime {regime}"
+                ts,
+                symbol,
+                SkipReason.MISSING_VALUE,
+                f"no kill threshold or reduce step for regime {regime}",
             )
+        t1_close, t2_close = o.close_fracs
         return Decision(
             ts=ts,
             symbol=symbol,
@@ -486,9 +527,17 @@ class AIPolicy:
             stop_loss_pct=float(stop),
             take_profit_pct=float(t3_r * stop),
             harvest=HarvestLadder(
-                t1_r=float(t1_r), t2_r=float(t2_r), t3_r=float(t3_r), lock_r=float(lock_r)
+                t1_r=float(t1_r),
+                t2_r=float(t2_r),
+                t3_r=float(t3_r),
+                lock_r=float(lock_r),
+                t1_close_frac=t1_close,
+                t2_close_frac=t2_close,
             ),
             kill_threshold=float(kill),
+            kill_reduce_threshold=float(reduce_at),
+            kill_reduce_frac=float(reduce_frac),
+            max_hold_sec=o.max_hold_sec,
             confidence=float(confidence),
             policy=self.name,
             model_version=self.version,

@@ -28,7 +28,7 @@ from models.errors import (
 )
 from models.features import FeatureError, FeatureSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the kill card carries the reduce step (reduce_*_by_regime)
 HEAD_NAMES = (
     "universe",
     "direction",
@@ -192,7 +192,8 @@ def load_models(
         card = model.card
         if card["format_version"] != FORMAT_VERSION:
             raise ModelMismatchError(
-                f"model {name}: card format {card['format_version']}, expected {FORMAT_VERSION}"
+                f"model {name}: card format {card['format_version']}, expected {FORMAT_VERSION}; "
+                "retrain with `qctl train`"
             )
         if card["set_id"] != first["set_id"]:
             raise ModelMismatchError(

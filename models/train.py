@@ -3,8 +3,9 @@
 Timeline: everything at or after `train_end` is never read. Before it, `folds` validation blocks
 sit at the end; each fold trains on the bars before its block minus a purge of one label horizon
 (so no training label overlaps the block) and predicts the block. The pooled out-of-fold
-predictions give the metrics, the direction calibration, the kill thresholds and the universe's
-"auto" cut-off; the final boosters are then fitted on the whole training period.
+predictions give the metrics, the direction calibration, the kill thresholds with their graded
+reduce step and the universe's "auto" cut-off; the final boosters are then fitted on the whole
+training period.
 """
 
 from __future__ import annotations
@@ -268,16 +269,29 @@ def auto_count_cutoff(score: np.ndarray, realised: np.ndarray, bins: int) -> flo
     return float(edges[lowest])
 
 
-def kill_thresholds(
-    val: pd.DataFrame, p_up: np.ndarray, cfg: TrainConfig, zone: AutonomyZone, bar_ms: int
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Kill threshold per regime that maximised the mean trade return on validation.
+@dataclass(frozen=True)
+class KillTrades:
+    """The validation trades the kill levels are chosen on, one per validation bar.
 
-    Each validation bar opens a trade on the side the calibrated direction head picks; the trade
-    closes at the first later bar (within the horizon) whose kill probability passes the
-    threshold, else at the horizon. Regimes with fewer than `min_data_in_leaf` trades use the
-    threshold chosen over all trades.
+    Each opens at the bar's close on the side the calibrated direction head picks and is
+    followed for the label horizon: `kill_p[i, k]` is the kill head's probability for that side
+    k + 1 bars later (-inf past the symbol's data), `path[i, k]` the trade's return if closed
+    there, `held[i]` its return held to the horizon.
     """
+
+    kill_p: np.ndarray
+    path: np.ndarray
+    held: np.ndarray
+    regime: np.ndarray
+
+    def first_above(self, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per trade: whether the kill probability ever passes `level`, and the first bar it does."""
+        hit = self.kill_p > level
+        return hit.any(axis=1), np.argmax(hit, axis=1)
+
+
+def kill_trades(val: pd.DataFrame, p_up: np.ndarray, cfg: TrainConfig, bar_ms: int) -> KillTrades:
+    """Build the validation trades (see `KillTrades`) from the pooled out-of-fold predictions."""
     order = np.lexsort((val["timestamp"].to_numpy(), val["symbol"].to_numpy()))
     v = val.iloc[order]
     p = p_up[order]
@@ -294,33 +308,127 @@ def kill_thresholds(
     kill_p = np.where(
         side[:, None] > 0, v["kill_long"].to_numpy()[idx], v["kill_short"].to_numpy()[idx]
     )
-    kill_p = np.where(same, kill_p, -np.inf)
-    path = side[:, None] * (close[idx] / close[:, None] - 1)
-    held = side * np.expm1(v["fwd_return"].to_numpy())
-    regime = v["regime"].to_numpy()
+    return KillTrades(
+        kill_p=np.where(same, kill_p, -np.inf),
+        path=side[:, None] * (close[idx] / close[:, None] - 1),
+        held=side * np.expm1(v["fwd_return"].to_numpy()),
+        regime=v["regime"].to_numpy(),
+    )
 
+
+def kill_grid(cfg: TrainConfig, zone: AutonomyZone) -> np.ndarray:
+    """Candidate kill levels: `grid_points` evenly spaced over the zone's kill range."""
     grid = np.linspace(zone.min_kill_threshold, zone.max_kill_threshold, cfg.grid_points)
-    grid = np.round(grid, 12)  # 0.6, not 0.6000000000000001, on the cards
-    returns = np.empty((len(grid), n))
-    rows = np.arange(n)
+    return np.round(grid, 12)  # 0.6, not 0.6000000000000001, on the cards
+
+
+def reduce_fraction_grid(cfg: TrainConfig) -> np.ndarray:
+    """Candidate kill-reduce fractions: `grid_points` evenly spaced inside (0, 1)."""
+    return np.round(np.arange(1, cfg.grid_points + 1) / (cfg.grid_points + 1), 12)
+
+
+def _regime_masks(trades: KillTrades, cfg: TrainConfig) -> dict[str, np.ndarray | None]:
+    """Each regime's trades; None for a regime with too few trades (it falls back to "all")."""
+    out: dict[str, np.ndarray | None] = {}
+    regime = trades.regime
+    for r in np.unique(regime[np.isfinite(regime)]):
+        mask = regime == r
+        out[str(int(r))] = mask if mask.sum() >= cfg.min_data_in_leaf else None
+    return out
+
+
+def kill_thresholds(
+    val: pd.DataFrame,
+    p_up: np.ndarray,
+    cfg: TrainConfig,
+    zone: AutonomyZone,
+    bar_ms: int,
+    trades: KillTrades | None = None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Kill threshold per regime that maximised the mean trade return on validation.
+
+    Each validation bar opens a trade on the side the calibrated direction head picks; the trade
+    closes at the first later bar (within the horizon) whose kill probability passes the
+    threshold, else at the horizon. Regimes with fewer than `min_data_in_leaf` trades use the
+    threshold chosen over all trades.
+    """
+    t = trades if trades is not None else kill_trades(val, p_up, cfg, bar_ms)
+    grid = kill_grid(cfg, zone)
+    rows = np.arange(len(t.held))
+    returns = np.empty((len(grid), len(rows)))
     for g, threshold in enumerate(grid):
-        hit = kill_p > threshold
-        first = np.argmax(hit, axis=1)
-        returns[g] = np.where(hit.any(axis=1), path[rows, first], held)
+        hit, first = t.first_above(threshold)
+        returns[g] = np.where(hit, t.path[rows, first], t.held)
 
     best_all = int(np.argmax(returns.mean(axis=1)))
     thresholds = {"all": float(grid[best_all])}
-    expectancy = {"no_kill": float(held.mean()), "all": float(returns[best_all].mean())}
-    for r in np.unique(regime[np.isfinite(regime)]):
-        mask = regime == r
-        key = str(int(r))
-        if mask.sum() < cfg.min_data_in_leaf:
+    expectancy = {"no_kill": float(t.held.mean()), "all": float(returns[best_all].mean())}
+    for key, mask in _regime_masks(t, cfg).items():
+        if mask is None:
             thresholds[key] = thresholds["all"]
             continue
         best = int(np.argmax(returns[:, mask].mean(axis=1)))
         thresholds[key] = float(grid[best])
         expectancy[key] = float(returns[best, mask].mean())
     return thresholds, expectancy
+
+
+@dataclass(frozen=True)
+class KillReduce:
+    """The graded kill step chosen on validation, per regime (keys as the kill thresholds')."""
+
+    thresholds: dict[str, float]
+    fracs: dict[str, float]
+    expectancy: dict[str, float]
+
+
+def kill_reduce_levels(
+    trades: KillTrades,
+    kill: Mapping[str, float],
+    cfg: TrainConfig,
+    zone: AutonomyZone,
+) -> KillReduce:
+    """Reduce level and fraction per regime that maximised the mean trade return on validation.
+
+    Next to the regime's chosen kill threshold, each validation trade is reduced by the fraction
+    at the first bar whose kill probability passes the reduce level (if that comes before the
+    kill), closed at the first bar past the kill threshold, else at the horizon. Candidates:
+    the kill grid's levels up to the kill threshold (the threshold itself means "never reduce")
+    times `reduce_fraction_grid`. Ties go to the least intervention (highest level, smallest
+    fraction). Regimes with fewer than `min_data_in_leaf` trades use the values over all trades.
+    """
+    grid = kill_grid(cfg, zone)
+    fracs = reduce_fraction_grid(cfg)
+    rows = np.arange(len(trades.held))
+    horizon = trades.kill_p.shape[1]
+    firsts = [trades.first_above(level) for level in grid]
+
+    def best(mask: np.ndarray | None, threshold: float) -> tuple[float, float, float]:
+        k = int(np.argmin(np.abs(grid - threshold)))
+        k_hit, k_first = firsts[k]
+        exit_return = np.where(k_hit, trades.path[rows, k_first], trades.held)
+        kill_at = np.where(k_hit, k_first, horizon)
+        base = float((exit_return if mask is None else exit_return[mask]).mean())
+        top = (-np.inf, float(grid[k]), float(fracs[0]))
+        for g in range(k, -1, -1):  # from "never reduce" down: ties keep the higher level
+            hit, first = firsts[g]
+            gain = np.where(hit & (first < kill_at), trades.path[rows, first] - exit_return, 0.0)
+            mean_gain = float(gain.mean() if mask is None else gain[mask].mean())
+            for f in fracs:
+                value = base + float(f) * mean_gain
+                if value > top[0]:
+                    top = (value, float(grid[g]), float(f))
+        return top
+
+    value, level, frac = best(None, kill["all"])
+    out = KillReduce({"all": level}, {"all": frac}, {"all": value})
+    for key, mask in _regime_masks(trades, cfg).items():
+        if mask is None:
+            out.thresholds[key], out.fracs[key] = level, frac
+            continue
+        v, out.thresholds[key], out.fracs[key] = best(mask, kill[key])
+        out.expectancy[key] = v
+    return out
 
 
 def _iso(ms: int) -> str:
@@ -397,13 +505,20 @@ def _validation_metrics(
 
     collapsed = np.r_[val["collapsed_long"].to_numpy(), val["collapsed_short"].to_numpy()]
     kill_p = np.r_[val["kill_long"].to_numpy(), val["kill_short"].to_numpy()]
-    thresholds, expectancy = kill_thresholds(val, p_up, cfg, zone, bar_ms)
+    trades = kill_trades(val, p_up, cfg, bar_ms)
+    thresholds, expectancy = kill_thresholds(val, p_up, cfg, zone, bar_ms, trades)
+    reduce = kill_reduce_levels(trades, thresholds, cfg, zone)
     metrics["kill"] = {
         "auc": H.auc(collapsed, kill_p),
         "expectancy": expectancy,
+        "expectancy_with_reduce": reduce.expectancy,
         "collapsed_rate": float(collapsed.mean()),
     }
-    outputs["kill"] = {"thresholds_by_regime": thresholds}
+    outputs["kill"] = {
+        "thresholds_by_regime": thresholds,
+        "reduce_thresholds_by_regime": reduce.thresholds,
+        "reduce_fracs_by_regime": reduce.fracs,
+    }
     return metrics, outputs
 
 

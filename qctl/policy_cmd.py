@@ -32,25 +32,61 @@ _HEADERS = {
     "harvest_t2_r": "T2 R",
     "harvest_t3_r": "T3 R",
     "harvest_lock_r": "lock R",
+    "harvest_t1_close_frac": "T1 close",
+    "harvest_t2_close_frac": "T2 close",
     "kill_threshold": "kill",
+    "kill_reduce_threshold": "reduce at",
+    "kill_reduce_frac": "reduce",
+    "max_hold_sec": "max hold s",
 }
 
 
-def _symbols_table(doc: dict) -> Table:
+# the per-symbol values in three narrow tables (one wide one does not fit a terminal)
+_GROUPS = (
+    ("entry", ("leverage", "size_pct", "stop_loss_pct", "take_profit_pct")),
+    (
+        "harvest",
+        (
+            "harvest_t1_r",
+            "harvest_t2_r",
+            "harvest_t3_r",
+            "harvest_lock_r",
+            "harvest_t1_close_frac",
+            "harvest_t2_close_frac",
+        ),
+    ),
+    ("kill and time exit", ("kill_threshold", "kill_reduce_threshold", "kill_reduce_frac",
+                            "max_hold_sec")),
+)  # fmt: skip
+
+
+def _cell(key: str, v: float | None) -> str:
+    if v is None:
+        return "-"
+    if key.endswith("_pct"):
+        return f"{v * 100:.2f}"
+    return f"{v:.0f}" if key.endswith("_sec") else f"{v:.3g}"
+
+
+def _symbols_tables(doc: dict) -> list[Table]:
     from engine.policy_file import SYMBOL_KEYS
 
-    table = Table(title=f"policy {doc['version']} ({doc['source']['kind']})")
-    table.add_column("symbol", no_wrap=True)
-    for key in SYMBOL_KEYS:
-        table.add_column(_HEADERS.get(key, key), justify="right")
-    for name, values in doc["symbols"].items():
-        cells = []
-        for key in SYMBOL_KEYS:
-            v = values.get(key)
-            pct = key.endswith("_pct")
-            cells.append("-" if v is None else f"{v * 100:.2f}" if pct else f"{v:.3g}")
-        table.add_row(name, *cells)
-    return table
+    shown = {k for _, keys in _GROUPS for k in keys}
+    groups = [*_GROUPS, ("other", tuple(k for k in SYMBOL_KEYS if k not in shown))]
+    tables = []
+    for title, keys in groups:
+        if not keys:
+            continue
+        if not tables:
+            title = f"policy {doc['version']} ({doc['source']['kind']}): {title}"
+        table = Table(title=title)
+        table.add_column("symbol", no_wrap=True)
+        for key in keys:
+            table.add_column(_HEADERS.get(key, key), justify="right")
+        for name, values in doc["symbols"].items():
+            table.add_row(name, *(_cell(key, values.get(key)) for key in keys))
+        tables.append(table)
+    return tables
 
 
 @policy_app.command("publish")
@@ -167,7 +203,8 @@ def publish_command(
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
     if doc["symbols"]:
-        console.print(_symbols_table(doc))
+        for table in _symbols_tables(doc):
+            console.print(table)
     else:
         console.print("[yellow]the policy decided no symbol: every reader will skip[/]")
     for name, reason in doc["source"].get("omitted", {}).items():

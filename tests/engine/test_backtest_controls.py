@@ -35,8 +35,10 @@ class AlwaysLong:
         self.calls += 1
         return [
             Decision(ts=snapshot.ts, symbol=s, side=Side.LONG, leverage=5.0, size_pct=0.05,
-                     stop_loss_pct=0.5, take_profit_pct=None, harvest=HarvestLadder(9, 9.5, 10, 9),
-                     kill_threshold=0.9, confidence=0.5)
+                     stop_loss_pct=0.5, take_profit_pct=None,
+                     harvest=HarvestLadder(9, 9.5, 10, 9, t1_close_frac=0.5, t2_close_frac=0.5),
+                     kill_threshold=0.9, kill_reduce_threshold=0.9, kill_reduce_frac=0.5,
+                     max_hold_sec=365 * 86_400.0, confidence=0.5)
             for s in snapshot.symbols if s not in portfolio.positions
         ]  # fmt: skip
 

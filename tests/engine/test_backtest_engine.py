@@ -64,6 +64,47 @@ def test_legacy_backtest_journal_within_limits(sample, legacy, tmp_path: Path) -
     assert res.metrics.end_equity == pytest.approx(10_000.0 + closed_pnl + open_upnl, rel=1e-9)
 
 
+def test_legacy_exit_values_drive_the_exits(sample, legacy, tmp_path: Path) -> None:
+    """The legacy TOML's time exit, graded kill and partial-close fractions are what close its
+    positions in a backtest: no position outlives max_hold_sec, reduce happens once at most."""
+    db = tmp_path / "bt.db"
+    with Journal(db) as j:
+        res = run_backtest(sample, legacy, equity=10_000.0, tiers=TIERS, broker_config=CFG,
+                           journal=j)  # fmt: skip
+        rows = j.rows("position", res.run_id, order_by="id")
+    assert res.stats.exits["max_hold"] > 0
+    max_hold_ms = legacy.config.max_hold_sec * 1000
+    closes = [r for r in rows if r["closed_ts"] is not None]
+    assert closes and all(r["closed_ts"] - r["opened_ts"] <= max_hold_ms for r in closes)
+    opened = [r for r in rows if r["event"] == "open"]
+    assert {(r["harvest_t1_close_frac"], r["kill_reduce_threshold"], r["max_hold_sec"])
+            for r in opened} == {(0.3, 0.55, 86_400.0)}  # fmt: skip
+    t1 = [r for r in rows if r["event"] == "harvest_t1"]
+    assert t1
+    for r in t1:  # T1 closed 0.3 of the quantity open (all of it, unless a reduce came first)
+        assert r["qty"] == pytest.approx(r["initial_qty"] * 0.7) or r["kill_reduced"]
+
+
+def test_the_kill_reduce_step_closes_its_fraction_once_per_position(sample, tmp_path: Path):
+    """The legacy TOML with the reduce level moved down (so it fires in this window)."""
+    text = default_policy_path().read_text()
+    assert "kill_reduce_threshold = 0.55" in text
+    toml = tmp_path / "p.toml"
+    toml.write_text(text.replace("kill_reduce_threshold = 0.55", "kill_reduce_threshold = 0.3"))
+    with Journal(tmp_path / "bt.db") as j:
+        res = run_backtest(sample, StaticPolicy.from_toml(toml), equity=10_000.0, tiers=TIERS,
+                           broker_config=CFG, journal=j)  # fmt: skip
+        rows = j.rows("position", res.run_id, order_by="id")
+    reduces = [r for r in rows if r["event"] == "kill_reduce"]
+    assert reduces and res.stats.exits["kill_reduce"] == len(reduces)
+    assert len({(r["symbol"], r["opened_ts"]) for r in reduces}) == len(reduces)  # once each
+    assert all(r["kill_reduced"] == 1 for r in reduces)
+    for r in reduces:  # it closed kill_reduce_frac (0.5) of what was open
+        before = [p for p in rows if (p["symbol"], p["opened_ts"]) == (r["symbol"], r["opened_ts"])
+                  and p["id"] < r["id"]][-1]  # fmt: skip
+        assert r["qty"] == pytest.approx(before["qty"] * 0.5)
+
+
 def test_journal_check_catches_a_row_over_a_limit(sample, legacy, tmp_path: Path) -> None:
     db = tmp_path / "bt.db"
     with Journal(db) as j:
@@ -81,8 +122,10 @@ class BigPolicy:
     def decide(self, snapshot, portfolio):
         return [
             Decision(ts=snapshot.ts, symbol=s, side=Side.LONG, leverage=125.0, size_pct=0.5,
-                     stop_loss_pct=0.2, take_profit_pct=0.5, harvest=HarvestLadder(2, 4, 6, 1.5),
-                     kill_threshold=0.9, confidence=0.5)
+                     stop_loss_pct=0.2, take_profit_pct=0.5,
+                     harvest=HarvestLadder(2, 4, 6, 1.5, t1_close_frac=0.3, t2_close_frac=0.3),
+                     kill_threshold=0.9, kill_reduce_threshold=0.9, kill_reduce_frac=0.5,
+                     max_hold_sec=86_400.0, confidence=0.5)
             for s in snapshot.symbols if s not in portfolio.positions
         ]  # fmt: skip
 
@@ -127,7 +170,9 @@ class NanPolicy:
     def decide(self, snapshot, portfolio):
         return [Decision(ts=snapshot.ts, symbol=snapshot.symbols[0], side=Side.LONG,
                          leverage=float("nan"), size_pct=0.1, stop_loss_pct=0.02,
-                         take_profit_pct=0.05, kill_threshold=0.5, confidence=0.5)]  # fmt: skip
+                         take_profit_pct=0.05, kill_threshold=0.5, kill_reduce_threshold=0.5,
+                         kill_reduce_frac=0.5, max_hold_sec=86_400.0,
+                         confidence=0.5)]  # fmt: skip
 
 
 @pytest.mark.parametrize(("policy", "reason"), [(RaisingPolicy(), SkipReason.POLICY_ERROR),

@@ -19,6 +19,11 @@ from engine.domain import (
 )
 
 
+def ladder(t1: float, t2: float, t3: float, lock: float, **fracs: float | None) -> HarvestLadder:
+    """A ladder with the legacy close fractions (0.3 of the open quantity at T1 and T2)."""
+    return HarvestLadder(t1, t2, t3, lock, **({"t1_close_frac": 0.3, "t2_close_frac": 0.3} | fracs))
+
+
 def test_hard_limit_defaults_are_the_owners() -> None:
     limits = SafetyLimits()
     assert limits.min_margin_ratio_pct == 10.0
@@ -107,15 +112,15 @@ def test_zone_follows_stricter_limits(make_entry) -> None:
         ({"size_pct": 0.5}, None),
         ({"size_pct": 0.0}, SkipReason.OUT_OF_ZONE),
         ({"size_pct": 0.5001}, SkipReason.OUT_OF_ZONE),
-        ({"kill_threshold": 0.3}, None),
+        ({"kill_threshold": 0.3, "kill_reduce_threshold": 0.3}, None),
         ({"kill_threshold": 0.9}, None),
         ({"kill_threshold": 0.29}, SkipReason.OUT_OF_ZONE),
         ({"kill_threshold": 0.91}, SkipReason.OUT_OF_ZONE),
-        ({"harvest": HarvestLadder(0.5, 5.0, 10.0, 0.5)}, None),
-        ({"harvest": HarvestLadder(0.4, 4.0, 6.0, 1.5)}, SkipReason.OUT_OF_ZONE),
-        ({"harvest": HarvestLadder(2.0, 4.0, 10.5, 1.5)}, SkipReason.OUT_OF_ZONE),
-        ({"harvest": HarvestLadder(2.0, 4.0, 6.0, 0.2)}, SkipReason.OUT_OF_ZONE),
-        ({"harvest": HarvestLadder(4.0, 2.0, 6.0, 1.5)}, SkipReason.OUT_OF_ZONE),
+        ({"harvest": ladder(0.5, 5.0, 10.0, 0.5)}, None),
+        ({"harvest": ladder(0.4, 4.0, 6.0, 1.5)}, SkipReason.OUT_OF_ZONE),
+        ({"harvest": ladder(2.0, 4.0, 10.5, 1.5)}, SkipReason.OUT_OF_ZONE),
+        ({"harvest": ladder(2.0, 4.0, 6.0, 0.2)}, SkipReason.OUT_OF_ZONE),
+        ({"harvest": ladder(4.0, 2.0, 6.0, 1.5)}, SkipReason.OUT_OF_ZONE),
         ({"stop_loss_pct": 0.9}, None),
         ({"stop_loss_pct": 1.0}, SkipReason.OUT_OF_ZONE),
         ({"stop_loss_pct": 0.0}, SkipReason.OUT_OF_ZONE),
@@ -126,7 +131,27 @@ def test_zone_follows_stricter_limits(make_entry) -> None:
         ({"leverage": math.nan}, SkipReason.POLICY_NAN),
         ({"size_pct": math.inf}, SkipReason.POLICY_NAN),
         ({"kill_threshold": math.nan}, SkipReason.POLICY_NAN),
-        ({"harvest": HarvestLadder(math.nan, 4.0, 6.0, 1.5)}, SkipReason.POLICY_NAN),
+        ({"harvest": ladder(math.nan, 4.0, 6.0, 1.5)}, SkipReason.POLICY_NAN),
+        ({"harvest": None}, None),  # no ladder at all: no harvest, no close fractions needed
+        ({"harvest": ladder(2.0, 4.0, 6.0, 1.5, t1_close_frac=1.0)}, None),
+        ({"harvest": ladder(2.0, 4.0, 6.0, 1.5, t2_close_frac=0.0)}, SkipReason.OUT_OF_ZONE),
+        ({"harvest": ladder(2.0, 4.0, 6.0, 1.5, t1_close_frac=1.01)}, SkipReason.OUT_OF_ZONE),
+        ({"harvest": ladder(2.0, 4.0, 6.0, 1.5, t1_close_frac=None)}, SkipReason.MISSING_VALUE),
+        ({"harvest": ladder(2.0, 4.0, 6.0, 1.5, t2_close_frac=math.nan)}, SkipReason.POLICY_NAN),
+        ({"kill_reduce_threshold": 0.6}, None),  # = kill_threshold: the reduce never fires
+        ({"kill_reduce_threshold": 0.3}, None),
+        ({"kill_reduce_threshold": 0.61}, SkipReason.OUT_OF_ZONE),  # above kill_threshold
+        ({"kill_reduce_threshold": 0.29}, SkipReason.OUT_OF_ZONE),
+        ({"kill_reduce_threshold": None}, SkipReason.MISSING_VALUE),
+        ({"kill_reduce_frac": 0.99}, None),
+        ({"kill_reduce_frac": 0.0}, SkipReason.OUT_OF_ZONE),
+        ({"kill_reduce_frac": 1.0}, SkipReason.OUT_OF_ZONE),
+        ({"kill_reduce_frac": None}, SkipReason.MISSING_VALUE),
+        ({"max_hold_sec": 1.0}, None),
+        ({"max_hold_sec": 0.0}, SkipReason.OUT_OF_ZONE),
+        ({"max_hold_sec": -3600.0}, SkipReason.OUT_OF_ZONE),
+        ({"max_hold_sec": math.inf}, SkipReason.POLICY_NAN),
+        ({"max_hold_sec": None}, SkipReason.MISSING_VALUE),
         ({"leverage": None}, SkipReason.MISSING_VALUE),
         ({"stop_loss_pct": None}, SkipReason.MISSING_VALUE),
         ({"kill_threshold": None}, SkipReason.MISSING_VALUE),
@@ -160,7 +185,12 @@ def test_policy_key_is_the_one_list_of_value_names() -> None:
         "harvest_t2_r",
         "harvest_t3_r",
         "harvest_lock_r",
+        "harvest_t1_close_frac",
+        "harvest_t2_close_frac",
         "kill_threshold",
+        "kill_reduce_threshold",
+        "kill_reduce_frac",
+        "max_hold_sec",
         "universe_symbols",
         "universe_count",
     ]
@@ -194,9 +224,10 @@ def test_zone_may_not_be_widened(wider: dict) -> None:
 
 def test_zone_may_be_narrowed(make_entry) -> None:
     narrow = AutonomyZone(min_kill_threshold=0.5, max_harvest_r=5.0)
-    assert narrow.check(make_entry(kill_threshold=0.45)) is SkipReason.OUT_OF_ZONE
-    assert narrow.check(make_entry(harvest=HarvestLadder(2.0, 4.0, 6.0, 1.5))) is (
-        SkipReason.OUT_OF_ZONE
-    )
+    reason, detail = narrow.explain(make_entry(kill_threshold=0.45, kill_reduce_threshold=0.45))
+    assert reason is SkipReason.OUT_OF_ZONE and detail.startswith("kill_threshold = 0.45")
+    reason, detail = narrow.explain(make_entry(kill_reduce_threshold=0.45))
+    assert reason is SkipReason.OUT_OF_ZONE and detail.startswith("kill_reduce_threshold = 0.45")
+    assert narrow.check(make_entry(harvest=ladder(2.0, 4.0, 6.0, 1.5))) is SkipReason.OUT_OF_ZONE
     with pytest.raises(LimitsError):
         AutonomyZone(min_kill_threshold=0.8, max_kill_threshold=0.7)

@@ -41,11 +41,19 @@ from engine.journal import (
 )
 from tests.engine.conftest import T0, position
 
-HARVEST_COLUMNS = ["harvest_t1_r", "harvest_t2_r", "harvest_t3_r", "harvest_lock_r"]
+HARVEST_COLUMNS = [
+    "harvest_t1_r",
+    "harvest_t2_r",
+    "harvest_t3_r",
+    "harvest_lock_r",
+    "harvest_t1_close_frac",
+    "harvest_t2_close_frac",
+]
+EXIT_COLUMNS = ["kill_reduce_threshold", "kill_reduce_frac", "max_hold_sec"]
 
 
 def flattened(cls: type) -> set[str]:
-    """A dataclass's field names as journal columns: the harvest ladder becomes four columns."""
+    """A dataclass's field names as journal columns: the harvest ladder becomes six columns."""
     names: set[str] = set()
     for f in dataclasses.fields(cls):
         if f.name == "harvest":
@@ -89,11 +97,13 @@ def test_decision_round_trip(journal: Journal, make_entry) -> None:
     journal.record_decision(skip)
     a, b = journal.rows("decision", run_id="run-test")
     assert a["action"] == "long" and a["side"] == "long" and a["leverage"] == 10.0
-    assert [a[c] for c in HARVEST_COLUMNS] == [2.0, 4.0, 6.0, 1.5]
+    assert [a[c] for c in HARVEST_COLUMNS] == [2.0, 4.0, 6.0, 1.5, 0.3, 0.3]
+    assert [a[c] for c in EXIT_COLUMNS] == [0.55, 0.5, 86_400.0]
     assert json.loads(a["reasons"]) == [["trend", 0.5], ["vol", None]]
     assert a["skip"] is None and a["kill_threshold"] == 0.6 and a["run_id"] == "run-test"
     assert b["action"] == "skip" and b["skip"] == "NO_DATA" and b["leverage"] is None
     assert b["harvest_t1_r"] is None and b["skip_detail"] == "no candles"
+    assert [b[c] for c in EXIT_COLUMNS] == [None, None, None]
 
 
 def test_order_is_upserted_by_client_order_id(journal: Journal) -> None:
@@ -111,19 +121,30 @@ def test_order_is_upserted_by_client_order_id(journal: Journal) -> None:
 def test_fill_position_equity_event_round_trip(journal: Journal) -> None:
     journal.record_fill(Fill("qc-1", T0, "BTC-USDT", Side.LONG, 0.002, 100_000.0, 0.08))
     p = position("BTC-USDT", Side.LONG, 0.002, 100_000.0)
-    p.harvest = HarvestLadder(2.0, 4.0, 6.0, 1.5)
+    p.harvest = HarvestLadder(2.0, 4.0, 6.0, 1.5, t1_close_frac=0.4, t2_close_frac=0.5)
+    p.kill_reduce_threshold, p.kill_reduce_frac, p.max_hold_sec = 0.5, 0.25, 86_400.0
     journal.record_position(p, T0, "open")
     p.qty, p.harvest_stage, p.realised_pnl = 0.001, 1, 4.0
     journal.record_position(p, T0 + 1, "harvest_t1")
+    p.qty, p.kill_reduced = 0.00075, True
+    journal.record_position(p, T0 + 2, "kill_reduce")
     journal.record_equity(EquityPoint(T0, 9_999.92, 9_999.92, 0.0, 0.99, 0.02, 1))
     journal.record_safety_event(
         SafetyEvent(T0, "BTC-USDT", LimitName.MAX_POSITION_SIZE, 0.8, 0.5, 0.5, SafetyAction.CLIP)
     )
     (fill,) = journal.rows("fill")
     assert fill["price"] == 100_000.0 and fill["fee"] == 0.08 and fill["is_maker"] == 0
-    opened, harvested = journal.rows("position")
+    opened, harvested, reduced = journal.rows("position")
     assert opened["event"] == "open" and opened["qty"] == 0.002 and opened["harvest_t3_r"] == 6.0
+    assert [opened[c] for c in HARVEST_COLUMNS[4:] + EXIT_COLUMNS] == [
+        0.4,
+        0.5,
+        0.5,
+        0.25,
+        86_400.0,
+    ]
     assert harvested["harvest_stage"] == 1 and harvested["initial_qty"] == 0.002
+    assert harvested["kill_reduced"] == 0 and reduced["kill_reduced"] == 1
     (eq,) = journal.rows("equity")
     assert eq["margin_ratio"] == 0.99 and eq["state"] == "ACTIVE" and eq["open_positions"] == 1
     (ev,) = journal.rows("safety_event")
@@ -230,3 +251,40 @@ def test_nan_values_are_stored_as_null_and_never_block_a_flush(journal: Journal)
     assert eq["exposure"] == float("inf")
     (ev,) = journal.rows("safety_event")
     assert ev["requested"] is None
+
+
+SCHEMA_2_COLUMNS = {
+    "decision": HARVEST_COLUMNS[4:] + EXIT_COLUMNS,
+    "position": HARVEST_COLUMNS[4:] + EXIT_COLUMNS + ["kill_reduced"],
+}
+
+
+def test_a_schema_1_journal_is_upgraded_in_place(journal_path: Path, make_entry) -> None:
+    """Opening a journal written before the exit columns adds them; old rows stay readable."""
+    with Journal(journal_path) as j:
+        j.start_run("backtest", "legacy", "1", run_id="run-old")
+        j.record_decision(make_entry())
+        j.record_position(position("BTC-USDT", Side.LONG, 0.002, 100_000.0), T0, "open")
+    conn = sqlite3.connect(journal_path)  # turn it into what schema 1 wrote
+    for table, cols in SCHEMA_2_COLUMNS.items():
+        for col in cols:
+            conn.execute(f'ALTER TABLE "{table}" DROP COLUMN {col}')
+    conn.execute("DELETE FROM schema_version")
+    conn.execute("INSERT INTO schema_version (version, applied_ts) VALUES (1, 0)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Journal.open_readonly(journal_path) as ro:  # a reader does not change it
+        assert ro.schema_version() == 1 and "max_hold_sec" not in ro.rows("decision")[0]
+
+    with Journal(journal_path) as j:
+        assert j.schema_version() == SCHEMA_VERSION == 2
+        j.resume_run("run-old")
+        j.record_decision(make_entry(symbol="ETH-USDT"))
+        old, new = j.rows("decision", order_by="id")
+        (pos,) = j.rows("position")
+        versions = [r["version"] for r in j.rows("schema_version", order_by="version")]
+    assert versions == [1, 2]
+    assert old["max_hold_sec"] is None and old["leverage"] == 10.0
+    assert new["max_hold_sec"] == 86_400.0 and new["harvest_t2_close_frac"] == 0.3
+    assert pos["kill_reduced"] == 0  # the column's default for rows written before it existed

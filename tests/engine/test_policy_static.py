@@ -71,8 +71,12 @@ def test_toml_carries_the_legacy_numbers(legacy: StaticPolicy) -> None:
     assert c.leverage == 10.0
     assert c.notional_usdt == 200.0
     assert c.take_profit_pct == 0.06 and c.stop_loss_pct == 0.025
-    assert c.harvest == HarvestLadder(2.0, 4.0, 6.0, 1.5)
+    # T1_CLOSE_FRACTION / T2_CLOSE_FRACTION of the legacy apply layer
+    assert c.harvest == HarvestLadder(2.0, 4.0, 6.0, 1.5, t1_close_frac=0.3, t2_close_frac=0.3)
     assert c.kill_threshold == 0.6 and c.close_threshold == 0.65
+    # KILL_SCORE_REDUCE / KILL_REDUCE_FRACTION, and HarvestTheta.max_age_sec
+    assert (c.kill_reduce_threshold, c.kill_reduce_frac) == (0.55, 0.5)
+    assert c.max_hold_sec == 86_400.0
     assert legacy.kill_threshold == 0.6  # one exit owner: the first legacy closer to fire
     assert c.count == 10
     assert c.core_symbols == ("BTC-USDT", "ETH-USDT", "BNB-USDT")
@@ -95,7 +99,8 @@ def test_entry_signal_matches_the_formulas_in_the_toml(legacy: StaticPolicy) -> 
     assert d.skip is None and d.side is Side.LONG
     assert d.leverage == 10.0 and d.size_pct == pytest.approx(0.02)
     assert d.stop_loss_pct == 0.025 and d.take_profit_pct == 0.06
-    assert d.harvest == HarvestLadder(2.0, 4.0, 6.0, 1.5) and d.kill_threshold == 0.6
+    assert d.harvest == HarvestLadder(2.0, 4.0, 6.0, 1.5, 0.3, 0.3) and d.kill_threshold == 0.6
+    assert (d.kill_reduce_threshold, d.kill_reduce_frac, d.max_hold_sec) == (0.55, 0.5, 86_400.0)
     assert d.confidence == pytest.approx(prob)
     reasons = dict(d.reasons)
     assert reasons["sigma"] == pytest.approx(0.01)

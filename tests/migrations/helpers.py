@@ -22,6 +22,9 @@ def entry(symbol: str, **changes: float) -> Decision:
         stop_loss_pct=0.021,
         take_profit_pct=0.05,
         kill_threshold=0.62,
+        kill_reduce_threshold=0.5,
+        kill_reduce_frac=0.5,
+        max_hold_sec=86_400.0,
         confidence=0.7,
     )
     values.update(changes)
@@ -29,7 +32,7 @@ def entry(symbol: str, **changes: float) -> Decision:
         ts=0,
         symbol=symbol,
         side=Side.LONG,
-        harvest=HarvestLadder(1.8, 3.2, 5.5, 1.2),
+        harvest=HarvestLadder(1.8, 3.2, 5.5, 1.2, t1_close_frac=0.4, t2_close_frac=0.5),
         **values,  # type: ignore[arg-type]
     )
 

@@ -153,3 +153,45 @@ def test_bad_config_is_one_line_error(tmp_path):
     (tmp_path / "qctl.toml").write_text('[migrate]\naccessor-path = "../x.py"\n', "utf-8")
     with pytest.raises(MigrateError, match="inside the repository"):
         load_migrate_config(tmp_path)
+
+
+def test_levels_clamps_and_notional_fail_closed(accessor, tmp_path, monkeypatch):
+    # no policy file: no level is reached, no notional, a clamp still clips to the hard limits
+    assert accessor.reached("kill_reduce_threshold", 0.99, "BTCUSDT") is False
+    assert accessor.notional_usd("BTCUSDT", 10_000.0) is None
+    with pytest.raises(accessor.PolicySkip):
+        accessor.notional_usd_or_skip("BTCUSDT", 10_000.0)
+    assert accessor.clamp("leverage", 500.0) == SafetyLimits().max_leverage
+    assert accessor.clamp("leverage", 0.2) == 1.0
+    assert accessor.clamp("size_pct", 0.9) == SafetyLimits().max_position_size_pct / 100
+    with pytest.raises(accessor.PolicySkip):
+        accessor.clamp("leverage", float("nan"))
+    with pytest.raises(KeyError):
+        accessor.clamp("kill_threshold", 0.5)
+
+    write(tmp_path / "qctl_policy.json", policy_doc())
+    assert accessor.reached("kill_reduce_threshold", 0.5, "BTCUSDT") is True
+    assert accessor.reached("kill_reduce_threshold", 0.49, "BTCUSDT") is False
+    assert accessor.reached("kill_reduce_threshold", 0.99, "DOGEUSDT") is False  # not in policy
+    assert accessor.notional_usd("BTCUSDT", None) is None
+    assert accessor.notional_usd_or_skip("BTCUSDT", 10_000.0) == pytest.approx(150.0)
+    assert accessor.policy_value("harvest_t1_close_frac", "BTCUSDT") == 0.4
+    assert accessor.policy_value("max_hold_sec", "ETHUSDT") == 86_400.0
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"harvest_t1_close_frac": 0.0},
+        {"harvest_t2_close_frac": 1.5},
+        {"kill_reduce_frac": 1.0},
+        {"max_hold_sec": 0.0},
+        {"kill_reduce_threshold": 0.7},  # above the kill threshold 0.62
+    ],
+)
+def test_new_values_out_of_bounds_are_refused(accessor, tmp_path, values):
+    path = write(tmp_path / "qctl_policy.json", resealed(policy_doc(), **values))
+    _touch(path)
+    assert accessor.status()[0] == "OUT_OF_ZONE"
+    with pytest.raises(PolicyFileError):
+        load_policy_file(path)

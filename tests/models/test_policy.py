@@ -20,7 +20,7 @@ from engine.domain import (
     SkipReason,
 )
 from engine.policy import Policy, safe_decide
-from models.policy import AIPolicy, UniverseConfig
+from models.policy import AIPolicy, UniverseConfig, harvest_close_fracs
 
 from .conftest import HOUR_MS, snapshot_at
 
@@ -119,6 +119,53 @@ def test_same_models_same_decisions(trained, market, decisions):
     assert again == decisions
 
 
+def test_entries_carry_the_exit_values_of_the_model_set(decisions, trained):
+    """Close fractions from the ladder heads' quantile levels, the time exit from their horizon,
+    the reduce step from the kill card: the values of the decision's own regime."""
+    q = {r: trained.cards[f"favourable_{r}"]["outputs"]["quantile"] for r in ("t1", "t2", "t3")}
+    assert (q["t1"], q["t2"], q["t3"]) == (0.5, 0.7, 0.85)  # the defaults the small set used
+    bar_ms = trained.cards["direction"]["training_window"]["bar_ms"]
+    horizon = trained.cards["direction"]["outputs"]["horizon_bars"]
+    kill_card = trained.cards["kill"]["outputs"]
+    by_regime = {
+        (kill_card["thresholds_by_regime"][k], kill_card["reduce_thresholds_by_regime"][k],
+         kill_card["reduce_fracs_by_regime"][k])
+        for k in kill_card["thresholds_by_regime"]
+    }  # fmt: skip
+    entries = [d for d in decisions if d.skip is None]
+    assert entries
+    for d in entries:
+        assert (d.harvest.t1_close_frac, d.harvest.t2_close_frac) == (
+            pytest.approx(0.4),
+            pytest.approx(0.5),
+        )
+        assert d.max_hold_sec == horizon * bar_ms / 1000 == 12 * 3600
+        assert (d.kill_threshold, d.kill_reduce_threshold, d.kill_reduce_frac) in by_regime
+        assert d.kill_reduce_threshold <= d.kill_threshold and 0 < d.kill_reduce_frac < 1
+
+
+def test_harvest_close_fractions_follow_the_quantile_levels():
+    assert harvest_close_fracs(0.5, 0.7, 0.85) == (pytest.approx(0.4), pytest.approx(0.5))
+    assert harvest_close_fracs(0.6, 0.8, 0.9) == (pytest.approx(0.5), pytest.approx(0.5))
+
+
+def test_close_fractions_are_read_from_the_cards_not_the_defaults(model_copy, market):
+    candles, funding = market
+    for role, q in (("t1", 0.6), ("t2", 0.8), ("t3", 0.9)):
+        path = model_copy / f"favourable_{role}.json"
+        card = json.loads(path.read_text())
+        card["outputs"]["quantile"] = q
+        path.write_text(json.dumps(card))
+    policy = _policy(model_copy, funding, universe=UniverseConfig.from_mapping({"count": 4}))
+    entries = [d for d in _run(policy, candles) if d.skip is None]
+    assert entries
+    for d in entries:
+        assert (d.harvest.t1_close_frac, d.harvest.t2_close_frac) == (
+            pytest.approx(0.5),
+            pytest.approx(0.5),
+        )
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
@@ -126,6 +173,8 @@ def test_same_models_same_decisions(trained, market, decisions):
         ("corrupt", SkipReason.MODEL_CORRUPT),
         ("expire", SkipReason.MODEL_STALE),
         ("mismatch", SkipReason.MODEL_CORRUPT),
+        ("no reduce step", SkipReason.MODEL_CORRUPT),
+        ("format 1", SkipReason.MODEL_CORRUPT),
     ],
 )
 def test_fail_closed_drills(model_copy, market, damage, reason):
@@ -135,6 +184,16 @@ def test_fail_closed_drills(model_copy, market, damage, reason):
     elif damage == "corrupt":
         path = model_copy / "adverse.txt"
         path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    elif damage == "no reduce step":  # a kill card without the reduce step: no default one
+        path = model_copy / "kill.json"
+        card = json.loads(path.read_text())
+        del card["outputs"]["reduce_fracs_by_regime"]
+        path.write_text(json.dumps(card))
+    elif damage == "format 1":  # a set trained before the reduce step existed
+        for path in model_copy.glob("*.json"):
+            card = json.loads(path.read_text())
+            card["format_version"] = 1
+            path.write_text(json.dumps(card))
     else:
         for path in model_copy.glob("*.json"):
             card = json.loads(path.read_text())

@@ -8,12 +8,22 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from engine.domain import AutonomyZone
 from models.config import TrainConfig
 from models.errors import TrainConfigError, TrainDataError
 from models.features import FeatureSpec
 from models.heads import auc, ndcg, pinball, platt_apply, platt_fit
 from models.registry import HEAD_NAMES
-from models.train import build_training_set, fold_bounds, train_models
+from models.train import (
+    KillTrades,
+    build_training_set,
+    fold_bounds,
+    kill_grid,
+    kill_reduce_levels,
+    kill_thresholds,
+    reduce_fraction_grid,
+    train_models,
+)
 
 from .conftest import SMALL
 
@@ -61,6 +71,66 @@ def test_cards_carry_what_the_registry_and_the_report_need(trained, market):
     assert any(k.startswith("ndcg@") for k in metrics["universe"])
     thresholds = trained.cards["kill"]["outputs"]["thresholds_by_regime"]
     assert all(0.3 <= v <= 0.9 for v in thresholds.values())
+    # the graded reduce step, per regime next to each kill threshold, from the grids
+    outputs = trained.cards["kill"]["outputs"]
+    levels, fracs = outputs["reduce_thresholds_by_regime"], outputs["reduce_fracs_by_regime"]
+    assert set(levels) == set(fracs) == set(thresholds)
+    assert all(0.3 <= levels[k] <= thresholds[k] for k in thresholds)
+    assert set(fracs.values()) <= set(reduce_fraction_grid(SMALL).tolist())
+    assert set(metrics["kill"]["expectancy_with_reduce"]) >= {"all"}
+
+
+def _trades(kill_p, path, held, regime) -> KillTrades:
+    return KillTrades(
+        kill_p=np.array(kill_p, dtype=float),
+        path=np.array(path, dtype=float),
+        held=np.array(held, dtype=float),
+        regime=np.array(regime, dtype=float),
+    )
+
+
+def test_reduce_level_and_fraction_are_chosen_on_validation_trades():
+    """Synthetic trades whose best reduce step is known by hand.
+
+    Grids (5 points, zone 0.3-0.9): levels 0.3 0.45 0.6 0.75 0.9; fractions 1/6 ... 5/6.
+    - regime 0: the kill probability sits at 0.5 (above 0.3 and 0.45, below the 0.6 kill), the
+      trade is up 2 % at the first bar and down 4 % at the horizon: reducing as early and as
+      much as possible pays, at 0.45 (ties with 0.3 go to the higher level) and 5/6;
+    - regime 1: the same probabilities but the early bar is the loser: never reduce, which is the
+      kill threshold itself (0.75 for this regime) with the smallest fraction;
+    - regime 2: the probability passes the 0.6 kill at the first bar, so the kill takes the whole
+      trade and a reduce can never come first: no reduce either;
+    - regime 3: too few trades, it takes the values chosen over all trades.
+    """
+    cfg = replace(SMALL, grid_points=5, min_data_in_leaf=3)
+    zone = AutonomyZone()
+    assert kill_grid(cfg, zone).tolist() == [0.3, 0.45, 0.6, 0.75, 0.9]
+    rows = (
+        [([0.5, 0.5, 0.5], [0.02, 0.0, -0.01], -0.04, 0)] * 6
+        + [([0.5, 0.5, 0.5], [-0.02, 0.0, 0.01], 0.04, 1)] * 3
+        + [([0.7, 0.7, 0.7], [-0.05, 0.0, 0.05], 0.1, 2)] * 3
+        + [([0.5, 0.5, 0.5], [0.02, 0.0, -0.01], -0.04, 3)] * 1
+    )
+    trades = _trades(*(list(col) for col in zip(*rows, strict=True)))
+    kill = {"all": 0.6, "0": 0.6, "1": 0.75, "2": 0.6, "3": 0.6}
+    chosen = kill_reduce_levels(trades, kill, cfg, zone)
+    assert chosen.thresholds == {"all": 0.45, "0": 0.45, "1": 0.75, "2": 0.6, "3": 0.45}
+    assert chosen.fracs == pytest.approx(
+        {"all": 5 / 6, "0": 5 / 6, "1": 1 / 6, "2": 1 / 6, "3": 5 / 6}
+    )
+    # regime 0: -4 % held, +2 % on 5/6 of it at the first bar
+    assert chosen.expectancy["0"] == pytest.approx(-0.04 + 5 / 6 * 0.06)
+    assert chosen.expectancy["1"] == pytest.approx(0.04) and "3" not in chosen.expectancy
+    assert all(chosen.thresholds[k] <= kill[k] for k in kill)
+
+
+def test_the_kill_thresholds_are_chosen_on_the_same_trades():
+    cfg = replace(SMALL, grid_points=5, min_data_in_leaf=3)
+    # the probability climbs to 0.8 at the second bar, where the trade is best
+    trades = _trades([[0.4, 0.8, 0.8]] * 4, [[-0.01, 0.03, -0.02]] * 4, [-0.05] * 4, [0] * 4)
+    thresholds, expectancy = kill_thresholds(None, None, cfg, AutonomyZone(), 0, trades)
+    assert thresholds == {"all": 0.45, "0": 0.45}  # closes at 0.8 > 0.45, not at 0.4 > 0.3
+    assert expectancy["all"] == pytest.approx(0.03) and expectancy["no_kill"] == -0.05
 
 
 def test_training_rows_end_a_full_horizon_before_the_training_end(market):

@@ -31,8 +31,10 @@ def _doc(created_ms: int) -> dict:
     def entry(symbol: str, lev: float, size: float, t1: float) -> Decision:
         return Decision(
             ts=created_ms, symbol=symbol, side=Side.SHORT, leverage=lev, size_pct=size,
-            stop_loss_pct=0.02, take_profit_pct=0.05, harvest=HarvestLadder(t1, t1 + 1, t1 + 2, 1.0),
-            kill_threshold=0.55,
+            stop_loss_pct=0.02, take_profit_pct=0.05,
+            harvest=HarvestLadder(t1, t1 + 1, t1 + 2, 1.0, t1_close_frac=0.4, t2_close_frac=0.5),
+            kill_threshold=0.55, kill_reduce_threshold=0.45, kill_reduce_frac=0.5,
+            max_hold_sec=86_400.0,
         )  # fmt: skip
 
     return build_document(
@@ -70,6 +72,12 @@ def _cases(now: int) -> dict[str, object]:
         "limits_looser": _edit(good, "limits.max_leverage", 150.0),
         "file_limits_narrow": _edit(good, "limits.max_leverage", 5.0),
         "zone_wider": _edit(good, "zone.max_harvest_r", 12.0),
+        "close_frac_zero": _edit(good, "symbols.BTC-USDT.harvest_t1_close_frac", 0.0),
+        "close_frac_above_one": _edit(good, "symbols.ETH-USDT.harvest_t2_close_frac", 1.5),
+        "reduce_frac_one": _edit(good, "symbols.BTC-USDT.kill_reduce_frac", 1.0),
+        "reduce_above_kill": _edit(good, "symbols.ETH-USDT.kill_reduce_threshold", 0.6),
+        "reduce_below_zone": _edit(good, "symbols.ETH-USDT.kill_reduce_threshold", 0.2),
+        "max_hold_zero": _edit(good, "symbols.BTC-USDT.max_hold_sec", 0),
     }
 
 
@@ -125,6 +133,10 @@ def test_same_values_read(accessor, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("QCTL_POLICY_FILE", str(path))
     ours = load_policy_file(path)
     for symbol in ("BTC-USDT", "BTCUSDT", "eth/usdt:USDT", "SOL-USDT"):
-        for key in ("leverage", "size_pct", "stop_loss_pct", "harvest_t1_r", "kill_threshold"):
+        for key in (
+            "leverage", "size_pct", "stop_loss_pct", "harvest_t1_r", "kill_threshold",
+            "harvest_t1_close_frac", "harvest_t2_close_frac", "kill_reduce_threshold",
+            "kill_reduce_frac", "max_hold_sec",
+        ):  # fmt: skip
             assert accessor.policy_value(key, symbol) == ours.value(symbol, key), (symbol, key)
     assert accessor.universe() == list(ours.universe)

@@ -45,11 +45,16 @@ NOW = parse_utc("2026-11-25T15:00:00Z")
 HOUR_MS = 3_600_000
 
 
+def ladder(t1: float, t2: float, t3: float, lock: float) -> HarvestLadder:
+    return HarvestLadder(t1, t2, t3, lock, t1_close_frac=0.4, t2_close_frac=0.5)
+
+
 def entry(symbol: str, leverage: float, size: float, t1: float = 1.5) -> Decision:
     return Decision(
         ts=NOW, symbol=symbol, side=Side.LONG, leverage=leverage, size_pct=size,
-        stop_loss_pct=0.02, take_profit_pct=0.06, harvest=HarvestLadder(t1, t1 + 1, t1 + 3, 1.0),
-        kill_threshold=0.6, confidence=0.7,
+        stop_loss_pct=0.02, take_profit_pct=0.06, harvest=ladder(t1, t1 + 1, t1 + 3, 1.0),
+        kill_threshold=0.6, kill_reduce_threshold=0.5, kill_reduce_frac=0.25,
+        max_hold_sec=86_400.0, confidence=0.7,
     )  # fmt: skip
 
 
@@ -84,6 +89,14 @@ def test_round_trip(tmp_path: Path) -> None:
     assert loaded.value("BTCUSDT", "leverage") == 7.5
     assert loaded.value("btc/usdt:USDT", "size_pct") == 0.12
     assert loaded.value("ETH_USDT", "harvest_t1_r") == 2.0
+    assert loaded.values_for("BTC-USDT") == pytest.approx(
+        {
+            "leverage": 7.5, "size_pct": 0.12, "stop_loss_pct": 0.02, "take_profit_pct": 0.06,
+            "harvest_t1_r": 1.5, "harvest_t2_r": 2.5, "harvest_t3_r": 4.5, "harvest_lock_r": 1.0,
+            "harvest_t1_close_frac": 0.4, "harvest_t2_close_frac": 0.5, "kill_threshold": 0.6,
+            "kill_reduce_threshold": 0.5, "kill_reduce_frac": 0.25, "max_hold_sec": 86_400.0,
+        }
+    )  # fmt: skip
     assert loaded.values_for("SOL-USDT") is None  # skipped: left out, fail closed
     assert read_document(path)["source"]["omitted"]["SOL-USDT"].startswith("LOW_CONFIDENCE")
     # same content, same bytes: the file is canonical
@@ -173,6 +186,57 @@ BAD = [
         "kill_threshold: 0.95 outside [0.3, 0.9]",
         True,
     ),
+    (
+        "symbols.BTC-USDT.harvest_t1_close_frac",
+        0.0,
+        "bounds",
+        "harvest_t1_close_frac: 0 outside (0, 1]",
+        True,
+    ),
+    (
+        "symbols.BTC-USDT.harvest_t2_close_frac",
+        1.2,
+        "bounds",
+        "harvest_t2_close_frac: 1.2 outside (0, 1]",
+        True,
+    ),
+    (
+        "symbols.BTC-USDT.kill_reduce_frac",
+        0.0,
+        "bounds",
+        "kill_reduce_frac: 0 outside (0, 1)",
+        True,
+    ),
+    (
+        "symbols.BTC-USDT.kill_reduce_frac",
+        1.0,
+        "bounds",
+        "kill_reduce_frac: 1 outside (0, 1)",
+        True,
+    ),
+    (
+        "symbols.BTC-USDT.kill_reduce_threshold",
+        0.65,
+        "bounds",
+        "kill_reduce_threshold: 0.65 above kill_threshold 0.6",
+        False,
+    ),
+    (
+        "symbols.BTC-USDT.kill_reduce_threshold",
+        0.25,
+        "bounds",
+        "kill_reduce_threshold: 0.25 outside [0.3, 0.9]",
+        True,
+    ),
+    ("symbols.BTC-USDT.max_hold_sec", 0.0, "bounds", "max_hold_sec: 0 outside (0, inf)", True),
+    (
+        "symbols.BTC-USDT.max_hold_sec",
+        -3600,
+        "bounds",
+        "max_hold_sec: -3600 outside (0, inf)",
+        True,
+    ),
+    ("symbols.BTC-USDT.max_hold_sec", "24h", "schema", "max_hold_sec: not a finite number", True),
     ("limits.max_leverage", 200.0, "bounds", "looser than the hard limit", True),
     ("limits.min_margin_ratio_pct", 5.0, "bounds", "looser than the hard limit", True),
     ("zone.max_size_pct", 0.8, "bounds", "wider than the owner's", True),
@@ -258,6 +322,8 @@ def test_schema_bounds_are_the_owners_limits() -> None:
     assert values["harvest_t1_r"]["maximum"] == zone.max_harvest_r
     assert values["kill_threshold"]["minimum"] == zone.min_kill_threshold
     assert values["kill_threshold"]["maximum"] == zone.max_kill_threshold
+    assert values["kill_reduce_threshold"]["minimum"] == zone.min_kill_threshold
+    assert values["kill_reduce_threshold"]["maximum"] == zone.max_kill_threshold
 
 
 def test_shipped_example_is_valid_and_hand_edits_need_a_seal(tmp_path: Path) -> None:
@@ -288,6 +354,10 @@ def test_policy_document_from_static_policy() -> None:
     for values in doc["symbols"].values():
         assert values["leverage"] == policy.config.leverage
         assert math.isclose(values["size_pct"], policy.config.notional_usdt / 10_000.0)
+        # the legacy partial-close fractions, graded kill and time exit are published too
+        assert (values["harvest_t1_close_frac"], values["harvest_t2_close_frac"]) == (0.3, 0.3)
+        assert (values["kill_reduce_threshold"], values["kill_reduce_frac"]) == (0.55, 0.5)
+        assert values["max_hold_sec"] == 86_400.0
 
 
 def test_errors_share_one_base_class() -> None:
@@ -328,6 +398,12 @@ def test_file_policy_takes_values_from_the_file(tmp_path: Path) -> None:
     policy = FilePolicy(_Signals(snap.ts), path)
     btc, doge = policy.decide(snap, Portfolio(wallet_balance=1.0))
     assert (btc.side, btc.leverage, btc.size_pct, btc.harvest.t1_r) == (Side.SHORT, 7.5, 0.12, 1.5)
+    assert (btc.harvest.t1_close_frac, btc.harvest.t2_close_frac) == (0.4, 0.5)
+    assert (btc.kill_reduce_threshold, btc.kill_reduce_frac, btc.max_hold_sec) == (
+        0.5,
+        0.25,
+        86_400.0,
+    )
     assert btc.model_version == read_document(path)["version"]
     assert doge.skip is SkipReason.NOT_IN_UNIVERSE
     late = MarketSnapshot.from_windows(NOW + 48 * HOUR_MS, HOUR_MS, {})
@@ -340,3 +416,28 @@ def test_file_policy_takes_values_from_the_file(tmp_path: Path) -> None:
     assert {d.skip for d in policy.decide(snap, Portfolio(wallet_balance=1.0))} == {
         SkipReason.MODEL_CORRUPT
     }
+
+
+@pytest.mark.parametrize(
+    ("removed", "missing"),
+    [
+        (("max_hold_sec",), "max_hold_sec"),
+        (("kill_reduce_threshold",), "kill_reduce_threshold"),
+        (("kill_reduce_frac",), "kill_reduce_frac"),
+        (("harvest_t2_close_frac",), "harvest_t2_close_frac"),  # part of a ladder is no ladder
+    ],
+)
+def test_file_policy_skips_when_the_file_lacks_an_exit_value(
+    tmp_path: Path, removed: tuple[str, ...], missing: str
+) -> None:
+    from engine.domain import MarketSnapshot
+    from engine.policy_file import FilePolicy
+
+    doc = good_doc()
+    for key in removed:
+        del doc["symbols"]["BTC-USDT"][key]
+    path = tmp_path / "p.json"
+    write_policy_file(seal(doc), path)
+    snap = MarketSnapshot.from_windows(NOW + HOUR_MS, HOUR_MS, {})
+    btc, _ = FilePolicy(_Signals(snap.ts), path).decide(snap, Portfolio(wallet_balance=1.0))
+    assert btc.skip is SkipReason.MISSING_VALUE and missing in btc.skip_detail
