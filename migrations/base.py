@@ -16,11 +16,12 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import PositionProvider
+from libcst.metadata import ExpressionContextProvider, ParentNodeProvider, PositionProvider
 
 from audit.config import AuditConfig
 from audit.finding import Category, Finding
 from audit.scan import scan_source
+from migrations.bindings import Bindings
 from migrations.repo import RepoIndex
 
 SNIPPET = "snippet.py"
@@ -52,7 +53,7 @@ class Unhandled:
 class PolicyCodemod(VisitorBasedCodemodCommand):
     """Base of the four phases."""
 
-    METADATA_DEPENDENCIES = (PositionProvider,)
+    METADATA_DEPENDENCIES = (PositionProvider, ParentNodeProvider, ExpressionContextProvider)
     PHASE = ""
     DESCRIPTION = ""
     CATEGORIES: frozenset[Category] = frozenset()
@@ -82,6 +83,9 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
         self.notes: list[str] = []  # what a reviewer should look at (callers, units)
         self.indents: list[str] = []
         self.default_indent = "    "
+        self.bindings = Bindings(self)
+        self.injected: set[str] = set()  # functions given a `symbol` parameter in this file
+        self._inject: dict[int, dict[str, str]] = {}  # FunctionDef id -> {param: annotation}
 
     # -- selection --------------------------------------------------------------------------
     @classmethod
@@ -92,8 +96,10 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
     @classmethod
     def needs_visit(cls, rel: str, findings: Sequence[Finding], repo: RepoIndex) -> bool:
         """Whether a file can change at all: it has a finding of this phase (phases that also
-        rewrite code without literals, e.g. bare constructor calls, widen this)."""
-        return any(cls.selects(f) for f in findings)
+        rewrite code without literals, e.g. bare constructor calls, widen this). Also files that
+        call a function which now takes `symbol=` (see `pass_symbol`)."""
+        names = repo.names_by_file.get(rel, set())
+        return any(cls.selects(f) for f in findings) or bool(names & repo.optional_symbol_funcs)
 
     def transform_module(self, tree: cst.Module) -> cst.Module:
         findings = self._given
@@ -121,6 +127,11 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
         """Why a selected finding was left alone (phases say more for the forms they know)."""
         return f"{finding.rule_id} form is not one this phase rewrites"
 
+    def binding_key(self, name: str) -> str | None:
+        """The policy key a module or class level binding of this phase stands for (see
+        `migrations.bindings`); None: the phase leaves such bindings alone."""
+        return None
+
     def target(self, node: cst.CSTNode) -> Finding | None:
         """The selected finding that points at this (original) node, if any."""
         try:
@@ -135,6 +146,8 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
             if f is not None and id(f) not in known:
                 self.resolved.append(f)
                 known.add(id(f))
+        if self.cannot:  # refused first, resolved later (e.g. a constant removed once unused)
+            self.cannot = [u for u in self.cannot if id(u.finding) not in known]
 
     def note(self, text: str) -> None:
         where = f"{self.rel_path}: " if self.rel_path != SNIPPET else ""
@@ -145,6 +158,30 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
         if finding is not None:
             self.cannot.append(Unhandled(finding, reason))
 
+    # -- module, classes, bindings read at import time ---------------------------------------
+    def visit_Module(self, node: cst.Module) -> None:
+        self.bindings.record(node)
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        return self.bindings.sweep(updated_node)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.bindings.class_stack.append(node.name.value)
+
+    def leave_ClassDef(
+        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+    ) -> cst.ClassDef | cst.RemovalSentinel | cst.FlattenSentinel:
+        self.bindings.class_stack.pop()
+        return updated_node
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.BaseExpression:
+        return self.bindings.read_name(original_node) or updated_node
+
+    def leave_Attribute(
+        self, original_node: cst.Attribute, updated_node: cst.Attribute
+    ) -> cst.BaseExpression:
+        return self.bindings.read_attribute(original_node) or updated_node
+
     # -- scopes -----------------------------------------------------------------------------
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.scopes.append(self._scope_for(node))
@@ -153,7 +190,78 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef | cst.RemovalSentinel | cst.FlattenSentinel:
         self.scopes.pop()
+        extra = self._inject.pop(id(original_node), None)
+        if extra:
+            updated_node = with_optional_params(updated_node, extra)
+            if "symbol" in extra:
+                self.injected.add(original_node.name.value)
+                self.note(
+                    f"{original_node.name.value}() takes symbol= now: a caller that does not "
+                    "pass it gets no policy value (logged skip)"
+                )
         return updated_node
+
+    def inject_param(self, name: str, annotation: str) -> str:
+        """Give the current function a keyword-only `name: <annotation> | None = None` (the
+        symbol or equity a look-up needs); returns the name to use."""
+        scope = self._resolve(self.scope)
+        if scope.node is None:
+            return "None"
+        self._inject.setdefault(id(scope.node), {})[name] = annotation
+        if name == "symbol":
+            scope.symbol = name
+        elif name == "equity":
+            scope.equity = name
+        return name
+
+    def annotated_class(self, var: str) -> str | None:
+        """The class a parameter of the current function is annotated with, if any."""
+        scope = self._resolve(self.scope)
+        node = scope.node
+        if node is None:
+            return None
+        params = node.params
+        for p in [*params.posonly_params, *params.params, *params.kwonly_params]:
+            if p.name.value == var:
+                return _annotation_name(p.annotation)
+        return None
+
+    def pass_symbol(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+        """Pass the symbol in scope to functions that now take `symbol=`."""
+        func = original.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+        repo_funcs = self.repo.optional_symbol_funcs if self.repo else set()
+        if name not in repo_funcs | self.injected:
+            return updated
+        if any(a.keyword is not None and a.keyword.value == "symbol" for a in original.args):
+            return updated
+        if any(a.star for a in original.args):
+            return updated
+        scope = self._resolve(self.scope)
+        sym = self.symbol_here()
+        if (
+            sym is None
+            or sym == "None"
+            or (scope.node is not None and scope.node.name.value == name)
+        ):
+            return updated
+        args = list(updated.args)
+        if args:
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        args.append(
+            cst.Arg(
+                keyword=cst.Name("symbol"),
+                value=cst.parse_expression(sym),
+                equal=cst.AssignEqual(
+                    whitespace_before=cst.SimpleWhitespace(""),
+                    whitespace_after=cst.SimpleWhitespace(""),
+                ),
+            )
+        )
+        return updated.with_changes(args=args)
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        return self.pass_symbol(original_node, updated_node)
 
     def visit_For(self, node: cst.For) -> None:
         self.scopes[-1].loops += 1
@@ -404,6 +512,15 @@ def code(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
 
 
+def is_docstring(stmt: cst.BaseStatement) -> bool:
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Expr)
+        and isinstance(stmt.body[0].value, cst.SimpleString | cst.ConcatenatedString)
+    )
+
+
 def is_none_test(test: cst.BaseExpression) -> bool:
     """`x is None`, `x == None`, `not x`: the test that guards a fallback branch."""
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
@@ -450,16 +567,21 @@ class DeadCode:
     """Top-level constants and helpers that carried phase findings and that nothing uses any
     more (in this file or any other) are removed, with the findings they carried."""
 
-    def __init__(self, codemod: PolicyCodemod, functions: bool = False) -> None:
+    def __init__(
+        self, codemod: PolicyCodemod, functions: bool = False, literals_only: bool = False
+    ) -> None:
         self.codemod = codemod
         self.functions = functions  # also remove helper functions (else constants only)
+        # only constants whose value is written out (`X = 0.02`, `X = int(os.getenv(...))`),
+        # never an object a module builds (`demo = Settings(...)`)
+        self.literals_only = literals_only
         self.carried: dict[str, list[Finding]] = {}
 
     def record(self, module: cst.Module) -> None:
         """Which top-level definition carries which selected finding (original positions)."""
         for stmt in module.body:
             name = defined_name(stmt)
-            if name is None:
+            if name is None or (self.literals_only and not _written_out(stmt)):
                 continue
             pos = self.codemod.get_metadata(PositionProvider, stmt)
             found = [
@@ -497,3 +619,59 @@ class DeadCode:
             module = module.with_changes(body=[s for s in body if s is not defs[gone]])
             self.codemod.mark_resolved(*self.carried.pop(gone, []))
             self.codemod.removed.append(gone)
+
+
+def with_optional_params(func: cst.FunctionDef, names: dict[str, str]) -> cst.FunctionDef:
+    """Add `*, name: <annotation> | None = None` for each name the function does not take."""
+    params = func.params
+    have = {p.name.value for p in [*params.posonly_params, *params.params, *params.kwonly_params]}
+    new = [
+        cst.Param(
+            name=cst.Name(name),
+            annotation=cst.Annotation(cst.parse_expression(f"{annotation} | None")),
+            default=cst.Name("None"),
+            equal=cst.AssignEqual(),
+        )
+        for name, annotation in names.items()
+        if name not in have
+    ]
+    if not new:
+        return func
+    star = params.star_arg
+    if isinstance(star, cst.MaybeSentinel):
+        star = cst.ParamStar()
+    kwonly = list(params.kwonly_params)
+    if kwonly and kwonly[-1].comma is not cst.MaybeSentinel.DEFAULT:
+        kwonly[-1] = kwonly[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+    return func.with_changes(
+        params=params.with_changes(star_arg=star, kwonly_params=[*kwonly, *new])
+    )
+
+
+_ENV_READS = ("getenv", "get", "int", "float", "str", "bool")
+
+
+def _written_out(stmt: cst.CSTNode) -> bool:
+    """A constant whose value is literals (possibly read through an environment default)."""
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return False
+    value = getattr(stmt.body[0], "value", None)
+
+    def literal(node: cst.CSTNode | None) -> bool:
+        if isinstance(node, cst.UnaryOperation):
+            node = node.expression
+        if isinstance(node, cst.Integer | cst.Float | cst.SimpleString | cst.Name):
+            return True
+        if isinstance(node, cst.List | cst.Tuple | cst.Set):
+            return all(literal(e.value) for e in node.elements)
+        if isinstance(node, cst.Call):
+            func = node.func
+            name = (
+                func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+            )
+            return name in _ENV_READS and all(literal(a.value) for a in node.args)
+        if isinstance(node, cst.Attribute):
+            return literal(node.value)
+        return False
+
+    return literal(value)

@@ -45,7 +45,7 @@ def ladder_key(name: str) -> str | None:
         return str(PolicyKey.HARVEST_LOCK_R)
     if kill_key(name):
         return str(PolicyKey.KILL_THRESHOLD)
-    return None
+    return hold_key(name)
 
 
 def kill_key(name: str) -> bool:
@@ -54,3 +54,59 @@ def kill_key(name: str) -> bool:
     if "threshold" in ws and ("kill" in ws or "close" in ws):
         return True
     return "kill" in ws and "close" in ws
+
+
+_SCALE_WORDS = {"multiplier", "mult", "scale", "scaling", "factor", "coef", "coefficient"}
+_SHARE_WORDS = {"frac", "fraction", "pct", "percent", "share", "ratio", "portion", "qty", "size"}
+
+
+def positions_key(name: str) -> str | None:
+    """`MAX_OPEN_POSITIONS`: how many positions at once. The policy trades one position per
+    universe symbol, so that count is the universe's."""
+    ws = set(words(name))
+    if ws & {"positions", "trades"} and ws & {"max", "open", "concurrent"} and "size" not in ws:
+        return str(PolicyKey.UNIVERSE_COUNT)
+    return None
+
+
+def is_scale_name(name: str) -> bool:
+    """`tier_size_multiplier`, `confidence_size_scale`: a factor applied to a decided value."""
+    return bool(_SCALE_WORDS & set(words(name)))
+
+
+def close_frac_key(name: str) -> str | None:
+    """`T1_CLOSE_FRACTION` -> harvest_t1_close_frac: the share closed at a harvest rung."""
+    ws = words(name)
+    if not (_SHARE_WORDS & set(ws)) or not ({"close", "take", "harvest", "exit"} & set(ws)):
+        return None
+    for n in ("1", "2"):
+        if {f"t{n}", f"tp{n}", f"target{n}", f"rung{n}"} & set(ws):
+            return f"harvest_t{n}_close_frac"
+    return None
+
+
+def hold_key(name: str) -> str | None:
+    """`max_hold_sec`, `max_age_sec`: how long a position may be held (seconds)."""
+    ws = set(words(name))
+    if ws & {"hold", "holding", "age"} and ws & {"sec", "secs", "seconds", "s"}:
+        return "max_hold_sec"
+    return None
+
+
+def kill_level_key(name: str) -> str | None:
+    """A graded kill level: panic -> the close threshold (same action: close everything);
+    reduce / warn -> the reduce level (the policy's first graded response); a reduce fraction
+    -> kill_reduce_frac."""
+    ws = set(words(name))
+    if kill_key(name):
+        return str(PolicyKey.KILL_THRESHOLD)
+    if not ws & {"kill", "score"}:
+        return None
+    if ws & {"panic", "emergency", "hard", "force", "forced", "close"}:
+        return str(PolicyKey.KILL_THRESHOLD)
+    cut = ws & {"reduce", "reduction", "trim", "cut", "partial", "derisk"}
+    if cut and ws & _SHARE_WORDS:
+        return "kill_reduce_frac"
+    if cut or ws & {"warn", "warning", "alert", "watch", "notice", "soft"}:
+        return "kill_reduce_threshold"
+    return None

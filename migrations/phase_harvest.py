@@ -11,7 +11,10 @@ A *ladder class* is a dataclass whose fields map to the policy's harvest keys (`
 - `params.get("T1_R", 2.0)`, `getattr(cfg, "lock_R", 1.5)`: `given_or_skip(params.get("T1_R"), ...)`;
 - once every constructor call in the repository passes a mapped field, its dataclass default is
   removed (the field becomes required), so a forgotten bare call fails loudly instead of trading.
-Fields with no policy key (e.g. `max_hold_sec`) keep their defaults and are listed as unhandled.
+- a module constant for a partial-close share (`T1_CLOSE_FRACTION`) or a holding time is read
+  from the policy where it is used (`migrations.bindings`), and removed once unused.
+Holding times (`max_hold_sec`, `max_age_sec`) are the policy's `max_hold_sec`. Fields with no
+policy key keep their defaults and are listed as unhandled.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import libcst as cst
 
 from audit.finding import Category, Finding
 from migrations.base import DeadCode, PolicyCodemod, code, q
+from migrations.keys import close_frac_key, ladder_key
 from migrations.repo import LadderClass, RepoIndex, ladder_calls
 
 _LADDER_RULES = ("field-default", "call-arg", "get-default")
@@ -30,7 +34,8 @@ class HarvestFromPolicy(PolicyCodemod):
     DESCRIPTION = "Harvest ladders come from the policy; a missing value skips."
     CATEGORIES = frozenset({Category.HARVEST})
     CANNOT = (
-        "fields and constants with no policy key (holding times, partial-close fractions)",
+        "fields and constants with no policy key (names that say neither a rung, lock, partial-"
+        "close share nor a holding time)",
         "ladders built at import time with no symbol in scope, and calls with *args/**kwargs",
     )
 
@@ -70,7 +75,11 @@ class HarvestFromPolicy(PolicyCodemod):
         name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
         return repo.ladders.get(name) if isinstance(name, str) else None
 
+    def binding_key(self, name: str) -> str | None:
+        return close_frac_key(name) or ladder_key(name)
+
     def visit_Module(self, node: cst.Module) -> None:
+        super().visit_Module(node)
         self.dead.record(node)
         for stmt in node.body:
             if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
@@ -88,7 +97,7 @@ class HarvestFromPolicy(PolicyCodemod):
         """A ladder constant used inside a function: the policy ladder for the symbol, or skip."""
         found = self.constants.get(original_node.value)
         if found is None or self.scope.node is None:
-            return updated_node
+            return super().leave_Name(original_node, updated_node)
         ladder, call = found
         unmapped = [a for a in call.args if a.keyword and a.keyword.value not in ladder.keys]
         return self._ladder_call(call.with_changes(args=unmapped), ladder, [])
@@ -100,7 +109,9 @@ class HarvestFromPolicy(PolicyCodemod):
             if last is not None and last.rule_id in ("get-default", "env-default"):
                 return self.drop_default(original_node, updated_node, last)
         ladder = self.ladder(original_node.func)
-        if ladder is None or (self.scope.node is None and self.symbol_here() is None):
+        if ladder is None:
+            return self.pass_symbol(original_node, updated_node)
+        if self.scope.node is None and self.symbol_here() is None:
             return updated_node  # a module-level ladder without a symbol: nowhere to skip to
         inside = self._targets_within(original_node)
         return self._ladder_call(updated_node, ladder, inside)
@@ -177,7 +188,7 @@ class HarvestFromPolicy(PolicyCodemod):
 
     # -- dataclass defaults -------------------------------------------------------------------------
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        module = self.dead.sweep(updated_node)
+        module = self.dead.sweep(super().leave_Module(original_node, updated_node))
         repo = self.repo or RepoIndex()
         body = []
         for stmt in module.body:

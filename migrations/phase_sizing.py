@@ -11,19 +11,45 @@ Rewrites, where an audit finding points:
 - `return 5.0` in a fallback branch (`if x is None:`, the `else:` of `is not None`, `except:`);
 - `client.set_leverage(symbol, 10)`: the policy leverage for that symbol.
 A size in money (`*_usd`) becomes equity x the policy's size_pct, so it needs the account equity
-in scope. Without a symbol (or equity) a fallback branch becomes a plain skip; other forms are
-listed as unhandled with the reason.
+in scope. Without a symbol (or equity) a fallback branch becomes a plain skip.
+
+Heuristics (rules rather than fallbacks) are replaced as a whole:
+- a function that decides leverage or size by rules (`choose_leverage(vol, confidence)`) returns
+  the policy value for the symbol instead (given a `symbol` parameter when it has none);
+- a clamp function (`return min(max(lev, 1.0), 20.0)`) clamps to the hard limits and autonomy
+  zone instead of the hand-written bounds;
+- a factor applied to a decided size (`tier_size_multiplier(lev)`, `confidence_size_scale(c)`)
+  is dropped from the products that use it in its file, and removed once unused: the policy's
+  size is the decision.
+Decision values bound at import time (class attributes, settings fields, module constants, with or
+without an environment default) are looked up where they are read (`migrations.bindings`); a
+maximum number of open positions is the policy's universe count. Other forms are listed as
+unhandled with the reason.
 """
 
 from __future__ import annotations
 
 import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import PositionProvider
 
 from audit.finding import Category, Finding
-from migrations.base import PolicyCodemod, code, is_none_test, is_not_none_test, q
-from migrations.keys import NOTIONAL, sizing_key
+from migrations.base import (
+    DeadCode,
+    PolicyCodemod,
+    code,
+    is_docstring,
+    is_none_test,
+    is_not_none_test,
+    q,
+)
+from migrations.keys import NOTIONAL, is_scale_name, positions_key, sizing_key, words
 
 _FALLBACK_HINT = ("fallback", "default")
+_RULE_FORMS = ("comparison", "weight", "clamp", "return")
+# words of a heuristic's parameter, not of the decision itself (LEVERAGE_TARGET_VOL)
+_INPUT_WORDS = {"vol", "volatility", "target", "confidence", "conf", "threshold", "weight", "score"}
+_CLAMPS = ("min", "max")
 
 
 class SizingFallbacks(PolicyCodemod):
@@ -31,10 +57,10 @@ class SizingFallbacks(PolicyCodemod):
     DESCRIPTION = "Leverage and size fallbacks become fail-closed policy look-ups."
     CATEGORIES = frozenset({Category.LEVERAGE, Category.POSITION_SIZING})
     CANNOT = (
-        "module/class constants, settings fields and env defaults read at import time: no symbol "
-        "and nowhere to skip to",
-        "heuristics (comparisons, weights, clamps, returns outside a fallback branch): rules, not "
-        "fallbacks; replace them by the policy by hand",
+        "import-time values still read at import time, or in other files through objects whose "
+        "class is not known",
+        "heuristic rules inside functions that do not themselves return leverage or size, and "
+        "factors used outside a product or from other files",
         "a size in money where no account equity is in scope (outside a fallback branch)",
     )
 
@@ -57,9 +83,103 @@ class SizingFallbacks(PolicyCodemod):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fallback_stmts: set[int] = set()
+        self.dead = DeadCode(self, literals_only=True)
+        self.scales: dict[str, list[Finding]] = {}  # factor heuristics whose uses are dropped
 
     def unhandled_reason(self, finding: Finding) -> str:
         return self.REASONS.get(finding.rule_id, super().unhandled_reason(finding))
+
+    def binding_key(self, name: str) -> str | None:
+        if _INPUT_WORDS & set(words(name)):
+            return None
+        return sizing_key(name) or positions_key(name)
+
+    # -- heuristics -------------------------------------------------------------------------------
+    def visit_Module(self, node: cst.Module) -> None:
+        super().visit_Module(node)
+        self.dead.record(node)
+        repo, rel = self.repo, self.rel_path
+        for stmt in node.body:
+            if not isinstance(stmt, cst.FunctionDef) or not is_scale_name(stmt.name.value):
+                continue
+            found = self._rules_in(stmt)
+            if not found:
+                continue
+            if repo is not None and repo.referenced_elsewhere(stmt.name.value, rel):
+                for f in found:
+                    self.refuse(
+                        f,
+                        f"{stmt.name.value}() scales a decided size and is called from other "
+                        "files; drop it there and the policy's size is the decision",
+                    )
+                continue
+            self.scales[stmt.name.value] = found
+
+    def _rules_in(self, func: cst.FunctionDef, with_returns: bool = False) -> list[Finding]:
+        """Selected findings inside `func` if they are rules: a comparison, weight or clamp, and
+        no fallback assignment (a function with a fallback keeps its logic; only the fallback
+        changes)."""
+        pos = self.get_metadata(PositionProvider, func)
+        found = [
+            f for (line, _), f in self.targets.items() if pos.start.line <= line <= pos.end.line
+        ]
+        if any(f.rule_id not in _RULE_FORMS for f in found):
+            return []
+        # a return is a rule unless it sat in a fallback branch (those are resolved on the way)
+        done = {id(f) for f in self.resolved}
+        rules = [f for f in found if f.rule_id != "return" or id(f) not in done]
+        return (
+            found if any(f.rule_id != "return" for f in rules) or (with_returns and rules) else []
+        )
+
+    def _is_scale_call(self, node: cst.BaseExpression) -> bool:
+        return (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Name)
+            and node.func.value in self.scales
+        )
+
+    def leave_BinaryOperation(
+        self, original_node: cst.BinaryOperation, updated_node: cst.BinaryOperation
+    ) -> cst.BaseExpression:
+        """`size * tier_size_multiplier(lev)` -> `size`: the policy's size is the decision."""
+        if not isinstance(original_node.operator, cst.Multiply):
+            return updated_node
+        if self._is_scale_call(original_node.right):
+            return updated_node.left
+        if self._is_scale_call(original_node.left):
+            return updated_node.right
+        return updated_node
+
+    def _heuristic(
+        self, original: cst.FunctionDef, updated: cst.FunctionDef
+    ) -> cst.FunctionDef | None:
+        """A function deciding leverage or size by rules, or clamping it by hand-written bounds:
+        its body becomes the policy look-up (or the clamp to the hard limits)."""
+        name = original.name.value
+        if name in self.scales or not _returns_a_value(original):
+            return None
+        key = sizing_key(name)
+        if key not in ("leverage", "size_pct"):
+            return None
+        found = self._rules_in(original, with_returns=True)
+        if not found:
+            return None
+        body = list(original.body.body)  # type: ignore[union-attr]
+        doc = body[:1] if body and is_docstring(body[0]) else []
+        rest = body[len(doc) :]
+        clamped = _clamped_param(rest, self._resolve(self.scope).params)
+        if clamped is not None:
+            value = self.accessor_call("clamp", q(key), clamped)
+            what = f"clamps to the hard limits and autonomy zone for {key}"
+        else:
+            sym = self.symbol_here() or self.inject_param("symbol", "str")
+            value = self.accessor_call("policy_value_or_skip", q(key), sym)
+            what = f"returns the policy's {key} for the symbol (its rules are gone)"
+        self.mark_resolved(*found)
+        self.note(f"{name}() {what}; its docstring and unused parameters may need a look")
+        ret = cst.SimpleStatementLine([cst.Return(value=value)])
+        return updated.with_changes(body=updated.body.with_changes(body=[*doc, ret]))
 
     # -- where fallbacks live -----------------------------------------------------------------
     def visit_If(self, node: cst.If) -> None:
@@ -169,11 +289,11 @@ class SizingFallbacks(PolicyCodemod):
     # -- calls ----------------------------------------------------------------------------------
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         if not original_node.args:
-            return updated_node
+            return self.pass_symbol(original_node, updated_node)
         last = self.target(original_node.args[-1].value)
         if last is not None and last.rule_id in ("get-default", "env-default"):
             return self.drop_default(original_node, updated_node, last)
-        return self._set_leverage(original_node, updated_node)
+        return self.pass_symbol(original_node, self._set_leverage(original_node, updated_node))
 
     def _set_leverage(self, original: cst.Call, updated: cst.Call) -> cst.Call:
         callee = original.func
@@ -202,8 +322,36 @@ class SizingFallbacks(PolicyCodemod):
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef | cst.RemovalSentinel | cst.FlattenSentinel:
-        updated_node = self._param_defaults(original_node, updated_node)
+        replaced = self._heuristic(original_node, updated_node)
+        if replaced is not None:
+            updated_node = replaced
+        else:
+            updated_node = self._param_defaults(original_node, updated_node)
         return super().leave_FunctionDef(original_node, updated_node)
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        module = super().leave_Module(original_node, updated_node)
+        if self.scales:
+            module = self._drop_scales(module)
+        return self.dead.sweep(module)
+
+    def _drop_scales(self, module: cst.Module) -> cst.Module:
+        """Remove factor heuristics that nothing calls any more (their products were dropped)."""
+        from migrations.bindings import _loads
+
+        reads = _loads(module)
+        body = []
+        for stmt in module.body:
+            name = stmt.name.value if isinstance(stmt, cst.FunctionDef) else None
+            if name in self.scales and name not in reads:
+                self.mark_resolved(*self.scales[name])
+                self.removed.append(name)
+                continue
+            if name in self.scales:
+                for f in self.scales[name]:
+                    self.refuse(f, f"{name}() is still used outside a product; drop it by hand")
+            body.append(stmt)
+        return module.with_changes(body=body)
 
     def _param_defaults(
         self, original: cst.FunctionDef, updated: cst.FunctionDef
@@ -249,7 +397,7 @@ class SizingFallbacks(PolicyCodemod):
             kwonly_params=[new_params.get(p.name.value, p) for p in updated.params.kwonly_params],
         )
         body = list(updated.body.body)  # type: ignore[union-attr]
-        at = 1 if body and _is_docstring(body[0]) else 0
+        at = 1 if body and is_docstring(body[0]) else 0
         body[at:at] = guards
         return updated.with_changes(params=params, body=updated.body.with_changes(body=body))
 
@@ -266,13 +414,34 @@ def _optional(param: cst.Param) -> cst.Param:
     return param.with_changes(default=cst.Name("None"), annotation=annotation)
 
 
-def _is_docstring(stmt: cst.BaseStatement) -> bool:
-    return (
-        isinstance(stmt, cst.SimpleStatementLine)
-        and len(stmt.body) == 1
-        and isinstance(stmt.body[0], cst.Expr)
-        and isinstance(stmt.body[0].value, cst.SimpleString | cst.ConcatenatedString)
-    )
+def _returns_a_value(func: cst.FunctionDef) -> bool:
+    """Annotated as returning something other than None, or (unannotated) returns a value."""
+    if func.returns is not None:
+        return code(func.returns.annotation) != "None"
+    returns = m.findall(func.body, m.Return(value=m.DoNotCare()))
+    return any(isinstance(r, cst.Return) and r.value is not None for r in returns)
+
+
+def _clamped_param(stmts: list[cst.BaseStatement], params: list[str]) -> str | None:
+    """`return min(max(lev, 1.0), 20.0)` (in any nesting of min/max with numbers): `lev`."""
+    if len(stmts) != 1 or not isinstance(stmts[0], cst.SimpleStatementLine):
+        return None
+    ret = stmts[0].body[0] if len(stmts[0].body) == 1 else None
+    if not isinstance(ret, cst.Return) or not isinstance(ret.value, cst.Call):
+        return None
+    inner: list[str] = []
+
+    def walk(node: cst.BaseExpression) -> bool:
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+            return node.func.value in _CLAMPS and all(walk(a.value) for a in node.args)
+        if isinstance(node, cst.Name) and node.value in params:
+            inner.append(node.value)
+            return True
+        if isinstance(node, cst.UnaryOperation):
+            node = node.expression
+        return isinstance(node, cst.Integer | cst.Float)
+
+    return inner[0] if walk(ret.value) and len(inner) == 1 else None
 
 
 def _clean(line: cst.SimpleStatementLine) -> cst.TrailingWhitespace:

@@ -40,6 +40,7 @@ class UniverseFromPolicy(PolicyCodemod):
         )
 
     def visit_Module(self, node: cst.Module) -> None:
+        super().visit_Module(node)
         self.dead.record(node)
         defs = {defined_name(s): s for s in node.body if defined_name(s)}
         carriers = set(self.dead.carried)
@@ -88,6 +89,7 @@ class UniverseFromPolicy(PolicyCodemod):
         return func.with_changes(body=func.body.with_changes(body=body))
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        updated_node = super().leave_Module(original_node, updated_node)
         if not self.roots:
             return updated_node
         return self.dead.sweep(updated_node)

@@ -101,6 +101,15 @@ class RepoIndex:
         """Whether any other file uses `name` (by name, import or attribute)."""
         return any(name in names for path, names in self.names_by_file.items() if path != rel)
 
+    def keyword_elsewhere(self, callee: str, keyword: str, rel: str) -> bool:
+        """Whether a call `callee(..., keyword=...)` (or one with `**`) exists in another file."""
+        return any(
+            keyword in shape.keywords or shape.starred
+            for path, info in self._files.items()
+            if path != rel
+            for shape in info.calls.get(callee, [])
+        )
+
     def calls_elsewhere(self, ladder: LadderClass, rel: str) -> list[set[str]]:
         """Fields passed by each call of the ladder class in files other than `rel`."""
         out: list[set[str]] = []
@@ -128,7 +137,8 @@ def _index_file(tree: ast.Module) -> _FileIndex:
     info = _FileIndex()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
-            info.names.add(node.id)
+            if not isinstance(node.ctx, ast.Store):  # a definition is not a use
+                info.names.add(node.id)
         elif isinstance(node, ast.Attribute):
             info.names.add(node.attr)
         elif isinstance(node, ast.alias):
@@ -150,7 +160,7 @@ def _index_file(tree: ast.Module) -> _FileIndex:
         elif (
             isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
             and _takes_optional_symbol(node)
-            and _calls_kill_due(node)
+            and _calls_accessor(node)
         ):
             info.optional_symbol_funcs.add(node.name)
     return info
@@ -191,10 +201,20 @@ def _takes_optional_symbol(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool
     return False
 
 
-def _calls_kill_due(node: ast.AST) -> bool:
-    """Phase 4 gave this function its `symbol`: callers with a symbol should pass it."""
+# accessor functions that take a symbol: a function with an optional `symbol` that calls one
+# was given that parameter by a phase, and callers with a symbol in scope should pass it
+SYMBOL_LOOKUPS = frozenset(
+    ("kill_due", "reached", "policy_value", "policy_value_or_skip", "notional_usd",
+     "notional_usd_or_skip")
+)  # fmt: skip
+
+
+def _calls_accessor(node: ast.AST) -> bool:
     return any(
-        isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "kill_due"
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr in SYMBOL_LOOKUPS
+        and any(isinstance(a, ast.Name) and a.id == "symbol" for a in n.args)
         for n in ast.walk(node)
     )
 

@@ -56,7 +56,7 @@ def test_dry_run_prints_a_diff_and_writes_nothing(tmp_path):
     assert (root / "harvest" / "apply.py").read_bytes() == before
     plan = runner.invoke(app, ["migrate", "plan", str(root)])
     assert plan.exit_code == 0
-    assert "phase 4 (kill)" in plan.output and "cannot handle" in plan.output
+    assert "phase 4 (kill)" in plan.output and "removes, once unused" in plan.output
     status = runner.invoke(app, ["migrate", "status", str(root)])
     assert "phase 1 (sizing): not applied" in status.output
 

@@ -202,12 +202,16 @@ class TestSizingFallbacks(CodemodTest):
         """
         self.assertCodemod(before, after, accessor_module="bot.policy_access")
 
-    def test_no_op_on_honest_numbers_and_module_constants(self) -> None:
+    def test_no_op_on_honest_numbers_and_values_read_at_import_time(self) -> None:
         code = """
             import os
 
             PORT = 8080
             MAX_LEVERAGE = int(os.getenv("MAX_LEVERAGE", "10"))
+            LIMITS = {"leverage": MAX_LEVERAGE}
+
+            def limits():
+                return LIMITS
 
             def connect(host, timeout=5.0):
                 retries = 3
@@ -416,11 +420,26 @@ class TestKillFromPolicy(CodemodTest):
         """
         self.assertCodemod(before, after)
 
-    def test_graded_levels_are_left_alone(self) -> None:
-        code = """
+    def test_graded_levels_map_to_the_policy_reduce_level(self) -> None:
+        before = """
             KILL_SCORE_WARN = 0.45
 
             def label(kill_score):
                 return "warn" if kill_score >= KILL_SCORE_WARN else "ok"
+        """
+        after = """
+            import qctl_policy
+
+            def label(kill_score, *, symbol: str | None = None):
+                return "warn" if qctl_policy.reached("kill_reduce_threshold", kill_score, symbol) else "ok"
+        """
+        self.assertCodemod(before, after)
+
+    def test_unknown_kill_constant_is_left_alone(self) -> None:
+        code = """
+            KILL_SCORE_EMA_SPAN = 0.45
+
+            def label(kill_score):
+                return "high" if kill_score >= KILL_SCORE_EMA_SPAN else "ok"
         """
         self.assertCodemod(code, code)

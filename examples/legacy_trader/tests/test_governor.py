@@ -47,6 +47,6 @@ def test_reentry_cooldown_after_close():
 
 def test_thin_margin_blocks_new_orders():
     thin = AccountState(equity_usdt=1_000.0, used_margin_usdt=950.0, open_notional_usdt=0.0)
-    verdict = Governor().review(OrderIntent("BTCUSDT", "BUY", 100.0, 5), thin)
+    verdict = Governor().review(OrderIntent("BTCUSDT", "BUY", 10.0, 5), thin)
     assert not verdict.approved
     assert verdict.reason.startswith("safety:")

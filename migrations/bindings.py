@@ -1,0 +1,364 @@
+"""Decision values bound at import time become look-ups where they are read.
+
+`MAX_NOTIONAL_PER_TRADE_USDT = float(os.getenv("GOV_...", "200"))` in a class body,
+`DEFAULT_LEVERAGE: float = Field(default=5.0, ge=1.0, le=20.0)` in a settings class,
+`KILL_SCORE_REDUCE = 0.55` at module level: there is no symbol there and nowhere to skip to, so
+the value cannot be looked up where it is written. It can where it is *read*: inside functions,
+with a symbol (and, for sizes in money, the account equity) in scope. So every read of such a
+binding in its own file (`NAME`, `self.NAME`, `cls.NAME`, `Owner.NAME`, or `x.NAME` with `x`
+annotated as the owner class) becomes a policy look-up, and the binding is removed once nothing
+reads it any more, here or in any other file. Keyword arguments that set a removed settings field
+in a constructor call of the same file are dropped with it (the policy decides it now).
+
+A read inside an f-string or as a dict value gets the look-up that gives None (a status line, a
+report); any other read raises `PolicySkip` when the policy has no value. A function with no
+symbol in scope gets a keyword-only `symbol: str | None = None` (and `equity` for sizes in money);
+callers with a symbol in scope pass it (see `PolicyCodemod.pass_symbol`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import (
+    ExpressionContext,
+    ExpressionContextProvider,
+    ParentNodeProvider,
+    PositionProvider,
+)
+
+from audit.finding import Finding
+from migrations.keys import NOTIONAL
+
+if TYPE_CHECKING:
+    from migrations.base import PolicyCodemod
+
+# rules that put a decision value on a module or class level binding
+BINDING_RULES = frozenset(("constant", "env-default", "field-default", "field-bound"))
+GLOBAL_KEYS = frozenset(("universe_count",))  # policy values that are not per symbol
+_SELF_NAMES = ("self", "cls")
+_DATACLASS = ("dataclass", "dataclasses.dataclass")
+
+
+@dataclass
+class Binding:
+    name: str
+    key: str
+    owner: str | None  # the class it is an attribute of; None at module level
+    findings: list[Finding]
+    is_int: bool = False
+    reads: int = 0  # reads rewritten in this file
+
+
+@dataclass
+class Bindings:
+    """The import-time decision values of one file, and what became of them."""
+
+    codemod: PolicyCodemod
+    module: dict[str, Binding] = field(default_factory=dict)
+    classes: dict[str, dict[str, Binding]] = field(default_factory=dict)
+    class_stack: list[str] = field(default_factory=list)
+
+    # -- finding them -------------------------------------------------------------------------
+    def record(self, module: cst.Module) -> None:
+        for stmt in module.body:
+            binding = self._binding(stmt, None)
+            if binding is not None:
+                self.module[binding.name] = binding
+            if isinstance(stmt, cst.ClassDef) and not _is_dataclass(stmt):
+                repo = self.codemod.repo
+                if repo is not None and stmt.name.value in repo.ladders:
+                    continue
+                found = {}
+                for inner in stmt.body.body:
+                    b = self._binding(inner, stmt.name.value)
+                    if b is not None:
+                        found[b.name] = b
+                if found:
+                    self.classes[stmt.name.value] = found
+
+    def _binding(self, stmt: cst.CSTNode, owner: str | None) -> Binding | None:
+        from migrations.base import defined_name
+
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            return None
+        name = defined_name(stmt)
+        if name is None:
+            return None
+        pos = self.codemod.get_metadata(PositionProvider, stmt)
+        found = [
+            f
+            for (line, _), f in self.codemod.targets.items()
+            if pos.start.line <= line <= pos.end.line
+        ]
+        if not found or any(f.rule_id not in BINDING_RULES for f in found):
+            return None
+        key = self.codemod.binding_key(name)
+        if key is None:
+            key = next((k for f in found if (k := self.codemod.binding_key(f.name))), None)
+        if key is None:
+            return None
+        small = stmt.body[0]
+        annotation = getattr(small, "annotation", None)
+        value = getattr(small, "value", None)
+        is_int = (annotation is not None and m.matches(annotation.annotation, m.Name("int"))) or (
+            isinstance(value, cst.Call) and m.matches(value.func, m.Name("int"))
+        )
+        return Binding(name, key, owner, found, is_int)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def read_name(self, original: cst.Name) -> cst.BaseExpression | None:
+        binding = self.module.get(original.value)
+        if binding is None or not self._is_load(original):
+            return None
+        scope = self.codemod._resolve(self.codemod.scope)
+        if scope.node is None or original.value in scope.params:
+            return None
+        return self._lookup(binding, original)
+
+    def read_attribute(self, original: cst.Attribute) -> cst.BaseExpression | None:
+        if not isinstance(original.value, cst.Name) or not self._is_load(original):
+            return None
+        scope = self.codemod._resolve(self.codemod.scope)
+        if scope.node is None:
+            return None
+        base = original.value.value
+        owner: str | None = None
+        if base in _SELF_NAMES and self.class_stack:
+            owner = self.class_stack[-1]
+        elif base in self.classes:
+            owner = base
+        else:
+            owner = self.codemod.annotated_class(base)
+        binding = self.classes.get(owner or "", {}).get(original.attr.value)
+        if binding is None:
+            return None
+        return self._lookup(binding, original)
+
+    def _is_load(self, node: cst.CSTNode) -> bool:
+        try:
+            ctx = self.codemod.get_metadata(ExpressionContextProvider, node)
+        except KeyError:
+            return False
+        return ctx is ExpressionContext.LOAD
+
+    def _lookup(self, binding: Binding, node: cst.CSTNode) -> cst.BaseExpression:
+        c = self.codemod
+        raising, quote = self._context(node)
+        key = binding.key
+        quoted = f"{quote}{'size_pct' if key == NOTIONAL else key}{quote}"
+        binding.reads += 1
+        if key in GLOBAL_KEYS:
+            call = c.accessor_call("policy_value_or_skip" if raising else "policy_value", quoted)
+        else:
+            sym = c.symbol_here() or c.inject_param("symbol", "str")
+            if key == NOTIONAL:
+                equity = c.equity_here() or c.inject_param("equity", "float")
+                func = "notional_usd_or_skip" if raising else "notional_usd"
+                call = c.accessor_call(func, sym, equity)
+            else:
+                func = "policy_value_or_skip" if raising else "policy_value"
+                call = c.accessor_call(func, quoted, sym)
+        if binding.is_int and raising and key in GLOBAL_KEYS:  # a count stays an int
+            return cst.Call(func=cst.Name("int"), args=[cst.Arg(call)])
+        return call
+
+    def _context(self, node: cst.CSTNode) -> tuple[bool, str]:
+        """(whether a missing value must raise, the quote for string literals here)."""
+        child: cst.CSTNode = node
+        while True:
+            try:
+                parent = self.codemod.get_metadata(ParentNodeProvider, child)
+            except KeyError:
+                return True, '"'
+            if isinstance(parent, cst.FormattedStringExpression):
+                while not isinstance(parent, cst.FormattedString):
+                    parent = self.codemod.get_metadata(ParentNodeProvider, parent)
+                return False, "'" if '"' in parent.start else '"'
+            if isinstance(parent, cst.DictElement) and parent.value is child:
+                return False, '"'
+            if isinstance(parent, cst.BaseStatement | cst.BaseSmallStatement):
+                return True, '"'
+            child = parent
+
+    # -- removal --------------------------------------------------------------------------------
+    def sweep(self, module: cst.Module) -> cst.Module:
+        """Remove the bindings nothing reads any more (here or elsewhere); drop constructor
+        keywords that set removed class fields in this file."""
+        repo = self.codemod.repo
+        rel = self.codemod.rel_path
+        if not self.module and not self.classes:
+            return module
+        loads = _loads(module)
+        gone_module: set[str] = set()
+        for name, b in self.module.items():
+            if name in loads or (repo is not None and repo.referenced_elsewhere(name, rel)):
+                self._left(b)
+                continue
+            gone_module.add(name)
+        gone_class: dict[str, set[str]] = {}
+        for owner, found in self.classes.items():
+            for name, b in found.items():
+                elsewhere = repo is not None and (
+                    repo.referenced_elsewhere(name, rel) or repo.keyword_elsewhere(owner, name, rel)
+                )
+                if name in loads or elsewhere:
+                    self._left(b)
+                    continue
+                gone_class.setdefault(owner, set()).add(name)
+        self._same_key_note()
+        if not gone_module and not gone_class:
+            return module
+        body = []
+        for stmt in module.body:
+            from migrations.base import defined_name
+
+            if defined_name(stmt) in gone_module and isinstance(stmt, cst.SimpleStatementLine):
+                self._resolve(self.module[defined_name(stmt) or ""])
+                continue
+            if isinstance(stmt, cst.ClassDef) and stmt.name.value in gone_class:
+                stmt = self._strip_class(stmt, gone_class[stmt.name.value])
+            body.append(stmt)
+        module = module.with_changes(body=body)
+        if gone_class:
+            dropper = _DropKeywords(gone_class)
+            module = module.visit(dropper)
+            if dropper.dropped:  # the values those keywords passed went with them
+                self.codemod.note(
+                    f"constructor calls no longer pass {', '.join(sorted(dropper.dropped))}: "
+                    "the policy decides them now"
+                )
+                self.codemod.mark_resolved(
+                    *[
+                        f
+                        for f in self.codemod.targets.values()
+                        if f.rule_id == "call-arg" and f.name in dropper.dropped
+                    ]
+                )
+        return module
+
+    def _same_key_note(self) -> None:
+        """Two levels that now read the same policy value (a panic level and the close threshold)
+        make branches that told them apart test the same thing: say so."""
+        by_key: dict[str, list[str]] = {}
+        for b in [*self.module.values(), *(b for f in self.classes.values() for b in f.values())]:
+            if b.reads:
+                key = "size_pct (x equity)" if b.key == NOTIONAL else b.key
+                by_key.setdefault(key, []).append(f"{b.owner}.{b.name}" if b.owner else b.name)
+        for key, names in by_key.items():
+            if len(names) > 1:
+                self.codemod.note(
+                    f"{' and '.join(sorted(names))} all read the policy's {key} now: branches "
+                    "that told them apart test the same value (the first one decides)"
+                )
+
+    def _strip_class(self, klass: cst.ClassDef, names: set[str]) -> cst.ClassDef:
+        from migrations.base import defined_name
+
+        kept = []
+        for stmt in klass.body.body:
+            name = defined_name(stmt)
+            if name in names and isinstance(stmt, cst.SimpleStatementLine):
+                self._resolve(self.classes[klass.name.value][name])
+                continue
+            kept.append(stmt)
+        if not kept:
+            kept = [cst.SimpleStatementLine([cst.Pass()])]
+        return klass.with_changes(body=klass.body.with_changes(body=kept))
+
+    def _resolve(self, b: Binding) -> None:
+        c = self.codemod
+        where = f"{b.owner}.{b.name}" if b.owner else b.name
+        c.removed.append(where)
+        ids = {id(f) for f in b.findings}
+        c.cannot = [u for u in c.cannot if id(u.finding) not in ids]
+        c.mark_resolved(*b.findings)
+        if b.reads:
+            c.note(
+                f"{where} was read at import time; its {b.reads} read(s) now look the policy's "
+                f"{'size_pct (x equity)' if b.key == NOTIONAL else b.key} up per call"
+            )
+
+    def _left(self, b: Binding) -> None:
+        where = f"{b.owner}.{b.name}" if b.owner else b.name
+        reason = (
+            f"{where} is still read where no look-up can replace it (at import time, or in "
+            "another file through an object whose class is not known here)"
+        )
+        for f in b.findings:
+            self.codemod.refuse(f, reason)
+
+
+class _DropKeywords(cst.CSTTransformer):
+    """`Settings(MAX_LEVERAGE=3, X=1)` -> `Settings(X=1)` for removed fields."""
+
+    def __init__(self, gone: dict[str, set[str]]) -> None:
+        super().__init__()
+        self.gone = gone
+        self.dropped: set[str] = set()
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        func = updated_node.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+        names = self.gone.get(name) if isinstance(name, str) else None
+        if not names:
+            return updated_node
+        args = [a for a in updated_node.args if not (a.keyword and a.keyword.value in names)]
+        if len(args) == len(updated_node.args):
+            return updated_node
+        self.dropped |= {a.keyword.value for a in updated_node.args if a.keyword} & names
+        if args:
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return updated_node.with_changes(args=args)
+
+
+def _loads(module: cst.Module) -> set[str]:
+    """Names read anywhere in the module: plain names and attribute names, not the names that
+    assignments, parameters, keyword arguments and definitions introduce."""
+    collector = _Reads()
+    module.visit(collector)
+    return collector.reads
+
+
+class _Reads(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: set[str] = set()
+        self.skip: set[int] = set()
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        if isinstance(node.target, cst.Name):
+            self.skip.add(id(node.target))
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if isinstance(node.target, cst.Name):
+            self.skip.add(id(node.target))
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:
+            self.skip.add(id(node.keyword))
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self.skip.add(id(node.name))
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.skip.add(id(node.name))
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.skip.add(id(node.name))
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if id(node) not in self.skip:
+            self.reads.add(node.value)
+
+
+def _is_dataclass(klass: cst.ClassDef) -> bool:
+    for dec in klass.decorators:
+        node = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+        text = cst.Module(body=[]).code_for_node(node)
+        if text in _DATACLASS:
+            return True
+    return False

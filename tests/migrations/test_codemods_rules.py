@@ -1,0 +1,336 @@
+"""Before/after pairs for heuristics and for decision values bound at import time.
+
+Class attributes, settings fields and module constants are looked up where they are read;
+functions that decide leverage or size by rules return the policy value; factor heuristics are
+dropped from the products that use them. Findings come from the auditor on each snippet.
+"""
+
+from __future__ import annotations
+
+from libcst.codemod import CodemodTest
+
+from migrations.phase_harvest import HarvestFromPolicy
+from migrations.phase_kill import KillFromPolicy
+from migrations.phase_sizing import SizingFallbacks
+
+
+class TestImportTimeValues(CodemodTest):
+    TRANSFORM = SizingFallbacks
+
+    def test_class_limits_are_looked_up_where_they_are_read(self) -> None:
+        before = """
+            import os
+
+
+            class Governor:
+                MAX_NOTIONAL_PER_TRADE_USDT = float(os.getenv("GOV_MAX_NOTIONAL_USDT", "200"))
+                MAX_LEVERAGE = int(os.environ.get("GOV_MAX_LEVERAGE", "20"))
+                MAX_TRADES_PER_DAY = 40
+
+                def review(self, intent: Intent, account: Account) -> bool:
+                    if intent.notional > self.MAX_NOTIONAL_PER_TRADE_USDT:
+                        return False
+                    return intent.leverage <= self.MAX_LEVERAGE
+
+                def limits(self) -> dict:
+                    return {"max_leverage": self.MAX_LEVERAGE, "trades": self.MAX_TRADES_PER_DAY}
+
+
+            class Intent:
+                symbol: str
+
+
+            class Account:
+                equity_usdt: float
+        """
+        after = """
+            import os
+            import qctl_policy
+
+
+            class Governor:
+                MAX_TRADES_PER_DAY = 40
+
+                def review(self, intent: Intent, account: Account) -> bool:
+                    if intent.notional > qctl_policy.notional_usd_or_skip(intent.symbol, account.equity_usdt):
+                        return False
+                    return intent.leverage <= qctl_policy.policy_value_or_skip("leverage", intent.symbol)
+
+                def limits(self, *, symbol: str | None = None) -> dict:
+                    return {"max_leverage": qctl_policy.policy_value("leverage", symbol), "trades": self.MAX_TRADES_PER_DAY}
+
+
+            class Intent:
+                symbol: str
+
+
+            class Account:
+                equity_usdt: float
+        """
+        self.assertCodemod(before, after)
+
+    def test_settings_fields_go_with_their_constructor_keywords(self) -> None:
+        before = """
+            import os
+
+            from pydantic import Field
+            from pydantic_settings import BaseSettings
+
+
+            class Settings(BaseSettings):
+                EXCHANGE: str = "binanceusdm"
+                DEFAULT_LEVERAGE: float = Field(default=5.0, ge=1.0, le=20.0)
+                MAX_OPEN_POSITIONS: int = int(os.environ.get("MAX_OPEN_POSITIONS", "8"))
+
+
+            def describe(settings: Settings) -> str:
+                return f"{settings.EXCHANGE}: {settings.MAX_OPEN_POSITIONS} positions"
+
+
+            def slots(settings: Settings) -> list[int]:
+                return list(range(settings.MAX_OPEN_POSITIONS))
+
+
+            demo = Settings(DEFAULT_LEVERAGE=3.0, EXCHANGE="bybit")
+        """
+        after = """
+            import os
+
+            from pydantic import Field
+            from pydantic_settings import BaseSettings
+            import qctl_policy
+
+
+            class Settings(BaseSettings):
+                EXCHANGE: str = "binanceusdm"
+
+
+            def describe(settings: Settings) -> str:
+                return f"{settings.EXCHANGE}: {qctl_policy.policy_value('universe_count')} positions"
+
+
+            def slots(settings: Settings) -> list[int]:
+                return list(range(int(qctl_policy.policy_value_or_skip("universe_count"))))
+
+
+            demo = Settings(EXCHANGE="bybit")
+        """
+        self.assertCodemod(before, after)
+
+    def test_a_value_still_read_at_import_time_stays(self) -> None:
+        code = """
+            import os
+
+
+            class Governor:
+                MAX_LEVERAGE = int(os.environ.get("GOV_MAX_LEVERAGE", "20"))
+                CAPS = {"leverage": MAX_LEVERAGE}
+
+                def caps(self) -> dict:
+                    return self.CAPS
+        """
+        self.assertCodemod(code, code)
+
+
+class TestHeuristics(CodemodTest):
+    TRANSFORM = SizingFallbacks
+
+    def test_rules_clamps_and_factors_give_way_to_the_policy(self) -> None:
+        before = """
+            LEVERAGE_TARGET_VOL = 0.02
+
+
+            def choose_leverage(volatility: float, confidence: float) -> float:
+                \"\"\"Target a fixed daily move.\"\"\"
+                lev = LEVERAGE_TARGET_VOL / volatility
+                if confidence < 0.6:
+                    lev = lev * 0.5
+                return clamp_leverage(lev)
+
+
+            def clamp_leverage(lev: float) -> float:
+                return min(max(lev, 1.0), 20.0)
+
+
+            def tier_size_multiplier(lev: float) -> float:
+                if lev <= 10:
+                    return 1.0
+                return 0.5
+
+
+            def position_size(base_usd: float, lev: float) -> float:
+                return base_usd * tier_size_multiplier(lev)
+
+
+            def entry(signal: Signal) -> tuple[float, float]:
+                lev = choose_leverage(signal.vol, signal.confidence)
+                return lev, position_size(signal.base, lev)
+
+
+            class Signal:
+                symbol: str
+        """
+        after = """
+            import qctl_policy
+
+
+            def choose_leverage(volatility: float, confidence: float, *, symbol: str | None = None) -> float:
+                \"\"\"Target a fixed daily move.\"\"\"
+                return qctl_policy.policy_value_or_skip("leverage", symbol)
+
+
+            def clamp_leverage(lev: float) -> float:
+                return qctl_policy.clamp("leverage", lev)
+
+
+            def position_size(base_usd: float, lev: float) -> float:
+                return base_usd
+
+
+            def entry(signal: Signal) -> tuple[float, float]:
+                lev = choose_leverage(signal.vol, signal.confidence, symbol=signal.symbol)
+                return lev, position_size(signal.base, lev)
+
+
+            class Signal:
+                symbol: str
+        """
+        self.assertCodemod(before, after)
+
+    def test_unannotated_rule_returns(self) -> None:
+        before = """
+            def pick_leverage(symbol, vol):
+                if vol > 0.05:
+                    return 3
+                return 10
+        """
+        after = """
+            import qctl_policy
+
+            def pick_leverage(symbol, vol):
+                return qctl_policy.policy_value_or_skip("leverage", symbol)
+        """
+        self.assertCodemod(before, after)
+
+    def test_a_function_with_a_fallback_keeps_its_logic(self) -> None:
+        before = """
+            def lev_for(symbol, decision) -> float:
+                leverage = decision.get("leverage")
+                if leverage is None:
+                    leverage = 10
+                return leverage * 2
+        """
+        after = """
+            import qctl_policy
+
+            def lev_for(symbol, decision) -> float:
+                leverage = decision.get("leverage")
+                if leverage is None:
+                    leverage = qctl_policy.policy_value("leverage", symbol)
+                    if leverage is None:
+                        raise qctl_policy.PolicySkip("leverage", symbol)
+                return leverage * 2
+        """
+        self.assertCodemod(before, after)
+
+    def test_a_factor_used_outside_a_product_stays(self) -> None:
+        code = """
+            def size_multiplier(lev: float) -> float:
+                if lev <= 10:
+                    return 1.0
+                return 0.5
+
+
+            def report(lev: float) -> str:
+                return str(size_multiplier(lev))
+        """
+        self.assertCodemod(code, code)
+
+
+class TestHarvestShares(CodemodTest):
+    TRANSFORM = HarvestFromPolicy
+
+    def test_close_fractions_and_holding_times(self) -> None:
+        before = """
+            from dataclasses import dataclass
+
+            T1_CLOSE_FRACTION = 0.3
+
+
+            @dataclass
+            class Theta:
+                T1_R: float = 2.0
+                T2_R: float = 4.0
+                max_hold_sec: int = 3600
+
+
+            def orders_for(pos, qty: float) -> list:
+                return [(pos.symbol, round(qty * T1_CLOSE_FRACTION, 3))]
+
+
+            def theta_for(symbol: str) -> Theta:
+                return Theta()
+        """
+        after = """
+            from dataclasses import dataclass
+            import qctl_policy
+
+
+            @dataclass
+            class Theta:
+                T1_R: float
+                T2_R: float
+                max_hold_sec: int
+
+
+            def orders_for(pos, qty: float) -> list:
+                return [(pos.symbol, round(qty * qctl_policy.policy_value_or_skip("harvest_t1_close_frac", pos.symbol), 3))]
+
+
+            def theta_for(symbol: str) -> Theta:
+                return Theta(
+                    T1_R=qctl_policy.policy_value_or_skip("harvest_t1_r", symbol),
+                    T2_R=qctl_policy.policy_value_or_skip("harvest_t2_r", symbol),
+                    max_hold_sec=qctl_policy.policy_value_or_skip("max_hold_sec", symbol),
+                )
+        """
+        self.assertCodemod(before, after)
+
+
+class TestGradedKillLevels(CodemodTest):
+    TRANSFORM = KillFromPolicy
+
+    def test_panic_reduce_and_reduce_fraction(self) -> None:
+        before = """
+            KILL_SCORE_REDUCE = 0.55
+            KILL_SCORE_PANIC = 0.85
+            KILL_REDUCE_FRACTION = 0.5
+
+
+            def orders(symbol: str, qty: float, kill_score: float) -> list:
+                if kill_score >= KILL_SCORE_PANIC:
+                    return [qty]
+                if kill_score >= KILL_SCORE_REDUCE:
+                    return [qty * KILL_REDUCE_FRACTION]
+                return []
+
+
+            def level(kill_score: float) -> str:
+                return "reduce" if kill_score >= KILL_SCORE_REDUCE else "ok"
+        """
+        after = """
+            import qctl_policy
+
+
+            def orders(symbol: str, qty: float, kill_score: float) -> list:
+                if qctl_policy.kill_due(kill_score, symbol):
+                    return [qty]
+                if qctl_policy.reached("kill_reduce_threshold", kill_score, symbol):
+                    return [qty * qctl_policy.policy_value_or_skip("kill_reduce_frac", symbol)]
+                return []
+
+
+            def level(kill_score: float, *, symbol: str | None = None) -> str:
+                return "reduce" if qctl_policy.reached("kill_reduce_threshold", kill_score, symbol) else "ok"
+        """
+        self.assertCodemod(before, after)
