@@ -27,6 +27,11 @@ from migrations.repo import RepoIndex
 SNIPPET = "snippet.py"
 _SYMBOL_PARAMS = ("symbol", "sym")
 IMPORT_TIME = "read at import time (module or class level), where a skip has nowhere to go"
+START_UP = (
+    "read once when the object is built (a constructor, at start-up): no symbol there and a skip "
+    "would leave a half-built object; look the value up where it is used"
+)
+CONSTRUCTORS = frozenset(("__init__", "__post_init__", "__new__", "__init_subclass__"))
 _EQUITY_PARAMS = ("equity", "equity_usdt", "equity_usd", "equity_usdc")
 
 
@@ -297,6 +302,12 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
     def scope(self) -> Scope:
         return self.scopes[-1]
 
+    @property
+    def at_start_up(self) -> bool:
+        """At module or class level, or in a constructor: no look-up and no skip belongs here."""
+        node = self.scope.node
+        return node is None or node.name.value in CONSTRUCTORS
+
     def _scope_for(self, node: cst.FunctionDef) -> Scope:
         """A function's scope; what is in scope is worked out on first use (most functions of a
         file never need it, and it walks the body)."""
@@ -340,8 +351,26 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
         if scope.symbol is None:
             local = self._instances(node.body.body, repo.symbol_classes)
             scope.symbol = next(iter(local.values()), None)
+        if scope.symbol is None:
+            scope.symbol = self._symbol_by_name(all_params, repo)
         scope.flow = _flow(node)
         return scope
+
+    def _symbol_by_name(self, params: list[cst.Param], repo: RepoIndex) -> str | None:
+        """`self` in a class that keeps `self.symbol`; an unannotated `signal` where the repository
+        has a class `Signal` (or `TradeSignal`...) with a symbol."""
+        stack = self.bindings.class_stack
+        names = [p.name.value for p in params]
+        if names[:1] == ["self"] and stack and stack[-1] in repo.symbol_classes:
+            return "self.symbol"
+        lowered = {c.lower() for c in repo.symbol_classes}
+        for p in params:
+            name = p.name.value.replace("_", "").lower()
+            if p.annotation is not None or name in ("self", "cls") or len(name) < 3:
+                continue
+            if name in lowered or any(c.endswith(name) for c in lowered):
+                return f"{p.name.value}.symbol"
+        return None
 
     def equity_here(self) -> str | None:
         """The expression naming the account equity in the current function, if any."""
@@ -382,8 +411,8 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
         self, original: cst.Call, updated: cst.Call, finding: Finding
     ) -> cst.BaseExpression:
         """`d.get("k", lit)` -> `given_or_skip(d.get("k"), "k")`: a missing value skips."""
-        if self.scope.node is None:
-            self.refuse(finding, IMPORT_TIME)
+        if self.at_start_up:
+            self.refuse(finding, IMPORT_TIME if self.scope.node is None else START_UP)
             return updated
         first = original.args[0].value if original.args else None
         is_getattr = isinstance(original.func, cst.Name) and original.func.value == "getattr"
@@ -431,7 +460,7 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
         return None, else `raise PolicySkip`. None at module level (nothing to leave)."""
         scope = self._resolve(self.scope)
         args = ", ".join([q(what), *([symbol] if symbol else [])])
-        if scope.node is None:
+        if self.at_start_up:
             return None
         self.need_import()
         if scope.loops > 0:
@@ -616,7 +645,7 @@ class DeadCode:
                     break
             if gone is None:
                 return module
-            module = module.with_changes(body=[s for s in body if s is not defs[gone]])
+            module = module.with_changes(body=without(body, {id(defs[gone])}))
             self.codemod.mark_resolved(*self.carried.pop(gone, []))
             self.codemod.removed.append(gone)
 
@@ -675,3 +704,22 @@ def _written_out(stmt: cst.CSTNode) -> bool:
         return False
 
     return literal(value)
+
+
+def without(body: Sequence[cst.BaseStatement], doomed: set[int]) -> list[cst.BaseStatement]:
+    """`body` without the statements in `doomed` (by id). A comment above a removed statement that
+    heads the lines right after it (no blank line between) moves down to the next one kept."""
+    out: list[cst.BaseStatement] = []
+    carry: list[cst.EmptyLine] = []
+    for stmt in body:
+        if id(stmt) in doomed:
+            lines = list(getattr(stmt, "leading_lines", ()))
+            carry = [*carry, *lines] if any(ln.comment for ln in lines) else carry
+            continue
+        if carry:
+            own = list(getattr(stmt, "leading_lines", ()))
+            if not own and hasattr(stmt, "leading_lines"):
+                stmt = stmt.with_changes(leading_lines=carry)
+            carry = []
+        out.append(stmt)
+    return out

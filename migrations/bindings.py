@@ -112,19 +112,19 @@ class Bindings:
     # -- reads ----------------------------------------------------------------------------------
     def read_name(self, original: cst.Name) -> cst.BaseExpression | None:
         binding = self.module.get(original.value)
-        if binding is None or not self._is_load(original):
+        if binding is None or not self._is_load(original) or self.codemod.at_start_up:
             return None
         scope = self.codemod._resolve(self.codemod.scope)
-        if scope.node is None or original.value in scope.params:
+        if original.value in scope.params or self._in_default(original):
             return None
         return self._lookup(binding, original)
 
     def read_attribute(self, original: cst.Attribute) -> cst.BaseExpression | None:
         if not isinstance(original.value, cst.Name) or not self._is_load(original):
             return None
-        scope = self.codemod._resolve(self.codemod.scope)
-        if scope.node is None:
+        if self.codemod.at_start_up or self._in_default(original):
             return None
+        self.codemod._resolve(self.codemod.scope)
         base = original.value.value
         owner: str | None = None
         if base in _SELF_NAMES and self.class_stack:
@@ -137,6 +137,21 @@ class Bindings:
         if binding is None:
             return None
         return self._lookup(binding, original)
+
+    def _in_default(self, node: cst.CSTNode) -> bool:
+        """Inside a parameter default or a decorator: evaluated when the function is defined
+        (at import time), not when it is called."""
+        child: cst.CSTNode = node
+        while True:
+            try:
+                parent = self.codemod.get_metadata(ParentNodeProvider, child)
+            except KeyError:
+                return False
+            if isinstance(parent, cst.Param | cst.Decorator):
+                return True
+            if isinstance(parent, cst.FunctionDef | cst.Module | cst.ClassDef):
+                return False
+            child = parent
 
     def _is_load(self, node: cst.CSTNode) -> bool:
         try:
@@ -175,9 +190,10 @@ class Bindings:
             except KeyError:
                 return True, '"'
             if isinstance(parent, cst.FormattedStringExpression):
+                formatted = parent.format_spec is not None  # `{x:.2f}` of None raises
                 while not isinstance(parent, cst.FormattedString):
                     parent = self.codemod.get_metadata(ParentNodeProvider, parent)
-                return False, "'" if '"' in parent.start else '"'
+                return formatted, "'" if '"' in parent.start else '"'
             if isinstance(parent, cst.DictElement) and parent.value is child:
                 return False, '"'
             if isinstance(parent, cst.BaseStatement | cst.BaseSmallStatement):
@@ -212,17 +228,17 @@ class Bindings:
         self._same_key_note()
         if not gone_module and not gone_class:
             return module
-        body = []
-        for stmt in module.body:
-            from migrations.base import defined_name
+        from migrations.base import defined_name, without
 
+        body, doomed = [], set()
+        for stmt in module.body:
             if defined_name(stmt) in gone_module and isinstance(stmt, cst.SimpleStatementLine):
                 self._resolve(self.module[defined_name(stmt) or ""])
-                continue
-            if isinstance(stmt, cst.ClassDef) and stmt.name.value in gone_class:
+                doomed.add(id(stmt))
+            elif isinstance(stmt, cst.ClassDef) and stmt.name.value in gone_class:
                 stmt = self._strip_class(stmt, gone_class[stmt.name.value])
             body.append(stmt)
-        module = module.with_changes(body=body)
+        module = module.with_changes(body=without(body, doomed))
         if gone_class:
             dropper = _DropKeywords(gone_class)
             module = module.visit(dropper)
@@ -256,15 +272,15 @@ class Bindings:
                 )
 
     def _strip_class(self, klass: cst.ClassDef, names: set[str]) -> cst.ClassDef:
-        from migrations.base import defined_name
+        from migrations.base import defined_name, without
 
-        kept = []
+        doomed = set()
         for stmt in klass.body.body:
             name = defined_name(stmt)
             if name in names and isinstance(stmt, cst.SimpleStatementLine):
                 self._resolve(self.classes[klass.name.value][name])
-                continue
-            kept.append(stmt)
+                doomed.add(id(stmt))
+        kept = without(klass.body.body, doomed)
         if not kept:
             kept = [cst.SimpleStatementLine([cst.Pass()])]
         return klass.with_changes(body=klass.body.with_changes(body=kept))

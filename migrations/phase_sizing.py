@@ -35,6 +35,7 @@ from libcst.metadata import PositionProvider
 
 from audit.finding import Category, Finding
 from migrations.base import (
+    START_UP,
     DeadCode,
     PolicyCodemod,
     code,
@@ -48,7 +49,14 @@ from migrations.keys import NOTIONAL, is_scale_name, positions_key, sizing_key, 
 _FALLBACK_HINT = ("fallback", "default")
 _RULE_FORMS = ("comparison", "weight", "clamp", "return")
 # words of a heuristic's parameter, not of the decision itself (LEVERAGE_TARGET_VOL)
-_INPUT_WORDS = {"vol", "volatility", "target", "confidence", "conf", "threshold", "weight", "score"}
+_INPUT_WORDS = {
+    *("vol", "volatility", "target", "confidence", "conf", "threshold", "weight", "score"),
+    *("min", "minimum", "floor", "liquidation", "liq", "fee", "fees", "volume", "slippage"),
+}
+# a heuristic function's name ends with the value it decides (`choose_leverage`, `leverage_for`)
+_NAME_TAIL = {"for", "from", "of", "pct", "percent", "fraction", "frac", "usd", "usdt", "x"}
+_DECISION_WORDS = {"leverage", "lev", "size", "sizing"}
+_NUMBERS = {"float", "int", "Decimal", "float | None", "int | None", "Optional[float]"}
 _CLAMPS = ("min", "max")
 
 
@@ -78,6 +86,8 @@ class SizingFallbacks(PolicyCodemod):
         "env-default": "read at import time (module or class level): a skip has nowhere to go",
         "call-arg": "a literal passed to a call that is not set_leverage, or no symbol in scope",
         "dict-value": "a value in a dict literal; no single policy key to look up",
+        "assign-fallback": START_UP,
+        "or-fallback": START_UP,
     }
 
     def __init__(self, *args, **kwargs) -> None:
@@ -157,7 +167,7 @@ class SizingFallbacks(PolicyCodemod):
         """A function deciding leverage or size by rules, or clamping it by hand-written bounds:
         its body becomes the policy look-up (or the clamp to the hard limits)."""
         name = original.name.value
-        if name in self.scales or not _returns_a_value(original):
+        if name in self.scales or not _returns_a_number(original) or not _decides(name):
             return None
         key = sizing_key(name)
         if key not in ("leverage", "size_pct"):
@@ -175,6 +185,8 @@ class SizingFallbacks(PolicyCodemod):
         else:
             sym = self.symbol_here() or self.inject_param("symbol", "str")
             value = self.accessor_call("policy_value_or_skip", q(key), sym)
+            if original.returns is not None and code(original.returns.annotation) == "int":
+                value = cst.Call(func=cst.Name("int"), args=[cst.Arg(value)])
             what = f"returns the policy's {key} for the symbol (its rules are gone)"
         self.mark_resolved(*found)
         self.note(f"{name}() {what}; its docstring and unused parameters may need a look")
@@ -215,7 +227,7 @@ class SizingFallbacks(PolicyCodemod):
     def leave_SimpleStatementLine(
         self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
     ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement]:
-        if self.scope.node is None or len(original_node.body) != 1:
+        if self.at_start_up or len(original_node.body) != 1:
             return updated_node
         small = original_node.body[0]
         if isinstance(small, cst.Return) and small.value is not None:
@@ -372,6 +384,7 @@ class SizingFallbacks(PolicyCodemod):
             what = "size_pct" if key == NOTIONAL else key
             skip = self.skip_statements(what, self.symbol_here())
             if skip is None:
+                self.refuse(finding, START_UP)
                 continue
             lookup = self.lookup(key)
             if lookup is not None:
@@ -414,12 +427,21 @@ def _optional(param: cst.Param) -> cst.Param:
     return param.with_changes(default=cst.Name("None"), annotation=annotation)
 
 
-def _returns_a_value(func: cst.FunctionDef) -> bool:
-    """Annotated as returning something other than None, or (unannotated) returns a value."""
+def _decides(name: str) -> bool:
+    """`choose_leverage`, `leverage_for`, `position_size_pct`: the name ends with the decision
+    (not `run_leverage_simulator`, `_leverage_attempts`)."""
+    ws = words(name)
+    last = max((i for i, w in enumerate(ws) if w in _DECISION_WORDS), default=None)
+    return last is not None and all(w in _NAME_TAIL for w in ws[last + 1 :])
+
+
+def _returns_a_number(func: cst.FunctionDef) -> bool:
+    """Annotated as a number, or (unannotated) returns values none of which is a container."""
     if func.returns is not None:
-        return code(func.returns.annotation) != "None"
-    returns = m.findall(func.body, m.Return(value=m.DoNotCare()))
-    return any(isinstance(r, cst.Return) and r.value is not None for r in returns)
+        return code(func.returns.annotation) in _NUMBERS
+    returns = [r for r in m.findall(func.body, m.Return()) if isinstance(r, cst.Return) and r.value]
+    containers = (cst.List, cst.Tuple, cst.Dict, cst.Set, cst.ListComp, cst.DictComp, cst.SetComp)
+    return bool(returns) and not any(isinstance(r.value, containers) for r in returns)
 
 
 def _clamped_param(stmts: list[cst.BaseStatement], params: list[str]) -> str | None:

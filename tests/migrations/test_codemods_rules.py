@@ -334,3 +334,182 @@ class TestGradedKillLevels(CodemodTest):
                 return "reduce" if qctl_policy.reached("kill_reduce_threshold", kill_score, symbol) else "ok"
         """
         self.assertCodemod(before, after)
+
+
+class TestWhatMustStayAlone(CodemodTest):
+    """Forms met in real trading code that a look-up would break (each was broken once)."""
+
+    TRANSFORM = SizingFallbacks
+
+    def test_constructor_defaults_and_config_reads(self) -> None:
+        # a skip there would return from __init__ and leave a half-built object
+        code = """
+            class MicroTrading:
+                def __init__(self, config: dict, idle_short: float = 600, size_short: float = 0.5):
+                    self.size_short = size_short
+                    self.max_leverage = config.get("max_leverage", 3)
+                    self.leverage = config.get("leverage") or 20
+
+                def multiplier(self, idle: float) -> float:
+                    return self.size_short if idle > 60 else 1.0
+        """
+        self.assertCodemod(code, code)
+
+    def test_functions_that_do_not_return_one_leverage(self) -> None:
+        code = """
+            def run_capital_leverage_simulator(moves: list[float], capital: float) -> dict:
+                rows = [sum(moves) * lev for lev in (1, 3, 5, 10) if 5.0 * lev < capital]
+                return {"rows": rows}
+
+
+            def leverage_attempts(leverage: int, floor: int) -> list[int]:
+                if leverage > 20:
+                    leverage = 20
+                return list(range(leverage, floor - 1, -1))
+        """
+        self.assertCodemod(code, code)
+
+    def test_a_constant_read_in_a_parameter_default_stays(self) -> None:
+        code = """
+            MAX_LEVERAGE = 20
+
+
+            def capped(lev: float, cap: float = MAX_LEVERAGE) -> float:
+                return lev if lev < cap else cap
+        """
+        self.assertCodemod(code, code)
+
+    def test_thresholds_named_in_money_are_not_sizes(self) -> None:
+        code = """
+            LIQUIDATION_STOPOUT_MIN_NOTIONAL_USD = 5_000_000.0
+
+
+            def stopout(liq: float) -> bool:
+                return liq >= LIQUIDATION_STOPOUT_MIN_NOTIONAL_USD
+        """
+        self.assertCodemod(code, code)
+
+
+class TestSymbolInScope(CodemodTest):
+    TRANSFORM = SizingFallbacks
+
+    def test_self_symbol_and_a_signal_parameter(self) -> None:
+        before = """
+            class Trader:
+                MAX_LEVERAGE = 20
+
+                def __init__(self, symbol: str) -> None:
+                    self.symbol = symbol
+
+                def ok(self, lev: float) -> bool:
+                    return lev <= self.MAX_LEVERAGE
+
+
+            class Signal:
+                symbol: str
+
+
+            def initial_leverage(signal, floor: int) -> int:
+                if signal.confidence < 0.9:
+                    return 3
+                return max(signal.leverage, floor)
+        """
+        after = """
+            import qctl_policy
+
+            class Trader:
+
+                def __init__(self, symbol: str) -> None:
+                    self.symbol = symbol
+
+                def ok(self, lev: float) -> bool:
+                    return lev <= qctl_policy.policy_value_or_skip("leverage", self.symbol)
+
+
+            class Signal:
+                symbol: str
+
+
+            def initial_leverage(signal, floor: int) -> int:
+                return int(qctl_policy.policy_value_or_skip("leverage", signal.symbol))
+        """
+        self.assertCodemod(before, after)
+
+
+class TestFormattedReads(CodemodTest):
+    TRANSFORM = HarvestFromPolicy
+
+    def test_a_formatted_read_raises_a_plain_one_gives_none(self) -> None:
+        before = """
+            class Sentinel:
+                T1_R = 0.80
+                T1_LOCK_R = 0.25
+
+                def tick(self, symbol: str, r: float) -> str:
+                    if r >= self.T1_R:
+                        return "take"
+                    return f"T1 {self.T1_R:.1f}R, lock {self.T1_LOCK_R}"
+        """
+        after = """
+            import qctl_policy
+
+            class Sentinel:
+
+                def tick(self, symbol: str, r: float) -> str:
+                    if r >= qctl_policy.policy_value_or_skip("harvest_t1_r", symbol):
+                        return "take"
+                    return f"T1 {qctl_policy.policy_value_or_skip('harvest_t1_r', symbol):.1f}R, lock {qctl_policy.policy_value('harvest_lock_r', symbol)}"
+        """
+        self.assertCodemod(before, after)
+
+
+class TestComments(CodemodTest):
+    TRANSFORM = SizingFallbacks
+
+    def test_a_section_comment_moves_to_the_next_line_kept(self) -> None:
+        before = """
+            import os
+
+            # Limits ops may override with the environment
+            MAX_LEVERAGE = int(os.getenv("MAX_LEVERAGE", "20"))
+            RETRY_SECONDS = 5
+
+
+            def ok(symbol: str, lev: float) -> bool:
+                return lev <= MAX_LEVERAGE
+        """
+        after = """
+            import os
+            import qctl_policy
+
+            # Limits ops may override with the environment
+            RETRY_SECONDS = 5
+
+
+            def ok(symbol: str, lev: float) -> bool:
+                return lev <= qctl_policy.policy_value_or_skip("leverage", symbol)
+        """
+        self.assertCodemod(before, after)
+
+
+class TestTakeProfitRungs(CodemodTest):
+    TRANSFORM = HarvestFromPolicy
+
+    def test_tp1_names_are_harvest_rungs(self) -> None:
+        before = """
+            def on_tick(symbol, entry, risk, price, qty, scale_cfg: dict):
+                tp1_r = scale_cfg.get("tp1_r", 1.0)
+                if price >= entry + tp1_r * risk:
+                    return qty * scale_cfg.get("tp1_frac", 0.5)
+                return 0.0
+        """
+        after = """
+            import qctl_policy
+
+            def on_tick(symbol, entry, risk, price, qty, scale_cfg: dict):
+                tp1_r = qctl_policy.given_or_skip(scale_cfg.get("tp1_r"), "tp1_r", symbol)
+                if price >= entry + tp1_r * risk:
+                    return qty * qctl_policy.given_or_skip(scale_cfg.get("tp1_frac"), "tp1_frac", symbol)
+                return 0.0
+        """
+        self.assertCodemod(before, after)
