@@ -364,14 +364,7 @@ class AutonomyZone:
 # values an entry decision may leave out: no take-profit backstop; and without a harvest ladder
 # its values, close fractions included (a ladder that is there must be complete)
 _OPTIONAL_ENTRY_VALUES = frozenset({"take_profit_pct"})
-_NO_LADDER_VALUES = _OPTIONAL_ENTRY_VALUES | {
-    "harvest_t1_r",
-    "harvest_t2_r",
-    "harvest_t3_r",
-    "harvest_lock_r",
-    "harvest_t1_close_frac",
-    "harvest_t2_close_frac",
-}
+_NO_LADDER_VALUES = _OPTIONAL_ENTRY_VALUES | {str(k) for k in PolicyKey if k.startswith("harvest_")}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,23 +41,12 @@ _HEADERS = {
 }
 
 
-# the per-symbol values in three narrow tables (one wide one does not fit a terminal)
+# the per-symbol values in narrow tables, by key prefix (one wide table does not fit a terminal)
 _GROUPS = (
     ("entry", ("leverage", "size_pct", "stop_loss_pct", "take_profit_pct")),
-    (
-        "harvest",
-        (
-            "harvest_t1_r",
-            "harvest_t2_r",
-            "harvest_t3_r",
-            "harvest_lock_r",
-            "harvest_t1_close_frac",
-            "harvest_t2_close_frac",
-        ),
-    ),
-    ("kill and time exit", ("kill_threshold", "kill_reduce_threshold", "kill_reduce_frac",
-                            "max_hold_sec")),
-)  # fmt: skip
+    ("harvest", ("harvest_",)),
+    ("kill and time exit", ("kill_", "max_hold")),
+)
 
 
 def _cell(key: str, v: float | None) -> str:
@@ -71,8 +60,9 @@ def _cell(key: str, v: float | None) -> str:
 def _symbols_tables(doc: dict) -> list[Table]:
     from engine.policy_file import SYMBOL_KEYS
 
-    shown = {k for _, keys in _GROUPS for k in keys}
-    groups = [*_GROUPS, ("other", tuple(k for k in SYMBOL_KEYS if k not in shown))]
+    groups = [(t, tuple(k for k in SYMBOL_KEYS if k.startswith(p))) for t, p in _GROUPS]
+    shown = {k for _, keys in groups for k in keys}
+    groups.append(("other", tuple(k for k in SYMBOL_KEYS if k not in shown)))
     tables = []
     for title, keys in groups:
         if not keys:
