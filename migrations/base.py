@@ -25,7 +25,7 @@ from migrations.bindings import Bindings
 from migrations.repo import RepoIndex
 
 SNIPPET = "snippet.py"
-_SYMBOL_PARAMS = ("symbol", "sym")
+_SYMBOL_PARAMS = ("symbol", "sym", "pair", "ticker")
 IMPORT_TIME = "read at import time (module or class level), where a skip has nowhere to go"
 START_UP = (
     "read once when the object is built (a constructor, at start-up): no symbol there and a skip "
@@ -365,11 +365,14 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
             return "self.symbol"
         lowered = {c.lower() for c in repo.symbol_classes}
         for p in params:
-            name = p.name.value.replace("_", "").lower()
-            if p.annotation is not None or name in ("self", "cls") or len(name) < 3:
+            var = p.name.value
+            name = var.replace("_", "").lower()
+            if name in ("self", "cls") or len(name) < 3:
                 continue
-            if name in lowered or any(c.endswith(name) for c in lowered):
-                return f"{p.name.value}.symbol"
+            if var in repo.symbol_readers:  # the code reads `signal.symbol` somewhere
+                return f"{var}.symbol"
+            if p.annotation is None and (name in lowered or any(c.endswith(name) for c in lowered)):
+                return f"{var}.symbol"
         return None
 
     def equity_here(self) -> str | None:

@@ -51,6 +51,7 @@ class Binding:
     findings: list[Finding]
     is_int: bool = False
     reads: int = 0  # reads rewritten in this file
+    kept: bool = False  # also read where no look-up can go: every read stays
 
 
 @dataclass
@@ -79,6 +80,45 @@ class Bindings:
                         found[b.name] = b
                 if found:
                     self.classes[stmt.name.value] = found
+        self._keep_read_at_start_up(module)
+
+    def _keep_read_at_start_up(self, module: cst.Module) -> None:
+        """A binding also read at import time, in a constructor or in a parameter default keeps
+        every read as it is: replacing only some would give one object two values."""
+        from migrations.base import CONSTRUCTORS
+
+        if not self.module and not self.classes:
+            return
+        class_names = {n for found in self.classes.values() for n in found}
+        reads = m.findall(module, m.Name() | m.Attribute(value=m.Name()))
+        for node in reads:
+            if isinstance(node, cst.Name) and node.value in self.module:
+                binding = self.module[node.value]
+            elif isinstance(node, cst.Attribute) and node.attr.value in class_names:
+                binding = next(
+                    (f[node.attr.value] for f in self.classes.values() if node.attr.value in f),
+                    None,
+                )
+            else:
+                continue
+            if binding is None or not self._is_load(node):
+                continue
+            func = self._enclosing_function(node)
+            if func is None or func.name.value in CONSTRUCTORS or self._in_default(node):
+                binding.kept = True
+
+    def _enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
+        child: cst.CSTNode = node
+        while True:
+            try:
+                parent = self.codemod.get_metadata(ParentNodeProvider, child)
+            except KeyError:
+                return None
+            if isinstance(parent, cst.FunctionDef):
+                return parent
+            if isinstance(parent, cst.ClassDef | cst.Module):
+                return None
+            child = parent
 
     def _binding(self, stmt: cst.CSTNode, owner: str | None) -> Binding | None:
         from migrations.base import defined_name
@@ -115,7 +155,7 @@ class Bindings:
         if binding is None or not self._is_load(original) or self.codemod.at_start_up:
             return None
         scope = self.codemod._resolve(self.codemod.scope)
-        if original.value in scope.params or self._in_default(original):
+        if binding.kept or original.value in scope.params or self._in_default(original):
             return None
         return self._lookup(binding, original)
 
@@ -124,7 +164,6 @@ class Bindings:
             return None
         if self.codemod.at_start_up or self._in_default(original):
             return None
-        self.codemod._resolve(self.codemod.scope)
         base = original.value.value
         owner: str | None = None
         if base in _SELF_NAMES and self.class_stack:
@@ -134,7 +173,7 @@ class Bindings:
         else:
             owner = self.codemod.annotated_class(base)
         binding = self.classes.get(owner or "", {}).get(original.attr.value)
-        if binding is None:
+        if binding is None or binding.kept:
             return None
         return self._lookup(binding, original)
 

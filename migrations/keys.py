@@ -41,7 +41,10 @@ def ladder_key(name: str) -> str | None:
     for n in ("1", "2", "3"):
         if joined in (f"t{n}_r", f"t{n}", f"tp{n}_r", f"harvest_t{n}_r", f"target{n}_r"):
             return f"harvest_t{n}_r"
-    if joined in ("lock_r", "lock", "harvest_lock_r", "lock_in_r") or ("lock" in ws and "r" in ws):
+    later_rung = {"t2", "t3", "tp2", "tp3", "2", "3"} & set(ws)  # T2_LOCK_R: no policy key
+    if joined in ("lock_r", "lock", "harvest_lock_r", "lock_in_r") or (
+        "lock" in ws and "r" in ws and not later_rung
+    ):
         return str(PolicyKey.HARVEST_LOCK_R)
     if kill_key(name):
         return str(PolicyKey.KILL_THRESHOLD)

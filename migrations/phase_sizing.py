@@ -56,6 +56,7 @@ _INPUT_WORDS = {
 # a heuristic function's name ends with the value it decides (`choose_leverage`, `leverage_for`)
 _NAME_TAIL = {"for", "from", "of", "pct", "percent", "fraction", "frac", "usd", "usdt", "x"}
 _DECISION_WORDS = {"leverage", "lev", "size", "sizing"}
+_BOUND_WORDS = {"min", "max", "limit", "cap", "floor", "ceiling", "bound", "lo", "hi"}
 _NUMBERS = {"float", "int", "Decimal", "float | None", "int | None", "Optional[float]"}
 _CLAMPS = ("min", "max")
 
@@ -86,8 +87,6 @@ class SizingFallbacks(PolicyCodemod):
         "env-default": "read at import time (module or class level): a skip has nowhere to go",
         "call-arg": "a literal passed to a call that is not set_leverage, or no symbol in scope",
         "dict-value": "a value in a dict literal; no single policy key to look up",
-        "assign-fallback": START_UP,
-        "or-fallback": START_UP,
     }
 
     def __init__(self, *args, **kwargs) -> None:
@@ -175,6 +174,15 @@ class SizingFallbacks(PolicyCodemod):
         found = self._rules_in(original, with_returns=True)
         if not found:
             return None
+        limits = _data_limits(original)
+        if limits:
+            for f in found:
+                self.refuse(
+                    f,
+                    f"{name}() also bounds the value by data ({', '.join(limits)}): replace its "
+                    "rules by the policy value by hand and keep those bounds",
+                )
+            return None
         body = list(original.body.body)  # type: ignore[union-attr]
         doc = body[:1] if body and is_docstring(body[0]) else []
         rest = body[len(doc) :]
@@ -227,7 +235,16 @@ class SizingFallbacks(PolicyCodemod):
     def leave_SimpleStatementLine(
         self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
     ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement]:
-        if self.at_start_up or len(original_node.body) != 1:
+        if len(original_node.body) != 1 or self.scope.node is None:
+            return updated_node
+        if self.at_start_up:  # a constructor: refuse what would be rewritten, with the reason
+            small = original_node.body[0]
+            value = getattr(small, "value", None)
+            if isinstance(value, cst.BooleanOperation):
+                value = value.right
+            found = self.target(value) if value is not None else None
+            if found is not None and found.rule_id in ("assign-fallback", "or-fallback"):
+                self.refuse(found, START_UP)
             return updated_node
         small = original_node.body[0]
         if isinstance(small, cst.Return) and small.value is not None:
@@ -433,6 +450,23 @@ def _decides(name: str) -> bool:
     ws = words(name)
     last = max((i for i, w in enumerate(ws) if w in _DECISION_WORDS), default=None)
     return last is not None and all(w in _NAME_TAIL for w in ws[last + 1 :])
+
+
+def _data_limits(func: cst.FunctionDef) -> list[str]:
+    """Bounds a heuristic takes from data rather than literals (`min(x, rules.max_leverage)`):
+    exchange or account limits that must outlive the heuristic."""
+    out: list[str] = []
+    for call in m.findall(func.body, m.Call(func=m.Name("min") | m.Name("max"))):
+        assert isinstance(call, cst.Call)
+        for arg in call.args:
+            value = arg.value
+            if (
+                isinstance(value, cst.Attribute)
+                and _BOUND_WORDS & set(words(value.attr.value))
+                and code(value) not in out
+            ):
+                out.append(code(value))
+    return out
 
 
 def _returns_a_number(func: cst.FunctionDef) -> bool:

@@ -45,6 +45,8 @@ class CallShape:
 @dataclass
 class _FileIndex:
     names: set[str] = field(default_factory=set)
+    bases: dict[str, set[str]] = field(default_factory=dict)  # class -> base class names
+    symbol_readers: set[str] = field(default_factory=set)  # `x` in `x.symbol`
     classes: list[tuple[str, list[str], set[str], set[str], bool]] = field(default_factory=list)
     calls: dict[str, list[CallShape]] = field(default_factory=dict)
     optional_symbol_funcs: set[str] = field(default_factory=set)
@@ -57,6 +59,8 @@ class RepoIndex:
     ladders: dict[str, LadderClass] = field(default_factory=dict)
     names_by_file: dict[str, set[str]] = field(default_factory=dict)
     optional_symbol_funcs: set[str] = field(default_factory=set)
+    # variable names whose `.symbol` the repository reads somewhere (`signal.symbol`)
+    symbol_readers: set[str] = field(default_factory=set)
     _files: dict[str, _FileIndex] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -84,9 +88,13 @@ class RepoIndex:
 
     def _rebuild(self) -> None:
         self.symbol_classes, self.equity_fields, self.ladders = set(), {}, {}
-        self.optional_symbol_funcs = set()
+        self.optional_symbol_funcs, self.symbol_readers = set(), set()
+        bases: dict[str, set[str]] = {}
         for info in self._files.values():
             self.optional_symbol_funcs |= info.optional_symbol_funcs
+            self.symbol_readers |= info.symbol_readers
+            for cls, names in info.bases.items():
+                bases.setdefault(cls, set()).update(names)
             for name, fields_, defaults, self_attrs, is_dataclass in info.classes:
                 if "symbol" in fields_ or "symbol" in self_attrs:
                     self.symbol_classes.add(name)
@@ -96,6 +104,11 @@ class RepoIndex:
                 keys = {f: k for f in fields_ if (k := ladder_key(f)) is not None}
                 if is_dataclass and sum(k.startswith("harvest_") for k in keys.values()) >= 2:
                     self.ladders[name] = LadderClass(name, fields_, keys, defaults)
+        grown = True
+        while grown:  # a subclass of a class that keeps `self.symbol` keeps it too
+            inherit = {c for c, b in bases.items() if b & self.symbol_classes}
+            grown = bool(inherit - self.symbol_classes)
+            self.symbol_classes |= inherit
 
     def referenced_elsewhere(self, name: str, rel: str) -> bool:
         """Whether any other file uses `name` (by name, import or attribute)."""
@@ -141,6 +154,8 @@ def _index_file(tree: ast.Module) -> _FileIndex:
                 info.names.add(node.id)
         elif isinstance(node, ast.Attribute):
             info.names.add(node.attr)
+            if node.attr == "symbol" and isinstance(node.value, ast.Name):
+                info.symbol_readers.add(node.value.id)
         elif isinstance(node, ast.alias):
             info.names.add((node.asname or node.name).rsplit(".", 1)[-1])
         elif isinstance(node, ast.Call):
@@ -157,6 +172,7 @@ def _index_file(tree: ast.Module) -> _FileIndex:
                 )
         elif isinstance(node, ast.ClassDef):
             info.classes.append(_class_info(node))
+            info.bases[node.name] = {n for b in node.bases if (n := _decorator_name(b)) is not None}
         elif (
             isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
             and _takes_optional_symbol(node)

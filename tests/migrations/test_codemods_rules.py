@@ -513,3 +513,94 @@ class TestTakeProfitRungs(CodemodTest):
                 return 0.0
         """
         self.assertCodemod(before, after)
+
+
+class TestSecondRealRun(CodemodTest):
+    """Cases from a second run on real bots: inherited symbols, data bounds, half migrations."""
+
+    TRANSFORM = HarvestFromPolicy
+
+    def test_symbol_kept_by_a_base_class_and_one_lock_per_key(self) -> None:
+        before = """
+            class Base:
+                def __init__(self, symbol: str) -> None:
+                    self.symbol = symbol
+
+
+            class Strat(Base):
+                T1_LOCK_R = 0.25
+                T2_LOCK_R = 0.70
+
+                def tick(self, r: float) -> float | None:
+                    if r >= 2 * self.T2_LOCK_R:
+                        return self.T2_LOCK_R
+                    return self.T1_LOCK_R
+        """
+        after = """
+            import qctl_policy
+
+            class Base:
+                def __init__(self, symbol: str) -> None:
+                    self.symbol = symbol
+
+
+            class Strat(Base):
+                T2_LOCK_R = 0.70
+
+                def tick(self, r: float) -> float | None:
+                    if r >= 2 * self.T2_LOCK_R:
+                        return self.T2_LOCK_R
+                    return qctl_policy.policy_value_or_skip("harvest_lock_r", self.symbol)
+        """
+        self.assertCodemod(before, after)
+
+    def test_a_constant_also_read_in_the_constructor_keeps_every_read(self) -> None:
+        code = """
+            class Sentinel:
+                T1_R = 0.80
+
+                def __init__(self, symbol: str) -> None:
+                    self.symbol = symbol
+                    self.tp1_r = self.T1_R
+
+                def tick(self, r: float) -> bool:
+                    return r >= self.T1_R
+        """
+        self.assertCodemod(code, code)
+
+
+class TestDataBounds(CodemodTest):
+    TRANSFORM = SizingFallbacks
+
+    def test_a_heuristic_with_exchange_bounds_is_left_to_a_person(self) -> None:
+        code = """
+            def initial_leverage(signal, rules) -> int:
+                requested = 5
+                if signal.confidence < 0.9:
+                    requested = min(requested, 3)
+                return max(min(requested, rules.max_leverage), rules.min_leverage)
+        """
+        self.assertCodemod(code, code)
+
+    def test_a_parameter_whose_symbol_the_code_reads_elsewhere(self) -> None:
+        before = """
+            def log_it(signal) -> str:
+                return signal.symbol
+
+
+            def leverage_for(signal: ExternalSignal) -> float:
+                if signal.confidence < 0.6:
+                    return 2.0
+                return 5.0
+        """
+        after = """
+            import qctl_policy
+
+            def log_it(signal) -> str:
+                return signal.symbol
+
+
+            def leverage_for(signal: ExternalSignal) -> float:
+                return qctl_policy.policy_value_or_skip("leverage", signal.symbol)
+        """
+        self.assertCodemod(before, after)
