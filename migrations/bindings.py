@@ -18,6 +18,7 @@ callers with a symbol in scope pass it (see `PolicyCodemod.pass_symbol`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -107,18 +108,24 @@ class Bindings:
             if func is None or func.name.value in CONSTRUCTORS or self._in_default(node):
                 binding.kept = True
 
-    def _enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
-        child: cst.CSTNode = node
+    def _ancestors(self, node: cst.CSTNode) -> Iterator[tuple[cst.CSTNode, cst.CSTNode]]:
+        """(parent, child) pairs from `node` up to the module (original nodes only)."""
+        child = node
         while True:
             try:
                 parent = self.codemod.get_metadata(ParentNodeProvider, child)
             except KeyError:
-                return None
+                return
+            yield parent, child
+            child = parent
+
+    def _enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
+        for parent, _ in self._ancestors(node):
             if isinstance(parent, cst.FunctionDef):
                 return parent
             if isinstance(parent, cst.ClassDef | cst.Module):
                 return None
-            child = parent
+        return None
 
     def _binding(self, stmt: cst.CSTNode, owner: str | None) -> Binding | None:
         from migrations.base import defined_name
@@ -180,17 +187,12 @@ class Bindings:
     def _in_default(self, node: cst.CSTNode) -> bool:
         """Inside a parameter default or a decorator: evaluated when the function is defined
         (at import time), not when it is called."""
-        child: cst.CSTNode = node
-        while True:
-            try:
-                parent = self.codemod.get_metadata(ParentNodeProvider, child)
-            except KeyError:
-                return False
+        for parent, _ in self._ancestors(node):
             if isinstance(parent, cst.Param | cst.Decorator):
                 return True
             if isinstance(parent, cst.FunctionDef | cst.Module | cst.ClassDef):
                 return False
-            child = parent
+        return False
 
     def _is_load(self, node: cst.CSTNode) -> bool:
         try:
@@ -222,22 +224,18 @@ class Bindings:
 
     def _context(self, node: cst.CSTNode) -> tuple[bool, str]:
         """(whether a missing value must raise, the quote for string literals here)."""
-        child: cst.CSTNode = node
-        while True:
-            try:
-                parent = self.codemod.get_metadata(ParentNodeProvider, child)
-            except KeyError:
-                return True, '"'
+        for parent, child in self._ancestors(node):
             if isinstance(parent, cst.FormattedStringExpression):
                 formatted = parent.format_spec is not None  # `{x:.2f}` of None raises
-                while not isinstance(parent, cst.FormattedString):
-                    parent = self.codemod.get_metadata(ParentNodeProvider, parent)
-                return formatted, "'" if '"' in parent.start else '"'
+                outer = next(
+                    p for p, _ in self._ancestors(parent) if isinstance(p, cst.FormattedString)
+                )
+                return formatted, "'" if '"' in outer.start else '"'
             if isinstance(parent, cst.DictElement) and parent.value is child:
                 return False, '"'
             if isinstance(parent, cst.BaseStatement | cst.BaseSmallStatement):
                 return True, '"'
-            child = parent
+        return True, '"'
 
     # -- removal --------------------------------------------------------------------------------
     def sweep(self, module: cst.Module) -> cst.Module:
