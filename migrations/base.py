@@ -63,6 +63,7 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
     DESCRIPTION = ""
     CATEGORIES: frozenset[Category] = frozenset()
     CANNOT: tuple[str, ...] = ()  # forms the phase leaves alone, and why (shown by `plan`)
+    ATOMIC_BINDINGS = False  # a group's import-time values move together or not at all
 
     def __init__(
         self,

@@ -53,6 +53,7 @@ class Binding:
     is_int: bool = False
     reads: int = 0  # reads rewritten in this file
     kept: bool = False  # also read where no look-up can go: every read stays
+    why: str = ""  # why it was kept, when not for the reason above
 
 
 @dataclass
@@ -82,6 +83,50 @@ class Bindings:
                 if found:
                     self.classes[stmt.name.value] = found
         self._keep_read_at_start_up(module)
+        if self.codemod.ATOMIC_BINDINGS:
+            self._keep_sets_whole(module)
+
+    def _keep_sets_whole(self, module: cst.Module) -> None:
+        """A ladder moves to the policy as a whole or not at all: when one value of a class (or
+        of the module) must stay (no policy key, or read at start-up), all of them stay, so the
+        code never mixes hardcoded rungs with the policy's."""
+        from migrations.base import defined_name
+
+        def stuck(body: list, found: dict[str, Binding]) -> list[str]:
+            out = []
+            for stmt in body:
+                name = defined_name(stmt)
+                if name is None or not isinstance(stmt, cst.SimpleStatementLine):
+                    continue
+                b = found.get(name)
+                if (b is not None and b.kept) or (b is None and self._carries_finding(stmt)):
+                    out.append(name)
+            return out
+
+        groups: list[tuple[list, dict[str, Binding], str]] = [
+            (list(module.body), self.module, "the module")
+        ]
+        for stmt in module.body:
+            if isinstance(stmt, cst.ClassDef) and stmt.name.value in self.classes:
+                groups.append(
+                    (list(stmt.body.body), self.classes[stmt.name.value], stmt.name.value)
+                )
+        for body, found, where in groups:
+            blockers = stuck(body, found)
+            if not blockers or not found:
+                continue
+            for b in found.values():
+                if not b.kept:
+                    b.kept = True
+                    b.why = (
+                        f"kept with the rest of {where}'s values ({', '.join(blockers)} must stay: "
+                        "no policy key, or read at start-up); they move to the policy together "
+                        "or not at all"
+                    )
+
+    def _carries_finding(self, stmt: cst.CSTNode) -> bool:
+        pos = self.codemod.get_metadata(PositionProvider, stmt)
+        return any(pos.start.line <= line <= pos.end.line for line, _ in self.codemod.targets)
 
     def _keep_read_at_start_up(self, module: cst.Module) -> None:
         """A binding also read at import time, in a constructor or in a parameter default keeps
@@ -337,9 +382,9 @@ class Bindings:
 
     def _left(self, b: Binding) -> None:
         where = f"{b.owner}.{b.name}" if b.owner else b.name
-        reason = (
-            f"{where} is still read where no look-up can replace it (at import time, or in "
-            "another file through an object whose class is not known here)"
+        reason = b.why or (
+            f"{where} is still read where no look-up can replace it (at import time, in a "
+            "constructor, or in another file through an object whose class is not known here)"
         )
         for f in b.findings:
             self.codemod.refuse(f, reason)

@@ -31,6 +31,7 @@ _LADDER_RULES = ("field-default", "call-arg", "get-default")
 
 class HarvestFromPolicy(PolicyCodemod):
     PHASE = "harvest"
+    ATOMIC_BINDINGS = True  # never a ladder half hardcoded, half from the policy
     DESCRIPTION = "Harvest ladders come from the policy; a missing value skips."
     CATEGORIES = frozenset({Category.HARVEST})
     CANNOT = (
@@ -67,6 +68,8 @@ class HarvestFromPolicy(PolicyCodemod):
             return "a module constant with no policy key (not part of the ladder)"
         if finding.rule_id == "call-arg":
             return "a ladder built at import time or with a field that has no policy key"
+        if finding.rule_id == "assign-fallback":
+            return "a harvest value assigned in a rule (not a fallback): replace it by hand"
         return super().unhandled_reason(finding)
 
     # -- ladder classes and constants ---------------------------------------------------------------

@@ -520,7 +520,7 @@ class TestSecondRealRun(CodemodTest):
 
     TRANSFORM = HarvestFromPolicy
 
-    def test_symbol_kept_by_a_base_class_and_one_lock_per_key(self) -> None:
+    def test_symbol_kept_by_a_base_class(self) -> None:
         before = """
             class Base:
                 def __init__(self, symbol: str) -> None:
@@ -529,12 +529,9 @@ class TestSecondRealRun(CodemodTest):
 
             class Strat(Base):
                 T1_LOCK_R = 0.25
-                T2_LOCK_R = 0.70
 
                 def tick(self, r: float) -> float | None:
-                    if r >= 2 * self.T2_LOCK_R:
-                        return self.T2_LOCK_R
-                    return self.T1_LOCK_R
+                    return self.T1_LOCK_R if r > 1 else None
         """
         after = """
             import qctl_policy
@@ -545,14 +542,26 @@ class TestSecondRealRun(CodemodTest):
 
 
             class Strat(Base):
-                T2_LOCK_R = 0.70
 
                 def tick(self, r: float) -> float | None:
-                    if r >= 2 * self.T2_LOCK_R:
-                        return self.T2_LOCK_R
-                    return qctl_policy.policy_value_or_skip("harvest_lock_r", self.symbol)
+                    return qctl_policy.policy_value_or_skip("harvest_lock_r", self.symbol) if r > 1 else None
         """
         self.assertCodemod(before, after)
+
+    def test_a_ladder_moves_whole_or_not_at_all(self) -> None:
+        # T2_LOCK_R has no policy key: T1_LOCK_R and T2_R stay with it (no mixed ladder)
+        code = """
+            class Strat:
+                T1_LOCK_R = 0.25
+                T2_R = 1.30
+                T2_LOCK_R = 0.70
+
+                def tick(self, symbol: str, r: float) -> float | None:
+                    if r >= self.T2_R:
+                        return self.T2_LOCK_R
+                    return self.T1_LOCK_R
+        """
+        self.assertCodemod(code, code)
 
     def test_a_constant_also_read_in_the_constructor_keeps_every_read(self) -> None:
         code = """
