@@ -42,6 +42,7 @@ BINDING_RULES = frozenset(("constant", "env-default", "field-default", "field-bo
 GLOBAL_KEYS = frozenset(("universe_count",))  # policy values that are not per symbol
 _SELF_NAMES = ("self", "cls")
 _DATACLASS = ("dataclass", "dataclasses.dataclass")
+_SETTINGS_BASES = ("Settings", "BaseModel", "Config")
 
 
 @dataclass
@@ -54,6 +55,9 @@ class Binding:
     reads: int = 0  # reads rewritten in this file
     kept: bool = False  # also read where no look-up can go: every read stays
     why: str = ""  # why it was kept, when not for the reason above
+    # a settings field (`Field(...)`, an environment read, a *Settings/BaseModel class): its job
+    # was to configure the decision, so it goes once the policy decides, even if nothing read it
+    setting: bool = False
 
 
 @dataclass
@@ -64,14 +68,20 @@ class Bindings:
     module: dict[str, Binding] = field(default_factory=dict)
     classes: dict[str, dict[str, Binding]] = field(default_factory=dict)
     class_stack: list[str] = field(default_factory=list)
+    settings_classes: set[str] = field(default_factory=set)
 
     # -- finding them -------------------------------------------------------------------------
     def record(self, module: cst.Module) -> None:
+        from migrations.base import code
+
         for stmt in module.body:
             binding = self._binding(stmt, None)
             if binding is not None:
                 self.module[binding.name] = binding
             if isinstance(stmt, cst.ClassDef) and not _is_dataclass(stmt):
+                bases = {code(b.value).rsplit(".", 1)[-1] for b in stmt.bases}
+                if any(b.endswith(_SETTINGS_BASES) for b in bases):
+                    self.settings_classes.add(stmt.name.value)
                 repo = self.codemod.repo
                 if repo is not None and stmt.name.value in repo.ladders:
                     continue
@@ -199,7 +209,15 @@ class Bindings:
         is_int = (annotation is not None and m.matches(annotation.annotation, m.Name("int"))) or (
             isinstance(value, cst.Call) and m.matches(value.func, m.Name("int"))
         )
-        return Binding(name, key, owner, found, is_int)
+        return Binding(name, key, owner, found, is_int, setting=self._is_setting(value, owner))
+
+    def _is_setting(self, value: cst.BaseExpression | None, owner: str | None) -> bool:
+        from migrations.base import code
+
+        if owner is not None and owner in self.settings_classes:
+            return True
+        text = code(value) if value is not None else ""
+        return text.startswith("Field(") or "getenv(" in text or "environ" in text
 
     # -- reads ----------------------------------------------------------------------------------
     def read_name(self, original: cst.Name) -> cst.BaseExpression | None:
@@ -306,6 +324,13 @@ class Bindings:
                 if name in loads or elsewhere:
                     self._left(b)
                     continue
+                if not (b.reads or b.setting or name in self._keywords(module, owner)):
+                    b.why = (
+                        f"{owner}.{name} is never read here: nothing to look up (remove it by hand "
+                        "if it is dead, or declare it a safety limit)"
+                    )
+                    self._left(b)
+                    continue
                 gone_class.setdefault(owner, set()).add(name)
         self._same_key_note()
         if not gone_module and not gone_class:
@@ -337,6 +362,15 @@ class Bindings:
                     ]
                 )
         return module
+
+    @staticmethod
+    def _keywords(module: cst.Module, owner: str) -> set[str]:
+        """Keywords that constructor calls of `owner` in this module pass."""
+        out: set[str] = set()
+        for call in m.findall(module, m.Call(func=m.Name(owner) | m.Attribute(attr=m.Name(owner)))):
+            if isinstance(call, cst.Call):
+                out |= {a.keyword.value for a in call.args if a.keyword is not None}
+        return out
 
     def _same_key_note(self) -> None:
         """Two levels that now read the same policy value (a panic level and the close threshold)

@@ -613,3 +613,35 @@ class TestDataBounds(CodemodTest):
                 return qctl_policy.policy_value_or_skip("leverage", signal.symbol)
         """
         self.assertCodemod(before, after)
+
+
+class TestNeverRead(CodemodTest):
+    TRANSFORM = SizingFallbacks
+
+    def test_a_plain_class_constant_nobody_reads_stays_a_setting_goes(self) -> None:
+        before = """
+            from pydantic_settings import BaseSettings
+
+
+            class RiskManager:
+                # Hard-coded safety constants
+                MAX_POSITIONS_PER_ASSET: int = 1
+
+
+            class Settings(BaseSettings):
+                DEFAULT_LEVERAGE: float = 5.0
+                LOG_LEVEL: str = "INFO"
+        """
+        after = """
+            from pydantic_settings import BaseSettings
+
+
+            class RiskManager:
+                # Hard-coded safety constants
+                MAX_POSITIONS_PER_ASSET: int = 1
+
+
+            class Settings(BaseSettings):
+                LOG_LEVEL: str = "INFO"
+        """
+        self.assertCodemod(before, after)
