@@ -89,6 +89,7 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
         self.notes: list[str] = []  # what a reviewer should look at (callers, units)
         self.indents: list[str] = []
         self.default_indent = "    "
+        self.lazy_annotations = True
         self.bindings = Bindings(self)
         self.injected: set[str] = set()  # functions given a `symbol` parameter in this file
         self._inject: dict[int, dict[str, str]] = {}  # FunctionDef id -> {param: annotation}
@@ -167,6 +168,23 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
     # -- module, classes, bindings read at import time ---------------------------------------
     def visit_Module(self, node: cst.Module) -> None:
         self.bindings.record(node)
+        # without `from __future__ import annotations`, `X | None` runs at definition time and
+        # fails before Python 3.10: new annotations are then written as strings
+        self.lazy_annotations = any(
+            m.matches(
+                s,
+                m.SimpleStatementLine(
+                    body=[
+                        m.ImportFrom(
+                            module=m.Name("__future__"),
+                            names=[m.ZeroOrMore(), m.ImportAlias(name=m.Name("annotations")),
+                                   m.ZeroOrMore()],
+                        )
+                    ]
+                ),
+            )
+            for s in node.body
+        )  # fmt: skip
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         return self.bindings.sweep(updated_node)
@@ -198,7 +216,7 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
         self.scopes.pop()
         extra = self._inject.pop(id(original_node), None)
         if extra:
-            updated_node = with_optional_params(updated_node, extra)
+            updated_node = with_optional_params(updated_node, extra, self.lazy_annotations)
             if "symbol" in extra:
                 self.injected.add(original_node.name.value)
                 self.note(
@@ -654,14 +672,21 @@ class DeadCode:
             self.codemod.removed.append(gone)
 
 
-def with_optional_params(func: cst.FunctionDef, names: dict[str, str]) -> cst.FunctionDef:
+def optional_annotation(text: str, lazy: bool) -> cst.BaseExpression:
+    """`text | None`, as a string when annotations are evaluated (no __future__ import)."""
+    return cst.parse_expression(f"{text} | None" if lazy else q(f"{text} | None"))
+
+
+def with_optional_params(
+    func: cst.FunctionDef, names: dict[str, str], lazy: bool = True
+) -> cst.FunctionDef:
     """Add `*, name: <annotation> | None = None` for each name the function does not take."""
     params = func.params
     have = {p.name.value for p in [*params.posonly_params, *params.params, *params.kwonly_params]}
     new = [
         cst.Param(
             name=cst.Name(name),
-            annotation=cst.Annotation(cst.parse_expression(f"{annotation} | None")),
+            annotation=cst.Annotation(optional_annotation(annotation, lazy)),
             default=cst.Name("None"),
             equal=cst.AssignEqual(),
         )

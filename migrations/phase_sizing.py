@@ -42,6 +42,7 @@ from migrations.base import (
     is_docstring,
     is_none_test,
     is_not_none_test,
+    optional_annotation,
     q,
 )
 from migrations.keys import NOTIONAL, is_scale_name, positions_key, sizing_key, words
@@ -418,7 +419,7 @@ class SizingFallbacks(PolicyCodemod):
             guards.append(
                 cst.If(test=cst.parse_expression(f"{name} is None"), body=cst.IndentedBlock(body))
             )
-            new_params[name] = _optional(param)
+            new_params[name] = _optional(param, self.lazy_annotations)
             self.mark_resolved(finding)
         if not guards:
             return updated
@@ -432,14 +433,12 @@ class SizingFallbacks(PolicyCodemod):
         return updated.with_changes(params=params, body=updated.body.with_changes(body=body))
 
 
-def _optional(param: cst.Param) -> cst.Param:
-    """`x: float = 0.02` -> `x: float | None = None`."""
+def _optional(param: cst.Param, lazy: bool) -> cst.Param:
+    """`x: float = 0.02` -> `x: float | None = None` (a string without lazy annotations)."""
     annotation = param.annotation
     if annotation is not None and "None" not in code(annotation.annotation):
         annotation = annotation.with_changes(
-            annotation=cst.BinaryOperation(
-                left=annotation.annotation, operator=cst.BitOr(), right=cst.Name("None")
-            )
+            annotation=optional_annotation(code(annotation.annotation), lazy)
         )
     return param.with_changes(default=cst.Name("None"), annotation=annotation)
 

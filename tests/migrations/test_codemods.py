@@ -158,7 +158,7 @@ class TestSizingFallbacks(CodemodTest):
         after = """
             import qctl_policy
 
-            def size_for_equity(equity_usdt: float, size_fraction: float | None = None) -> float:
+            def size_for_equity(equity_usdt: float, size_fraction: "float | None" = None) -> float:
                 \"\"\"Doc.\"\"\"
                 if size_fraction is None:
                     raise qctl_policy.PolicySkip("size_pct")
@@ -410,7 +410,7 @@ class TestKillFromPolicy(CodemodTest):
             import os
             import qctl_policy
 
-            def kill_level(kill_score: float, *, symbol: str | None = None) -> str:
+            def kill_level(kill_score: float, *, symbol: "str | None" = None) -> str:
                 if qctl_policy.kill_due(kill_score, symbol):
                     return "close"
                 return "ok"
@@ -430,7 +430,7 @@ class TestKillFromPolicy(CodemodTest):
         after = """
             import qctl_policy
 
-            def label(kill_score, *, symbol: str | None = None):
+            def label(kill_score, *, symbol: "str | None" = None):
                 return "warn" if qctl_policy.reached("kill_reduce_threshold", kill_score, symbol) else "ok"
         """
         self.assertCodemod(before, after)

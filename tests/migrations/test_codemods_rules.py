@@ -56,7 +56,7 @@ class TestImportTimeValues(CodemodTest):
                         return False
                     return intent.leverage <= qctl_policy.policy_value_or_skip("leverage", intent.symbol)
 
-                def limits(self, *, symbol: str | None = None) -> dict:
+                def limits(self, *, symbol: "str | None" = None) -> dict:
                     return {"max_leverage": qctl_policy.policy_value("leverage", symbol), "trades": self.MAX_TRADES_PER_DAY}
 
 
@@ -174,7 +174,7 @@ class TestHeuristics(CodemodTest):
             import qctl_policy
 
 
-            def choose_leverage(volatility: float, confidence: float, *, symbol: str | None = None) -> float:
+            def choose_leverage(volatility: float, confidence: float, *, symbol: "str | None" = None) -> float:
                 \"\"\"Target a fixed daily move.\"\"\"
                 return qctl_policy.policy_value_or_skip("leverage", symbol)
 
@@ -330,7 +330,7 @@ class TestGradedKillLevels(CodemodTest):
                 return []
 
 
-            def level(kill_score: float, *, symbol: str | None = None) -> str:
+            def level(kill_score: float, *, symbol: "str | None" = None) -> str:
                 return "reduce" if qctl_policy.reached("kill_reduce_threshold", kill_score, symbol) else "ok"
         """
         self.assertCodemod(before, after)
@@ -643,5 +643,27 @@ class TestNeverRead(CodemodTest):
 
             class Settings(BaseSettings):
                 LOG_LEVEL: str = "INFO"
+        """
+        self.assertCodemod(before, after)
+
+
+class TestAnnotations(CodemodTest):
+    TRANSFORM = KillFromPolicy
+
+    def test_unquoted_with_lazy_annotations(self) -> None:
+        before = """
+            from __future__ import annotations
+
+
+            def label(kill_score: float) -> str:
+                return "close" if kill_score >= 0.65 else "ok"
+        """
+        after = """
+            from __future__ import annotations
+            import qctl_policy
+
+
+            def label(kill_score: float, *, symbol: str | None = None) -> str:
+                return "close" if qctl_policy.kill_due(kill_score, symbol) else "ok"
         """
         self.assertCodemod(before, after)
