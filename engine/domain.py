@@ -272,6 +272,18 @@ class AutonomyZone:
     def max_size_pct(self) -> float:
         return self.limits.max_position_fraction
 
+    def as_dict(self) -> dict[str, float]:
+        """The bounds as a policy file writes them (`zone`) and the accessor checks them."""
+        return {
+            "min_leverage": float(self.min_leverage),
+            "max_leverage": float(self.max_leverage),
+            "max_size_pct": float(self.max_size_pct),
+            "min_harvest_r": float(self.min_harvest_r),
+            "max_harvest_r": float(self.max_harvest_r),
+            "min_kill_threshold": float(self.min_kill_threshold),
+            "max_kill_threshold": float(self.max_kill_threshold),
+        }
+
     def check(self, decision: Decision) -> SkipReason | None:
         """None if an entry decision is complete, finite and inside the zone; else the reason."""
         problem = self.explain(decision)

@@ -315,6 +315,16 @@ def _harvest(h: Any) -> tuple[float | None, ...]:
     )
 
 
+def _exits(x: Decision | Position) -> tuple[float | None, ...]:
+    """The kill and time-exit columns decisions and positions share, in table order."""
+    return (
+        _num(x.kill_threshold),
+        _num(x.kill_reduce_threshold),
+        _num(x.kill_reduce_frac),
+        _num(x.max_hold_sec),
+    )
+
+
 def _reasons_json(reasons: Iterable[tuple[str, float]]) -> str:
     pairs = []
     for name, value in reasons:
@@ -335,10 +345,7 @@ def decision_row(run_id: str, d: Decision) -> tuple:
         _num(d.stop_loss_pct),
         _num(d.take_profit_pct),
         *_harvest(d.harvest),
-        _num(d.kill_threshold),
-        _num(d.kill_reduce_threshold),
-        _num(d.kill_reduce_frac),
-        _num(d.max_hold_sec),
+        *_exits(d),
         _num(d.confidence),
         d.policy,
         d.model_version,
@@ -394,10 +401,7 @@ def position_row(run_id: str, p: Position, ts: int, event: str) -> tuple:
         _num(p.stop_price),
         _num(p.take_profit_price),
         *_harvest(p.harvest),
-        _num(p.kill_threshold),
-        _num(p.kill_reduce_threshold),
-        _num(p.kill_reduce_frac),
-        _num(p.max_hold_sec),
+        *_exits(p),
         float(p.initial_qty),
         _num(p.initial_stop_price),
         int(p.harvest_stage),

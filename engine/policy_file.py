@@ -242,15 +242,7 @@ def limits_section(limits: SafetyLimits) -> dict[str, float]:
 
 
 def zone_section(zone: AutonomyZone) -> dict[str, float]:
-    return {
-        "min_leverage": float(zone.min_leverage),
-        "max_leverage": float(zone.max_leverage),
-        "max_size_pct": float(zone.max_size_pct),
-        "min_harvest_r": float(zone.min_harvest_r),
-        "max_harvest_r": float(zone.max_harvest_r),
-        "min_kill_threshold": float(zone.min_kill_threshold),
-        "max_kill_threshold": float(zone.max_kill_threshold),
-    }
+    return zone.as_dict()
 
 
 def decision_values(decision: Decision) -> dict[str, float]:

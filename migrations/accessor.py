@@ -36,18 +36,6 @@ def symbol_keys() -> tuple[str, ...]:
     return tuple(str(k) for k in PolicyKey if k not in UNIVERSE_KEYS)
 
 
-def zone_bounds(zone: AutonomyZone) -> dict[str, float]:
-    return {
-        "min_leverage": float(zone.min_leverage),
-        "max_leverage": float(zone.max_leverage),
-        "max_size_pct": float(zone.max_size_pct),
-        "min_harvest_r": float(zone.min_harvest_r),
-        "max_harvest_r": float(zone.max_harvest_r),
-        "min_kill_threshold": float(zone.min_kill_threshold),
-        "max_kill_threshold": float(zone.max_kill_threshold),
-    }
-
-
 def detect_symbol_format(findings: list[Finding]) -> str:
     """How the repository spells symbols, from its hardcoded symbol lists (default BASE-QUOTE)."""
     texts = [f.value for f in findings if f.rule_id == "symbol-list"]
@@ -96,7 +84,7 @@ def render(config: MigrateConfig, symbol_format: str, limits: SafetyLimits | Non
         f"PERCENT = {PERCENT!r}",
         f"HARD_LIMITS = {limits.as_dict()!r}{ignore}",
         f"STRICTER_WHEN_HIGHER = frozenset({stricter!r})",
-        f"ZONE = {zone_bounds(zone)!r}{ignore}",
+        f"ZONE = {zone.as_dict()!r}{ignore}",
         f"SYMBOL_KEYS = {symbol_keys()!r}",
         f"SKIP = {skip!r}",
     ]

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from qctl.options import DEFAULT_EQUITY_USDT, OptionError, parse_date_ms, split_names
+from qctl.options import DEFAULT_EQUITY_USDT, DataDir, OptionError, parse_date_ms, split_names
 
 
 def _json_number(value: object) -> object:
@@ -31,16 +31,7 @@ def backtest_command(
             show_default=False,
         ),
     ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            "-d",
-            help="Candle folder (or a root with ohlcv/, funding/, mark/). "
-            "Default: the real-data sample shipped with qctl.",
-            show_default=False,
-        ),
-    ] = None,
+    data: DataDir = None,
     symbols: Annotated[
         str | None,
         typer.Option(

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from qctl.options import DEFAULT_EQUITY_USDT, DEFAULT_MODEL_DIR, split_names
+from qctl.options import DEFAULT_EQUITY_USDT, DEFAULT_MODEL_DIR, DataDir, split_names
 
 models_app = typer.Typer(
     name="models",
@@ -126,14 +126,7 @@ def show_command(
 @models_app.command("compare")
 def compare_command(
     directory: ModelDir = DEFAULT_MODEL_DIR,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            help="Candle folder (or a root with ohlcv/, funding/). Default: the shipped sample.",
-            show_default=False,
-        ),
-    ] = None,
+    data: DataDir = None,
     policy: Annotated[
         Path | None,
         typer.Option(

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 DEFAULT_EQUITY_USDT = 10_000.0  # the demo account size; any positive amount works
 DEFAULT_MODEL_DIR = Path("qctl_models")
+
+# `--data` of every command that reads candles (backtest, train, models compare, policy publish)
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        "-d",
+        help="Candle folder (or a root with ohlcv/, funding/, mark/). "
+        "Default: the real-data sample shipped with qctl.",
+        show_default=False,
+    ),
+]
 
 
 class OptionError(ValueError):

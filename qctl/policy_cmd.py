@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from qctl.options import DEFAULT_EQUITY_USDT, OptionError, parse_date_ms, split_names
+from qctl.options import DEFAULT_EQUITY_USDT, DataDir, OptionError, parse_date_ms, split_names
 
 MS_PER_HOUR = 3_600_000
 DEFAULT_VALID_HOURS = 24.0
@@ -89,14 +89,7 @@ def publish_command(
         Path | None,
         typer.Option("--policy", help="StaticPolicy TOML (the legacy values): publish those."),
     ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            help="Candle folder (or a root with ohlcv/, funding/). Default: the shipped sample.",
-            show_default=False,
-        ),
-    ] = None,
+    data: DataDir = None,
     symbols: Annotated[
         str | None,
         typer.Option("--symbols", help="Comma-separated symbols. Default: all in --data."),

@@ -10,19 +10,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from qctl.options import DEFAULT_MODEL_DIR, parse_date_ms, split_names
+from qctl.options import DEFAULT_MODEL_DIR, DataDir, parse_date_ms, split_names
 
 
 def train_command(
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            help="Folder with ohlcv/ and funding/ (or the candle folder itself). "
-            "Default: the real-data sample shipped with qctl.",
-            show_default=False,
-        ),
-    ] = None,
+    data: DataDir = None,
     out: Annotated[
         Path, typer.Option("--out", help="Where to write the models and their cards.")
     ] = DEFAULT_MODEL_DIR,
