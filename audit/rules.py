@@ -9,7 +9,6 @@ example of each rule into a test case, so adding a rule adds its tests.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Iterator
@@ -27,7 +26,36 @@ _PLACEHOLDER = re.compile(
     r"^(?:|x+|\*+|\.+|changeme|change_me|your[_ -].*|<.*>|\$\{.*\}|\{\{.*\}\}|none|null|test|dummy|example|redacted|secret|password)$",
     re.IGNORECASE,
 )
-_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
+# An environment-variable name: upper-case words joined by underscores (`BINANCE_API_KEY`). A
+# credential can be upper-case too (`AKIA4Q2ZR7XK9PLM3VBN`): case alone never decides.
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
+SYMBOL = re.compile(
+    r"^(?:[A-Z0-9]{2,15}(?:USDT|USDC|BUSD|USD|BTC|ETH|PERP)|[A-Z0-9]{2,15}[-/_][A-Z0-9]{2,10}(?::[A-Z0-9]{2,10})?)$"
+)
+_QUOTE = re.compile(r"(?:USDT|USDC|BUSD|USD|BTC|ETH|PERP|EUR)(?::|$)")
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{1,48}$")
+_SWITCH_WORDS = frozenset(
+    {"use", "enable", "enabled", "require", "requires", "allow", "only", "disable", "skip", "avoid",
+     "block", "filter", "confirm", "check"}
+)  # fmt: skip
+_PARAMS_WORDS = frozenset(
+    {"params", "parameters", "param", "settings", "config", "cfg", "strategy"}
+)
+_EXIT_FUNCTION_WORDS = frozenset(
+    {
+        "exit",
+        "exits",
+        "risk",
+        "stop",
+        "scale",
+        "sizing",
+        "size",
+        "kelly",
+        "entry",
+        "harvest",
+        "trail",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +65,8 @@ class Reported:
     finding: Finding
     node: cst.CSTNode
     statement: cst.CSTNode | None
+    tentative: bool = False  # kept only when reachability finds a path to an order or risk call
+    check_flow: bool = True  # dropped when every path ends in display or plumbing
 
 
 @dataclass
@@ -57,6 +87,8 @@ class Site:
     names: list[str] = field(default_factory=list)
     secondary: list[str] = field(default_factory=list)
     callee: str = ""
+    receiver: str = ""  # `params` in `params.get(...)`
+    vote: bool = False  # a comparison of `sum(...)`/`len(...)` of conditions
 
     def with_role(self, role: str) -> Site:
         return replace(self, role=role)
@@ -375,6 +407,260 @@ class DeclaredSafetyLimit(Rule):
     )
 
 
+class CliDefault(Rule):
+    rule_id = "cli-default"
+    roles = ("cli-default",)
+    title = "Trading value as a command-line option default"
+    why = "{name} defaults to {value} on the command line ({where}): a run without the flag trades on a hardcoded {category}"
+    VALID = (
+        'p.add_argument("--port", type=int, default=8080)',
+        'p.add_argument("--log-level", default="INFO")',
+        'p.add_argument("--data-dir", default="./data")',
+    )
+    INVALID = (
+        Example(
+            'p.add_argument("--cb-pause-hours", type=float, default=24)',
+            "cb_pause_hours",
+            "24",
+            Category.OTHER,
+        ),
+        Example(
+            'p.add_argument("-l", "--leverage", type=int, default=5)',
+            "leverage",
+            "5",
+            Category.LEVERAGE,
+        ),
+        Example(
+            'p.add_argument("--risk-per-trade", dest="risk", default="0.02")',
+            "risk_per_trade",
+            '"0.02"',
+            Category.POSITION_SIZING,
+        ),
+        Example(
+            '@click.option("--tp-pct", default=3.0)\ndef main(tp_pct): ...',
+            "tp_pct",
+            "3.0",
+            Category.STOP_LOSS_TAKE_PROFIT,
+        ),
+    )
+
+
+class SymbolString(Rule):
+    rule_id = "symbol-string"
+    roles = ("symbol-string",)
+    title = "Trading symbol(s) hardcoded in a string"
+    why = "{name} falls back to {value} in {where}: {count} hardcoded symbol(s) the models should choose"
+    VALID = (
+        'QUOTE = "USDT"',
+        'def f(row):\n    return row.get("symbol", "")',
+        # a chart endpoint's default symbol only reaches a data fetch and the rendering
+        '@app.get("/chart")\ndef chart(symbol: str = "BTCUSDT", limit: int = 500):\n'
+        "    rows = fetch_klines(symbol, limit=limit)\n"
+        "    return render_chart(rows, title=symbol)",
+    )
+    INVALID = (
+        Example(
+            'p.add_argument("--symbols", default="SOLUSDT,ETHUSDT,BNBUSDT")',
+            "symbols",
+            '"SOLUSDT,ETHUSDT,BNBUSDT"',
+            Category.SYMBOL_SELECTION,
+        ),
+        Example(
+            '@dataclass\nclass BotConfig:\n    symbol: str = "BTCUSDT"',
+            "symbol",
+            '"BTCUSDT"',
+            Category.SYMBOL_SELECTION,
+        ),
+        Example(
+            'def load(data):\n    return data.get("symbol", "BTCUSDT")',
+            "symbol",
+            '"BTCUSDT"',
+            Category.SYMBOL_SELECTION,
+        ),
+        Example(
+            "def load_state(path):\n    if not path.exists():\n"
+            '        return {"symbol": "ETH/USDT:USDT", "leverage": 5}\n'
+            "    return json.loads(path.read_text())",
+            "symbol",
+            '"ETH/USDT:USDT"',
+            Category.SYMBOL_SELECTION,
+        ),
+    )
+
+
+class StrategyChoice(Rule):
+    rule_id = "strategy-choice"
+    roles = ("strategy-choice",)
+    title = "Strategy chosen by a hardcoded name"
+    why = "{name} defaults to the strategy {value} in {where}: which strategy trades is decided in code"
+    VALID = ('STRATEGY_DIR = "strategies/"', 'p.add_argument("--strategy-file", default="s.py")')
+    INVALID = (
+        Example(
+            'p.add_argument("--strategy", default="ema_cross")',
+            "strategy",
+            '"ema_cross"',
+            Category.OTHER,
+        ),
+        Example(
+            'def build(cfg):\n    return cfg.get("strategy", "mean_reversion")',
+            "strategy",
+            '"mean_reversion"',
+            Category.OTHER,
+        ),
+    )
+
+
+class StrategyParameter(Rule):
+    rule_id = "strategy-param"
+    roles = ("strategy-param",)
+    title = "Strategy parameter held in a class or module dict"
+    why = (
+        "{name}: {value} is a strategy parameter fixed in {where}: a hardcoded {category} decision"
+    )
+    VALID = (
+        'class Client:\n    defaults = {"timeout": 10, "retries": 3}',
+        'HTTP_PARAMS = {"limit": 500, "page_size": 100}',
+    )
+    INVALID = (
+        Example(
+            "class Divergence(Strategy):\n"
+            '    defaults = {"atr_period": 14, "divergence_thresh": 0.03, "ma_fast": 20}',
+            "divergence_thresh",
+            "0.03",
+            Category.OTHER,
+        ),
+        Example(
+            "class Divergence(Strategy):\n"
+            '    defaults = {"atr_period": 14, "divergence_thresh": 0.03, "ma_fast": 20}',
+            "ma_fast",
+            "20",
+            Category.OTHER,
+        ),
+        Example(
+            'STRATEGY_PARAMS = {"breakout": {"lookback_r": 1.5, "stop_atr": 2.0}}',
+            "lookback_r",
+            "1.5",
+            Category.OTHER,
+        ),
+    )
+
+
+class BooleanSwitch(Rule):
+    rule_id = "bool-switch"
+    roles = ("bool-switch",)
+    title = "Decision switch with a hardcoded fallback"
+    why = "{name} silently falls back to {value} in {where}: a {category} switch decided when the setting is missing{extra}"
+    VALID = (
+        'debug = cfg.get("debug", False)',
+        'v = settings.get("verbose", True)',
+        'ok = row.get("is_valid", True)',
+    )
+    INVALID = (
+        Example(
+            'def run(strategy_params):\n    return strategy_params.get("use_scale_out", True)',
+            "use_scale_out",
+            "True",
+            Category.HARVEST,
+        ),
+        Example(
+            "class Div(Strategy):\n"
+            '    defaults = {"require_fvg": False}\n'
+            "    def entry(self, params):\n"
+            '        return params.get("require_fvg", True)',
+            "require_fvg",
+            "True",
+            Category.OTHER,
+        ),
+    )
+
+
+class ArithmeticFraction(Rule):
+    rule_id = "fraction"
+    roles = ("fraction",)
+    title = "Trading fraction written as arithmetic"
+    why = "{name} is scaled by {value} in {where}: a hardcoded {category} fraction"
+    VALID = (
+        "def f(high, low):\n    return (high + low) / 2",
+        "def f(total):\n    total /= 1000",
+        "def f(n):\n    half = n // 2\n    return half",
+    )
+    INVALID = (
+        Example(
+            "def check_scale_out(pos, price):\n    close_qty = pos.qty / 2\n    return close_qty",
+            "close_qty",
+            "2",
+            Category.POSITION_SIZING,
+        ),
+        Example(
+            "def kelly_fraction(p, b):\n    f = p - (1 - p) / b\n    f /= 2.0\n    return f",
+            "f",
+            "2.0",
+            Category.POSITION_SIZING,
+        ),
+        Example(
+            "def on_exit(self, size):\n    size *= 0.5\n    return size",
+            "size",
+            "0.5",
+            Category.POSITION_SIZING,
+        ),
+    )
+
+
+class SignalThreshold(Rule):
+    rule_id = "signal-threshold"
+    roles = ("signal-threshold",)
+    title = "Entry or exit threshold inline in signal code"
+    why = "{name} is compared with {value} in {where}: a hardcoded entry/exit threshold"
+    VALID = (
+        "def parse(row):\n    if row.version > 3:\n        return row",
+        "def render_chart(rsi):\n    if rsi > 70:\n        draw_band(rsi)",
+    )
+    INVALID = (
+        Example(
+            "def generate_signal(fib_pos, rsi):\n    if fib_pos > 0.55 and rsi < 55:\n        return 'LONG'",
+            "fib_pos",
+            "0.55",
+            Category.OTHER,
+        ),
+        Example(
+            "def generate_signal(fib_pos, rsi):\n    if fib_pos > 0.55 and rsi < 55:\n        return 'LONG'",
+            "rsi",
+            "55",
+            Category.OTHER,
+        ),
+        Example(
+            "def tick(client, z):\n    if z > 2.5:\n        client.create_order('BTCUSDT', 'SELL', 1)",
+            "z",
+            "2.5",
+            Category.OTHER,
+        ),
+    )
+
+
+class VoteGate(Rule):
+    rule_id = "vote-gate"
+    roles = ("vote-gate",)
+    title = "Majority vote that gates an entry"
+    why = (
+        "{name} must reach {value} in {where}: how many signals must agree is a hardcoded decision"
+    )
+    VALID = ("def f(xs):\n    if len(xs) >= 2:\n        return xs[0]",)
+    INVALID = (
+        Example(
+            "def should_enter(a, b, c):\n    votes = sum([a, b, c])\n    if votes >= 2:\n        return True",
+            "votes",
+            "2",
+            Category.OTHER,
+        ),
+        Example(
+            "def entry_signal(checks):\n    if sum(c.ok for c in checks) >= 2:\n        return 'LONG'",
+            "sum",
+            "2",
+            Category.OTHER,
+        ),
+    )
+
+
 def all_rules() -> list[type[Rule]]:
     """Every rule class in this module, found by walking subclasses (no registry to forget)."""
     found: list[type[Rule]] = []
@@ -392,8 +678,9 @@ _ASSIGN_LIKE = {
     "constant", "field-default", "assign-fallback", "or-fallback", "param-default", "env-default",
     "dict-value", "get-default",
 }  # fmt: skip
-_NAMELESS_FORMS = {"weight", "clamp", "field-default", "field-bound"}
-_SECRET_ROLES = _ASSIGN_LIKE | {"call-arg"}
+_NAMELESS_FORMS = {"weight", "clamp", "field-default", "field-bound", "fraction"}
+_SECRET_ROLES = _ASSIGN_LIKE | {"call-arg", "cli-default"}
+_STRING_ROLES = _ASSIGN_LIKE | {"cli-default", "return"}
 _SYMBOL_ROLES = _ASSIGN_LIKE | {"call-arg", "return", "comparison"}
 
 
@@ -444,6 +731,8 @@ class Judge:
         stem = PurePosixPath(rel_path)
         self.path_names = [stem.stem, *stem.parent.parts[-3:]]
         self.findings: list[Reported] = []
+        # keys of strategy parameter dicts in this file (`defaults = {"atr_period": 14}`) -> value
+        self.param_defaults: dict[str, str] = {}
 
     # -- entry points from the scanner ------------------------------------------------------
     def number(self, site: Site) -> None:
@@ -456,9 +745,17 @@ class Judge:
             return
         if any(self.vocabulary.match(k).neutral for k in site.enclosing_keys):
             return  # inside `{"api": {"get": {...}}}`, `{"rateLimits": ...}`: plumbing tables
-        verdict = self._classify(site)
-        if verdict is None:
+        if site.role == "comparison" and self._vote_gate(site, value):
             return
+        tentative = False
+        # a comparison of an indicator (`rsi < 55`) is a signal threshold before a generic one
+        shaped = self._by_shape(site) if self._names_say_nothing(site) else None
+        verdict = None if shaped else self._classify(site)
+        if verdict is None:
+            shaped = shaped or self._by_shape(site)
+            if shaped is None:
+                return
+            site, verdict, tentative = shaped
         category, confidence, match, name = verdict
         if category is Category.SECRET:
             return  # a number under a credential name (`"apikey": 10` in a rate-limit table)
@@ -469,23 +766,81 @@ class Judge:
         ):
             return  # 1 and -1 are structure (`x > 1`, `* -1`) unless a decision name holds them
         small_count = value == int(value) and abs(value) <= 3 and isinstance(site.node, cst.Integer)
-        if small_count and site.role == "comparison" and not match.strong:
+        if small_count and site.role in ("comparison", "signal-threshold") and not match.strong:
             return  # `if xs.size < 2`, `if len(window) >= 3`: sanity checks on counts
         if value in self.vocabulary.conversions and match.category is None:
             return  # `PERCENT = 100.0`, `MS_PER_SECOND = 1000`: a unit, named as one
-        self._report(site, category, confidence, name=name)
+        extra = ""
+        key = site.names[0] if site.names else ""
+        if site.role == "get-default" and key in self.param_defaults:
+            declared = self.param_defaults[key]
+            if numeric_value(cst.parse_expression(declared)) != value:
+                extra = f"; it contradicts the declared default {key} = {declared}"
+        self._report(site, category, confidence, name=name, tentative=tentative, extra=extra)
+
+    def boolean(self, site: Site, value: bool) -> None:
+        """`params.get("use_scale_out", True)`: a decision switch that is on when unset."""
+        if site.role != "get-default" or not site.names:
+            return
+        key = site.names[0]
+        match = self.vocabulary.match(key)
+        if match.neutral and not match.strong:
+            return
+        declared = self.param_defaults.get(key)
+        seq = set(words(key))
+        receiver = set(words(site.receiver))
+        switch = bool(seq & _SWITCH_WORDS) and (
+            bool(receiver & _PARAMS_WORDS) or self._trading_context(site)
+        )
+        if declared is None and match.category is None and not match.indicator and not switch:
+            return
+        if match.category is Category.SECRET:
+            return
+        category = match.category or self._context_category(site) or Category.OTHER
+        trading = self._trading_context(site) or bool(receiver & _PARAMS_WORDS)
+        extra = ""
+        if declared is not None and declared != str(value):
+            extra = f" (it contradicts the declared default {key} = {declared})"
+        site = replace(site, role="bool-switch", value=str(value))
+        self._report(site, category, 0.75 if trading else 0.45, name=key, extra=extra)
 
     def string(self, site: Site, text: str) -> None:
-        if site.role not in _SECRET_ROLES:
+        if site.role in _SECRET_ROLES and self._secret(site, text):
             return
-        names = site.names + (site.secondary if site.role == "env-default" else [])
+        if site.role not in _STRING_ROLES:
+            return
+        names = [n for n in site.names + site.secondary if n]
+        parts = [part.strip() for part in text.split(",")]
+        if parts and all(SYMBOL.match(part) and _QUOTE.search(part) for part in parts):
+            named = any(
+                self.vocabulary.match(n).category is Category.SYMBOL_SELECTION for n in names
+            )
+            if named or len(parts) >= 2:
+                site = replace(site, role="symbol-string", names=site.names or site.secondary)
+                self._report(
+                    site, Category.SYMBOL_SELECTION, 0.9 if named else 0.7, count=len(parts)
+                )
+            return
+        if (
+            any("strategy" in words(n) and not self.vocabulary.match(n).neutral for n in names)
+            and _IDENTIFIER.match(text)
+            and not any(c in text for c in "/\\")
+            and not text.endswith((".py", ".json", ".toml", ".yaml", ".yml", ".csv"))
+        ):
+            confidence = 0.75 if self._trading_context(site) or site.role == "cli-default" else 0.45
+            self._report(site.with_role("strategy-choice"), Category.OTHER, confidence)
+
+    def _secret(self, site: Site, text: str) -> bool:
+        names = site.names + (site.secondary if site.role in ("env-default", "cli-default") else [])
         if not any(self.vocabulary.match(n).category is Category.SECRET for n in names if n):
-            return
+            return False
         if not _looks_like_credential(text):
-            return
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        masked = replace(site, value=f"<redacted {len(text)} chars sha256:{digest}>")
-        self._report(masked.with_role("secret"), Category.SECRET, 0.9)
+            return False
+        # No hash of the secret, keyed or not: the length and the place identify the finding (a
+        # baseline stays stable), and nothing derived from the value leaves the source file.
+        masked = replace(site, value=f"<redacted {len(text)} chars>")
+        self._report(masked.with_role("secret"), Category.SECRET, 0.9, check_flow=False)
+        return True
 
     def symbols(self, site: Site, count: int) -> None:
         if site.role not in _SYMBOL_ROLES:
@@ -525,7 +880,7 @@ class Judge:
             return m.category, confidence, replace(m, strong=False), name  # type: ignore[return-value]
         if any(m.neutral for _, m in secondary):
             return None
-        generic = next((m for _, m in primary + secondary if m.generic), None)
+        generic = next((m for _, m in primary + secondary if m.generic or m.indicator), None)
         if generic is None and site.role not in _NAMELESS_FORMS:
             return None
         first = (primary + secondary)[0][0] if primary + secondary else ""
@@ -535,6 +890,68 @@ class Judge:
                 return m.category, 0.5 if generic else 0.4, generic or Match(), first
         if generic is not None:
             return Category.OTHER, 0.4, generic, first
+        return None
+
+    def _by_shape(self, site: Site) -> tuple[Site, tuple[Category, float, Match, str], bool] | None:
+        """Decisions told by where the literal sits when no name says so: (site, verdict, tentative).
+
+        A threshold compared in signal code, a default of an exit or risk function, a strategy
+        parameter dict, the fallback of a declared strategy parameter. A tentative one is kept only
+        if reachability finds its path to an order or risk call.
+        """
+        match = self.vocabulary.match
+        named = [n for n in site.names if n]
+        if any(match(n).neutral for n in named):
+            return None
+        category = self._context_category(site) or Category.OTHER
+        trading = self._trading_context(site)
+        first = named[0] if named else ""
+        if site.role == "comparison" and named:
+            if any(match(n).indicator for n in named):
+                confidence = 0.75 if trading else 0.45
+            elif self.vocabulary.is_signal_context((site.function, site.klass)):
+                confidence = 0.6 if trading else 0.45
+            else:  # only if its `if` gates an order or a risk call (reachability decides)
+                return site.with_role("signal-threshold"), (category, 0.6, Match(), first), True
+            return site.with_role("signal-threshold"), (category, confidence, Match(), first), False
+        if site.role == "get-default" and first in self.param_defaults:
+            return site, (category, 0.75, Match(), first), False
+        if site.role == "strategy-param":
+            return site, (category, 0.75 if trading else 0.5, Match(), first), False
+        if site.role == "param-default" and site.function:
+            fm = match(site.function)
+            if (fm.strong and fm.category not in (None, Category.SECRET)) or (
+                set(words(site.function)) & _EXIT_FUNCTION_WORDS
+            ):
+                return site, (category, 0.6 if trading else 0.45, Match(), first), False
+        return None
+
+    def _names_say_nothing(self, site: Site) -> bool:
+        """A comparison whose names carry no category or decision word (maybe an indicator)."""
+        if site.role != "comparison":
+            return False
+        matches = [self.vocabulary.match(n) for n in site.names if n]
+        return not any(m.category or m.generic or m.neutral for m in matches)
+
+    def _vote_gate(self, site: Site, value: float) -> bool:
+        """`if votes >= 2`, `if sum(conds) >= 2`: how many signals must agree before an entry."""
+        if value != int(value) or not 2 <= value <= 9:
+            return False
+        if not (site.vote or any(self.vocabulary.is_vote(n) for n in site.names if n)):
+            return False
+        signal = self.vocabulary.is_signal_context((site.function, site.klass))
+        if not (signal or self._trading_context(site)):
+            return False
+        category = self._context_category(site) or Category.OTHER
+        name = next((n for n in site.names if n), "votes")
+        self._report(site.with_role("vote-gate"), category, 0.75, name=name)
+        return True
+
+    def _context_category(self, site: Site) -> Category | None:
+        for context in (site.function, site.klass):
+            m = self.vocabulary.match(context) if context else Match()
+            if m.category is not None and m.category is not Category.SECRET:
+                return m.category
         return None
 
     def _trading_context(self, site: Site) -> bool:
@@ -559,7 +976,9 @@ class Judge:
         verdict, looser = self._check_limit(declared, value)
         site = replace(site, role="safety-limit", names=[declared])
         severity = Severity.ERROR if looser else None
-        self._report(site, Category.SAFETY_LIMIT, 0.9, severity=severity, verdict=verdict)
+        self._report(
+            site, Category.SAFETY_LIMIT, 0.9, severity=severity, verdict=verdict, check_flow=False
+        )
         return True
 
     def _check_limit(self, name: str, value: float) -> tuple[str, bool]:
@@ -603,6 +1022,9 @@ class Judge:
         count: int = 0,
         verdict: str = "",
         name: str = "",
+        tentative: bool = False,
+        check_flow: bool = True,
+        extra: str = "",
     ) -> None:
         rule = RULES_BY_ROLE[site.role]
         fallback = (
@@ -627,7 +1049,10 @@ class Judge:
             category=_label(category),
             count=count,
             verdict=verdict,
+            extra=extra if "{extra}" in rule.why else "",
         )
+        if extra and "{extra}" not in rule.why:
+            message += extra
         finding = Finding(
             path=self.rel_path,
             line=0,  # positions are filled in after the traversal, for files with findings only
@@ -642,16 +1067,39 @@ class Judge:
             message=message,
             is_test=self.is_test,
         )
-        self.findings.append(Reported(finding, site.node, site.statement))
+        self.findings.append(
+            Reported(finding, site.node, site.statement, tentative=tentative, check_flow=check_flow)
+        )
 
 
 def _looks_like_credential(text: str) -> bool:
     """Random-looking text: long enough, letters and digits, no spaces, not a placeholder or an
     env var name (`"credential"` as a label or `"BINANCE_API_KEY"` as a reference are not secrets)."""
     text = text.strip()
-    if len(text) < 12 or " " in text or _PLACEHOLDER.match(text) or _ENV_NAME.match(text):
+    if len(text) < 12 or any(c.isspace() for c in text) or _PLACEHOLDER.match(text):
         return False
-    return any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
+    digits = sum(c.isdigit() for c in text)
+    if _ENV_NAME.match(text) and digits / len(text) < 0.2:
+        return False  # `BINANCE_API_KEY`: the name of a variable, not its value
+    classes = sum(
+        (
+            any(c.islower() for c in text),
+            any(c.isupper() for c in text),
+            digits > 0,
+            any(not c.isalnum() for c in text),
+        )
+    )
+    entropy = _entropy(text)
+    return (classes >= 2 and entropy >= 3.0) or (len(text) >= 32 and entropy >= 3.5)
+
+
+def _entropy(text: str) -> float:
+    """Shannon entropy in bits per character: random keys score near 4-6, words near 2-3."""
+    counts: dict[str, int] = {}
+    for c in text:
+        counts[c] = counts.get(c, 0) + 1
+    n = len(text)
+    return -sum(k / n * math.log2(k / n) for k in counts.values())
 
 
 def _best(matches: list[tuple[str, Match]]) -> tuple[str, Match] | None:

@@ -19,14 +19,25 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from audit.config import AuditConfig
 from audit.finding import Finding
-from audit.rules import Judge, Site, numeric_value
+from audit.reachability import FlowIndex
+from audit.rules import SYMBOL, Judge, Site, numeric_value
+from audit.vocabulary import words
 
 _SUPPRESS = re.compile(r"#\s*qctl:\s*ignore(?:\[(?P<what>[^\]]*)\])?", re.IGNORECASE)
 _SUPPRESS_FILE = re.compile(r"#\s*qctl:\s*ignore-file\b", re.IGNORECASE)
 _NUMERIC_STRING = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
-_SYMBOL = re.compile(
-    r"^(?:[A-Z0-9]{2,15}(?:USDT|USDC|BUSD|USD|BTC|ETH|PERP)|[A-Z0-9]{2,15}[-/_][A-Z0-9]{2,10}(?::[A-Z0-9]{2,10})?)$"
+_SYMBOL = SYMBOL
+# Command-line option builders whose `default=` decides a run (argparse, click, typer).
+_CLI_CALLS = frozenset({"add_argument", "option", "Option", "argument", "Argument"})
+# Names of dicts that hold a strategy's parameters (`defaults = {...}` on a Strategy subclass).
+_PARAM_DICT_WORDS = frozenset(
+    {"params", "parameters", "param", "defaults", "default", "hyperparams", "hyperparameters"}
 )
+_STRATEGY_CLASS_WORDS = frozenset(
+    {"strategy", "strategies", "signal", "signals", "alpha", "indicator", "bot", "trader", "model"}
+)
+_SCALE_OPS = (cst.MultiplyAssign, cst.DivideAssign, cst.FloorDivideAssign)
+_FRACTION_CATEGORIES = ("position_sizing", "harvest", "leverage")
 
 NUMBER = (cst.Integer, cst.Float)
 CONTAINERS = (cst.List, cst.Tuple, cst.Set)
@@ -152,6 +163,7 @@ class Scope:
 class FileScan:
     findings: list[Finding] = field(default_factory=list)
     suppressed: int = 0
+    unreachable: int = 0  # candidates dropped because they reach only display or plumbing
 
 
 class _Visitor(cst.CSTVisitor):
@@ -167,8 +179,12 @@ class _Visitor(cst.CSTVisitor):
 
     # -- structure -------------------------------------------------------------------------
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if self.main_depth or type(node) in _PRUNE:
+        if self.main_depth:
             return False
+        if type(node) in _PRUNE and not (
+            type(node) is cst.Decorator and last(dotted(node.decorator)) in ("option", "argument")
+        ):
+            return False  # a click `@option(..., default=...)` is the one decorator worth a look
         if isinstance(node, cst.If) and len(self.scopes) == 1 and _is_main_guard(node.test):
             self.main_depth += 1
             self.stack.append(node)
@@ -215,6 +231,24 @@ class _Visitor(cst.CSTVisitor):
             self._symbols(node)
         elif isinstance(node, cst.SimpleString | cst.ConcatenatedString):
             self._string(node)
+        elif isinstance(node, cst.Call) and node.args:
+            self._boolean_fallback(node)
+
+    def _boolean_fallback(self, call: cst.Call) -> None:
+        """`params.get("use_scale_out", True)`: booleans are names in the tree, so look here."""
+        short = last(dotted(call.func))
+        if short not in ("get", "getattr", "pop"):
+            return
+        at = 2 if short == "getattr" else 1
+        for index, arg in enumerate(call.args):
+            value = arg.value
+            if not (isinstance(value, cst.Name) and value.value in ("True", "False")):
+                continue
+            keyword = arg.keyword.value if arg.keyword else ""
+            if keyword == "default" or (not keyword and index == at):
+                site = self._site(value, self.stack)
+                if site is not None:
+                    self.judge.boolean(site, value.value == "True")
 
     def _mark_done(self, node: cst.CSTNode) -> None:
         for child in _walk(node):
@@ -233,7 +267,7 @@ class _Visitor(cst.CSTVisitor):
         site = self._site(node, parents)
         if site is None:
             return
-        if site.role == "env-default" and _NUMERIC_STRING.match(value):
+        if site.role in ("env-default", "cli-default") and _NUMERIC_STRING.match(value):
             self.judge.number(site)
         else:
             self.judge.string(site, value)
@@ -283,7 +317,11 @@ class _Visitor(cst.CSTVisitor):
                 return self._call(site, parent, child, keyword)
             elif isinstance(parent, cst.BinaryOperation):
                 other = parent.right if child is parent.left else parent.left
-                role = self._arith_role(parent, child, other)
+                role = self._arith_role(parent, child, other, parents)
+                if role == "fraction":
+                    site.names = self._outer_names(parents, parent) + names_in(other)
+                    site.role = "fraction"
+                    return site
                 if role == "conversion":
                     return site.with_role("conversion")
                 if role == "weight":
@@ -296,6 +334,7 @@ class _Visitor(cst.CSTVisitor):
             elif isinstance(parent, cst.Comparison):
                 operands = [parent.left] + [c.comparator for c in parent.comparisons]
                 site.names = [n for o in operands if o is not child for n in names_in(o)]
+                site.vote = any(_is_condition_count(o) for o in operands if o is not child)
                 site.role = "comparison"
                 site.secondary = self._outer_names(parents, parent)
                 return site
@@ -313,7 +352,9 @@ class _Visitor(cst.CSTVisitor):
                         None  # an endpoint path (`"margin/leverageBracket": 0.1`), not a decision
                     )
                 site.names = [key] if key else []
-                site.role = "dict-value"
+                site.role = (
+                    "strategy-param" if self._in_param_dict(parents, parent) else "dict-value"
+                )
                 site.secondary = self._outer_names(parents, parent)
                 site.enclosing_keys = _enclosing_keys(parents, parent)
                 return site
@@ -329,6 +370,12 @@ class _Visitor(cst.CSTVisitor):
                 if isinstance(parent, cst.AugAssign) and numeric_value(literal) in (1, -1):
                     return site.with_role("index")  # a counter: `n += 1`
                 site.names = assign_targets(parent)
+                if isinstance(parent, cst.AugAssign) and isinstance(parent.operator, _SCALE_OPS):
+                    value = numeric_value(literal)
+                    if value is not None and abs(value) in self.judge.vocabulary.conversions:
+                        return site.with_role("conversion")  # `ms /= 1000`
+                    site.role = "fraction"  # `f /= 2.0` (half-Kelly), `size *= 0.5`
+                    return site
                 if site.module_level or site.class_level:
                     site.role = (
                         "field-default"
@@ -363,9 +410,16 @@ class _Visitor(cst.CSTVisitor):
                 site.secondary = self._outer_names(self.stack, call)
                 return site
             return None
+        if short in _CLI_CALLS:
+            if keyword != "default":
+                return None
+            site.names = _cli_names(call)
+            site.role = "cli-default"
+            return site
         if short in ("get", "getattr", "pop", "setdefault") and (
             positional >= 1 or keyword == "default"
         ):
+            site.receiver = callee.rsplit(".", 1)[0] if "." in callee else ""
             key_node = (
                 args[1].value
                 if short == "getattr" and len(args) > 1
@@ -414,7 +468,13 @@ class _Visitor(cst.CSTVisitor):
             return None
         return self._site(site.node, self.stack[:idx], start=wrapper)
 
-    def _arith_role(self, op: cst.BinaryOperation, child: cst.CSTNode, other: cst.CSTNode) -> str:
+    def _arith_role(
+        self,
+        op: cst.BinaryOperation,
+        child: cst.CSTNode,
+        other: cst.CSTNode,
+        parents: Sequence[cst.CSTNode] = (),
+    ) -> str:
         """What a number does inside arithmetic: converts units, weighs a term, or nothing yet."""
         kind = type(op.operator)
         if kind is cst.Modulo or (kind is cst.Power and child is op.right):
@@ -433,8 +493,18 @@ class _Visitor(cst.CSTVisitor):
             and child is op.right
             and value in vocab.divisors
         ):
-            return "conversion"
+            # `(high + low) / 2` is a midpoint; `qty / 2` in exit code closes half a position
+            if isinstance(other, cst.BinaryOperation) or not self._sizes(
+                names_in(other) + self._outer_names(parents, op)
+            ):
+                return "conversion"
+            return "fraction"
         return "weight" if value is not None else ""
+
+    def _sizes(self, names: Sequence[str]) -> bool:
+        """Whether any of these names is a size, a harvest fraction or a leverage."""
+        match = self.judge.vocabulary.match
+        return any(str(match(n).category) in _FRACTION_CATEGORIES for n in names if n)
 
     def _outer_names(self, parents: Sequence[cst.CSTNode], below: cst.CSTNode) -> list[str]:
         """Names given to the expression holding the literal: assignment target, keyword, key."""
@@ -448,6 +518,10 @@ class _Visitor(cst.CSTVisitor):
             if isinstance(parent, cst.Assign | cst.AnnAssign | cst.AugAssign):
                 return assign_targets(parent)
             if isinstance(parent, cst.Arg) and parent.keyword:
+                if parent.keyword.value == "default":
+                    holder = self._parent_in(parents, parent)
+                    if isinstance(holder, cst.Call) and last(dotted(holder.func)) in _CLI_CALLS:
+                        return _cli_names(holder)
                 return [parent.keyword.value]
             if isinstance(parent, cst.DictElement):
                 key = string_value(parent.key) or dotted(parent.key)
@@ -462,6 +536,40 @@ class _Visitor(cst.CSTVisitor):
             if type(parent) in _STATEMENTS:
                 return []
         return []
+
+    @staticmethod
+    def _parent_in(parents: Sequence[cst.CSTNode], node: cst.CSTNode) -> cst.CSTNode | None:
+        for i in range(len(parents) - 1, 0, -1):
+            if parents[i] is node:
+                return parents[i - 1]
+        return None
+
+    def _in_param_dict(self, parents: Sequence[cst.CSTNode], element: cst.CSTNode) -> bool:
+        """A dict of strategy parameters: `defaults = {...}` in a Strategy class, `STRATEGY_PARAMS`."""
+        target = ""
+        found = False
+        for parent in reversed(parents):
+            if parent is element:
+                found = True
+                continue
+            if not found or isinstance(parent, cst.Dict | cst.DictElement):
+                continue
+            if isinstance(parent, cst.Assign | cst.AnnAssign):
+                names = assign_targets(parent)
+                target = names[0] if names else ""
+            break
+        if not target:
+            return False
+        seq = set(words(target))
+        if not seq & _PARAM_DICT_WORDS:
+            return False
+        if "strategy" in seq or "strategies" in seq:
+            return True
+        klass = next((s for s in reversed(self.scopes) if s.kind == "class"), None)
+        if klass is None:
+            return False
+        named = [klass.name, *klass.bases]
+        return any(set(words(n)) & _STRATEGY_CLASS_WORDS for n in named)
 
     # -- context ---------------------------------------------------------------------------
     def _qualname(self) -> str:
@@ -513,6 +621,37 @@ def _enclosing_keys(parents: Sequence[cst.CSTNode], below: cst.CSTNode) -> list[
     return keys
 
 
+def _cli_names(call: cst.Call) -> list[str]:
+    """The option's names: the long flag (`--cb-pause-hours` -> cb_pause_hours) and `dest=`."""
+    flags: list[str] = []
+    dest: list[str] = []
+    for arg in call.args:
+        text = string_value(arg.value)
+        if text is None:
+            continue
+        if arg.keyword is None:
+            flags.append(text)
+        elif arg.keyword.value == "dest":
+            dest.append(text.replace("-", "_"))
+    longest = max(flags, key=lambda f: (f.startswith("--"), len(f)), default="")
+    name = longest.lstrip("-").replace("-", "_")
+    return [n for n in (name, *dest) if n]
+
+
+def _is_condition_count(node: cst.CSTNode) -> bool:
+    """`sum([a, b, c])`, `sum(c.ok for c in checks)`, `len([x for x in xs if x])`: agreeing votes."""
+    if not isinstance(node, cst.Call) or last(dotted(node.func)) not in ("sum", "len", "count"):
+        return False
+    if not node.args:
+        return False
+    inner = node.args[0].value
+    if isinstance(inner, cst.ListComp | cst.GeneratorExp | cst.SetComp):
+        return last(dotted(node.func)) == "sum" or inner.for_in.ifs != ()
+    if isinstance(inner, cst.List | cst.Tuple | cst.Set):
+        return last(dotted(node.func)) == "sum"
+    return False
+
+
 def _is_main_guard(test: cst.BaseExpression) -> bool:
     if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
         return False
@@ -530,6 +669,37 @@ def _walk(node: cst.CSTNode):
 
 def _source(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
+
+
+def _declared_params(module: cst.Module) -> dict[str, str]:
+    """Keys of strategy parameter dicts at module or class level, with their declared values.
+
+    `params.get("require_fvg", True)` elsewhere in the file is then checked against them.
+    """
+    out: dict[str, str] = {}
+    bodies: list[Sequence[cst.CSTNode]] = [module.body]
+    for stmt in module.body:
+        if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            bodies.append(stmt.body.body)
+    for body in bodies:
+        for stmt in body:
+            if not isinstance(stmt, cst.SimpleStatementLine):
+                continue
+            for small in stmt.body:
+                if not isinstance(small, cst.Assign | cst.AnnAssign):
+                    continue
+                if not isinstance(small.value, cst.Dict):
+                    continue
+                names = assign_targets(small)
+                if not names or not set(words(names[0])) & _PARAM_DICT_WORDS:
+                    continue
+                for element in small.value.elements:
+                    if not isinstance(element, cst.DictElement):
+                        continue
+                    key = string_value(element.key)
+                    if key:
+                        out[key] = _source(element.value)
+    return out
 
 
 def suppressions(source: str) -> tuple[bool, dict[int, set[str]]]:
@@ -576,6 +746,7 @@ def scan_source(
     """
     module = cst.parse_module(source)
     judge = Judge(config, rel_path, is_test=is_test)
+    judge.param_defaults = _declared_params(module)
     module.visit(_Visitor(judge))
     result = FileScan()
     if not judge.findings:
@@ -584,7 +755,16 @@ def scan_source(
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     whole, directives = suppressions(source)
     ignored_here = config.ignored_here(match_path or rel_path)
+    flow: FlowIndex | None = None
     for reported in judge.findings:
+        if reported.check_flow:
+            # reachability: drop a value that only reaches display or plumbing; keep a tentative
+            # one only when it reaches an order, leverage, size or stop
+            flow = flow or FlowIndex(module)
+            verdict = flow.verdict(reported.node)
+            if verdict.display_only or (reported.tentative and verdict.kind != "trading"):
+                result.unreachable += 1
+                continue
         pos = positions[reported.node]
         finding = replace(
             reported.finding,

@@ -60,6 +60,7 @@ class Match:
     weight: int = 0
     generic: bool = False
     neutral: bool = False
+    indicator: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ class Vocabulary:
     divisors: frozenset[float]
     neutral_calls: frozenset[str] = field(default_factory=frozenset)
     context: frozenset[str] = field(default_factory=frozenset)
+    indicators: tuple[tuple[str, ...], ...] = ()
+    signal_context: frozenset[str] = field(default_factory=frozenset)
+    votes: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def load(cls, extra: Mapping[str, object] | None = None) -> Vocabulary:
@@ -109,7 +113,18 @@ class Vocabulary:
             divisors=frozenset(float(v) for v in raw["conversions"]["divisors"]),
             neutral_calls=frozenset(raw["neutral_calls"]["names"]),
             context=frozenset(raw["context"]["words"]),
+            indicators=_phrases(raw["indicators"]["words"]),
+            signal_context=frozenset(raw["signal_context"]["words"]),
+            votes=frozenset(raw["votes"]["words"]),
         )
+
+    def is_signal_context(self, names: Iterable[str]) -> bool:
+        """Whether a function or class name says it turns market data into entries or exits."""
+        return any(self.signal_context & set(words(n)) for n in names if n)
+
+    def is_vote(self, name: str) -> bool:
+        """A count of agreeing conditions (`votes`, `confirmations`, `bullish_count`)."""
+        return bool(self.votes & set(words(name)))
 
     def is_trading_context(self, names: Iterable[str]) -> bool:
         """Whether any of these names (function, class, file, folders) speaks of trading."""
@@ -142,13 +157,19 @@ class Vocabulary:
                             best = key
         neutral = any(_contains(seq, p) for p in self.neutral)
         generic = any(_contains(seq, p) for p in self.generic)
+        indicator = any(_contains(seq, p) for p in self.indicators)
         if best is None:
-            return Match(generic=generic, neutral=neutral)
+            return Match(generic=generic, neutral=neutral, indicator=indicator and not neutral)
         strong, length, cat = best
         if neutral and not strong:
             return Match(generic=generic, neutral=True)
         return Match(
-            category=cat, strong=bool(strong), weight=length, generic=generic, neutral=neutral
+            category=cat,
+            strong=bool(strong),
+            weight=length,
+            generic=generic,
+            neutral=neutral,
+            indicator=indicator,
         )
 
 

@@ -1,0 +1,615 @@
+"""Where a literal flows: into an order or a risk call (a trading decision) or only into display.
+
+Names alone cannot tell `leverage = pos.get("leverage", 10)` that only labels a copied position on
+a chart from the same line in an order router. This module follows a literal forward through one
+module's def-use chains: assignments to local names, `self.` attributes and module globals, calls
+to functions of the same module (argument to parameter, `return` to the call site), arithmetic and
+wrapping calls, and `if` tests (a comparison gates what its branch does). A path ends at a sink:
+
+- *trading*: a call that places, sizes or protects an order (`create_order`, `set_leverage`,
+  `open_position`...) or a keyword that sizes or prices one (`quantity=`, `stop_price=`);
+- *display*: logging, printing, f-strings, charts and rendering;
+- *plumbing*: HTTP queries and data fetches (`requests.get`, `fetch_ohlcv`, `limit=` of a query);
+- *open*: the value leaves what one module can see (no use, an attribute read elsewhere, a
+  function with no caller here). Open paths keep a finding: only a literal whose every path ends
+  in display or plumbing is dropped.
+
+The pass is cheap (one traversal, only for files that already have candidate findings) and never
+raises: any path longer than the budget counts as open.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from audit.vocabulary import words
+
+TRADING = "trading"
+DISPLAY = "display"
+PLUMBING = "plumbing"
+OPEN = "open"
+
+# Words of a callee that place, size or protect an order. Display words are checked first, so
+# `render_position` or `log_order` are display.
+_TRADING_CALL_WORDS = frozenset(
+    {
+        "order", "orders", "leverage", "position", "positions", "margin", "buy", "sell", "enter",
+        "trade", "execute", "bracket", "hedge", "reduce", "flatten", "liquidate", "kelly", "stop",
+        "stoploss", "takeprofit", "tp", "sl", "trail", "trailing", "harvest", "scale", "sizing",
+        "size", "risk", "governor", "approve", "review", "allocate", "allocation", "notional",
+    }
+)  # fmt: skip
+_TRADING_KEYWORDS = frozenset(
+    {
+        "qty", "quantity", "amount", "size", "leverage", "stop_price", "stopprice", "stop_loss",
+        "take_profit", "price", "notional", "size_usd", "size_usdt", "position_size", "sl", "tp",
+        "trigger_price", "activation_price", "callback_rate", "reduce_only",
+    }
+)  # fmt: skip
+_DISPLAY_CALL_WORDS = frozenset(
+    {
+        "print", "pprint", "log", "logger", "logging", "debug", "info", "warning", "warn", "error",
+        "exception", "critical", "render", "plot", "plots", "draw", "chart", "charts", "figure",
+        "fig", "trace", "show", "display", "format", "jsonify", "dumps", "echo", "template",
+        "html", "markdown", "table", "row", "column", "label", "title", "annotate", "overlay",
+        "savefig", "legend", "axis", "ax", "plt", "st", "response", "notify", "send_message",
+        "emit", "tooltip", "widget", "panel", "style", "color", "text", "write", "subplot",
+        "scatter", "line", "candlestick", "add_trace", "update_layout", "console", "rich", "tui",
+    }
+)  # fmt: skip
+_PLUMBING_CALL_WORDS = frozenset(
+    {
+        "requests", "httpx", "aiohttp", "session", "urlopen", "urlencode", "request", "fetch",
+        "download", "klines", "kline", "ohlcv", "candles", "history", "historical", "sleep",
+        "range", "paginate", "page", "cache", "redis", "sql", "query", "read_csv", "read_parquet",
+        "to_csv", "open", "get", "post",
+    }
+)  # fmt: skip
+_PLUMBING_KEYWORDS = frozenset(
+    {"limit", "page_size", "per_page", "interval", "timeout", "start_time", "end_time", "params"}
+)
+# Wrappers the value passes through unchanged in meaning.
+_PASS_THROUGH = frozenset(
+    {"float", "int", "Decimal", "str", "abs", "round", "min", "max", "clip", "clamp", "bool"}
+)
+_LOOKUPS = frozenset({"get", "getattr", "pop", "setdefault", "getenv"})
+_BUDGET = 400
+_EARLY_EXIT = (cst.Return, cst.Raise, cst.Continue, cst.Break)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One hop of a path: the node it passes through and what happens there."""
+
+    node: cst.CSTNode
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Where a literal ends up: `kind` is trading, display, plumbing or open; `path` shows how."""
+
+    kind: str
+    path: tuple[Step, ...] = ()
+    ends: tuple[str, ...] = ()  # every distinct end kind met
+
+    @property
+    def display_only(self) -> bool:
+        """Every path ends in display or plumbing: the literal decides nothing that trades."""
+        return bool(self.ends) and set(self.ends) <= {DISPLAY, PLUMBING}
+
+
+@dataclass
+class _Func:
+    node: cst.FunctionDef
+    params: list[str]
+    bound: set[str] = field(default_factory=set)
+    returns: list[cst.Return] = field(default_factory=list)
+
+
+class _Indexer(cst.CSTVisitor):
+    """One walk: parents, name uses by scope, functions by name, calls by callee name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parent: dict[int, cst.CSTNode] = {}
+        self.stack: list[cst.CSTNode] = []
+        self.funcs: list[_Func] = []
+        self.func_of: dict[int, _Func | None] = {}
+        self.by_name: dict[str, list[_Func]] = defaultdict(list)
+        self.calls: dict[str, list[cst.Call]] = defaultdict(list)
+        self.name_uses: list[tuple[_Func | None, cst.Name]] = []
+        self.attr_uses: dict[str, list[cst.Attribute]] = defaultdict(list)
+        self.module_bound: set[str] = set()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.If) and len(self.stack) <= 1 and _is_main_guard(node.test):
+            return False  # a `__main__` demo is not the program's flow (the scanner skips it too)
+        if self.stack:
+            self.parent[id(node)] = self.stack[-1]
+        current = self.funcs[-1] if self.funcs else None
+        if isinstance(node, cst.FunctionDef):
+            params = [
+                p.name.value
+                for p in (
+                    *node.params.posonly_params,
+                    *node.params.params,
+                    *node.params.kwonly_params,
+                )
+            ]
+            func = _Func(node, params, set(params))
+            self.by_name[node.name.value].append(func)
+            self.funcs.append(func)
+            current = func
+        elif isinstance(node, cst.Name):
+            self.name_uses.append((current, node))
+        elif isinstance(node, cst.Attribute):
+            self.attr_uses[node.attr.value].append(node)
+        elif isinstance(node, cst.Call):
+            callee = _dotted(node.func)
+            if callee:
+                self.calls[callee.rsplit(".", 1)[-1]].append(node)
+        elif isinstance(node, cst.Return) and current is not None:
+            current.returns.append(node)
+        elif isinstance(node, cst.AssignTarget | cst.AnnAssign | cst.AugAssign | cst.For):
+            for name in _target_names(node.target):
+                (current.bound if current else self.module_bound).add(name)
+        elif isinstance(node, cst.WithItem) and node.asname is not None:
+            for name in _target_names(node.asname.name):
+                (current.bound if current else self.module_bound).add(name)
+        self.func_of[id(node)] = current
+        self.stack.append(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        if not self.stack or self.stack[-1] is not original_node:
+            return  # a skipped `__main__` block
+        self.stack.pop()
+        if isinstance(original_node, cst.FunctionDef):
+            self.funcs.pop()
+
+
+class FlowIndex:
+    """Def-use facts of one parsed module, and the forward search over them."""
+
+    def __init__(self, module: cst.Module) -> None:
+        indexer = _Indexer()
+        module.visit(indexer)
+        self._parent = indexer.parent
+        self._func_of = indexer.func_of
+        self._by_name = indexer.by_name
+        self._calls = indexer.calls
+        self._attr_uses = indexer.attr_uses
+        self._module_bound = indexer.module_bound
+        uses: dict[tuple[int, str], list[cst.Name]] = defaultdict(list)
+        for func, name in indexer.name_uses:
+            if not self._is_load(name):
+                continue
+            owner = func
+            while owner is not None and name.value not in owner.bound:
+                parent = self._enclosing_func(owner.node)
+                owner = parent
+            uses[(id(owner.node) if owner else 0, name.value)].append(name)
+        self._uses = uses
+
+    # -- public -------------------------------------------------------------------------------
+    def verdict(self, literal: cst.CSTNode) -> Verdict:
+        """Follow `literal` forward; a trading end wins, else display-only, else open."""
+        start = (literal, (Step(literal, "the literal"),))
+        queue: deque[tuple[cst.CSTNode, tuple[Step, ...]]] = deque([start])
+        seen: set[int] = set()
+        ends: list[tuple[str, tuple[Step, ...]]] = []
+        budget = _BUDGET
+        while queue:
+            node, path = queue.popleft()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            budget -= 1
+            if budget <= 0:
+                ends.append((OPEN, (*path, Step(node, "search budget spent"))))
+                break
+            for kind, nxt, step in self._consumers(node):
+                full = (*path, step)
+                if kind == "flow":
+                    queue.append((nxt, full))
+                else:
+                    ends.append((kind, full))
+                    if kind == TRADING:
+                        return Verdict(TRADING, full, tuple(sorted({k for k, _ in ends})))
+        kinds = tuple(sorted({k for k, _ in ends})) or (OPEN,)
+        if not ends:
+            return Verdict(OPEN, (start[1][0], Step(literal, "no use of it in this module")), kinds)
+        shown = next((p for k, p in ends if k == OPEN), ends[0][1])
+        kind = OPEN if OPEN in kinds else (DISPLAY if DISPLAY in kinds else PLUMBING)
+        return Verdict(kind, shown, kinds)
+
+    # -- one hop --------------------------------------------------------------------------------
+    def _consumers(self, node: cst.CSTNode) -> Iterable[tuple[str, cst.CSTNode | None, Step]]:
+        """What consumes the value of `node`: ('flow', next node, step) or (end kind, None, step)."""
+        child = node
+        keyword = ""
+        parent = self._parent.get(id(child))
+        while parent is not None:
+            if isinstance(parent, cst.Arg):
+                keyword = parent.keyword.value if parent.keyword else ""
+            elif isinstance(parent, cst.Call):
+                if child is parent.func:
+                    return []
+                return self._into_call(parent, child, keyword)
+            elif isinstance(parent, cst.FormattedStringExpression):
+                return [(DISPLAY, None, Step(parent, "formatted into text"))]
+            elif isinstance(parent, cst.Assign | cst.AnnAssign | cst.AugAssign):
+                if child is getattr(parent, "target", None):
+                    return []
+                return self._into_targets(parent)
+            elif isinstance(parent, cst.Param):
+                return self._into_param(parent)
+            elif isinstance(parent, cst.Return):
+                return self._into_callers(parent)
+            elif isinstance(parent, cst.If | cst.While) and child is parent.test:
+                return self._gate(parent)
+            elif isinstance(parent, cst.IfExp) and child is parent.test:
+                child = parent
+                parent = self._parent.get(id(child))
+                continue
+            elif isinstance(parent, cst.Subscript) and child is not parent.value:
+                return [(PLUMBING, None, Step(parent, "used as an index"))]
+            elif isinstance(parent, cst.DictElement) and child is parent.key:
+                return []
+            elif isinstance(parent, cst.For | cst.CompFor) and child is parent.iter:
+                return self._into_names(_target_names(parent.target), parent)
+            elif isinstance(parent, cst.Expr | cst.Assert | cst.Raise | cst.Del):
+                return [(OPEN, None, Step(parent, "a statement that uses no result"))]
+            elif isinstance(parent, cst.BaseSmallStatement | cst.BaseCompoundStatement):
+                return [(OPEN, None, Step(parent, "leaves the expression"))]
+            child = parent
+            parent = self._parent.get(id(child))
+        return []
+
+    def _into_call(self, call: cst.Call, child: cst.CSTNode, keyword: str) -> list:
+        callee = _dotted(call.func)
+        short = callee.rsplit(".", 1)[-1]
+        seq = set(words(callee))
+        here = f"passed to {callee or 'a call'}()" + (f" as {keyword}=" if keyword else "")
+        if short in _LOOKUPS and _is_fallback_arg(call, child, short):
+            return [("flow", call, Step(call, f"the fallback of {callee}()"))]
+        if seq & _DISPLAY_CALL_WORDS:
+            return [(DISPLAY, None, Step(call, here))]
+        if seq & _TRADING_CALL_WORDS and short not in _PASS_THROUGH:
+            return [(TRADING, None, Step(call, here))]
+        if keyword and keyword.lower() in _TRADING_KEYWORDS:
+            return [(TRADING, None, Step(call, here))]
+        if keyword and keyword.lower() in _PLUMBING_KEYWORDS:
+            return [(PLUMBING, None, Step(call, here))]
+        if seq & _PLUMBING_CALL_WORDS and short not in _PASS_THROUGH:
+            return [(PLUMBING, None, Step(call, here))]
+        out: list = []
+        for func in self._by_name.get(short, []):
+            param = self._param_for(func, call, child, keyword)
+            if param:
+                out += self._into_names([param], func.node, func, f"{here}, parameter {param}")
+        if not out:
+            out.append(("flow", call, Step(call, here)))
+        return out
+
+    def _param_for(self, func: _Func, call: cst.Call, child: cst.CSTNode, keyword: str) -> str:
+        if keyword:
+            return keyword if keyword in func.params else ""
+        index = next((i for i, a in enumerate(call.args) if a is child or a.value is child), -1)
+        if index < 0:
+            return ""
+        params = func.params
+        if params and params[0] in ("self", "cls") and isinstance(call.func, cst.Attribute):
+            params = params[1:]
+        return params[index] if index < len(params) else ""
+
+    def _into_targets(self, stmt: cst.Assign | cst.AnnAssign | cst.AugAssign) -> list:
+        if isinstance(stmt, cst.Assign):
+            targets = [t.target for t in stmt.targets]
+        else:
+            targets = [stmt.target]
+        out: list = []
+        for target in targets:
+            if isinstance(target, cst.Attribute):
+                out += self._into_attribute(target, stmt)
+            elif isinstance(target, cst.Subscript):
+                out.append(
+                    (OPEN, None, Step(stmt, f"stored in {_dotted(target) or 'a container'}"))
+                )
+            else:
+                out += self._into_names(_target_names(target), stmt)
+        return out
+
+    def _into_attribute(self, target: cst.Attribute, stmt: cst.CSTNode) -> list:
+        name = target.attr.value
+        here = Step(stmt, f"stored in .{name}")
+        reads = [a for a in self._attr_uses.get(name, []) if a is not target and self._is_load(a)]
+        out: list = [("flow", a, here) for a in reads]
+        if not name.startswith("_"):
+            out.append((OPEN, None, Step(stmt, f"stored in .{name}, readable outside this module")))
+        return out
+
+    def _into_names(
+        self,
+        names: Iterable[str],
+        where: cst.CSTNode,
+        func: _Func | None = None,
+        what: str = "",
+    ) -> list:
+        owner = func if func is not None else self._func_of.get(id(where))
+        out: list = []
+        for name in names:
+            scope = owner
+            while scope is not None and name not in scope.bound:
+                scope = self._enclosing_func(scope.node)
+            key = (id(scope.node) if scope else 0, name)
+            found: list[cst.CSTNode] = [u for u in self._uses.get(key, []) if u is not where]
+            if scope is None:  # a module or class attribute: `self.name`, `cls.name` reads too
+                found += [a for a in self._attr_uses.get(name, []) if self._is_load(a)]
+            step = Step(where, what or f"bound to {name}")
+            if not found:
+                out.append((OPEN, None, Step(where, f"bound to {name}, not read in this module")))
+            elif scope is None and not name.startswith("_"):
+                public = f"bound to {name}, which other modules can import"
+                out.append((OPEN, None, Step(where, public)))
+            out += [("flow", u, step) for u in found]
+        return out
+
+    def _into_param(self, param: cst.Param) -> list:
+        func_node = self._parent_of_type(param, cst.FunctionDef | cst.Lambda)
+        if not isinstance(func_node, cst.FunctionDef):
+            return []
+        funcs = [f for f in self._by_name.get(func_node.name.value, []) if f.node is func_node]
+        if not funcs:
+            return []
+        return self._into_names(
+            [param.name.value], param, funcs[0], f"default of {param.name.value}"
+        )
+
+    def _into_callers(self, ret: cst.Return) -> list:
+        func_node = self._parent_of_type(ret, cst.FunctionDef)
+        if func_node is None:
+            return []
+        name = func_node.name.value
+        calls = self._calls.get(name, [])
+        out: list = [("flow", c, Step(ret, f"returned by {name}()")) for c in calls]
+        if not name.startswith("_"):
+            out.append(
+                (OPEN, None, Step(ret, f"returned by {name}(), callable from other modules"))
+            )
+        return out
+
+    def _gate(self, stmt: cst.If | cst.While) -> list:
+        """A comparison in an `if` decides what its branches do: follow that."""
+        branches = [stmt.body]
+        if isinstance(stmt, cst.If) and stmt.orelse is not None:
+            branches.append(stmt.orelse)
+        if any(isinstance(s, _EARLY_EXIT) for b in branches for s in _statements_in(b)):
+            # an early return or raise gates everything after the `if` as well
+            func = self._parent_of_type(stmt, cst.FunctionDef)
+            if func is not None:
+                branches.append(func.body)
+        out: list = []
+        for branch in branches:
+            for call in _calls_in(branch):
+                out += self._into_call_as_gate(call)
+        trading = [k for k in out if k[0] == TRADING]
+        if trading:
+            step = trading[0][2]
+            return [
+                (TRADING, None, Step(step.node, f"gates {step.what.removeprefix('passed to ')}"))
+            ]
+        for branch in branches:
+            for small in _statements_in(branch):
+                if isinstance(small, cst.Return):
+                    out += self._into_callers(small)
+                elif isinstance(small, cst.Assign | cst.AnnAssign | cst.AugAssign):
+                    out += [
+                        (kind, nxt, Step(step.node, f"gates {step.what}"))
+                        for kind, nxt, step in self._into_targets(small)
+                    ]
+        return out or [(OPEN, None, Step(stmt, "gates a branch with no call"))]
+
+    def _into_call_as_gate(self, call: cst.Call) -> list:
+        callee = _dotted(call.func)
+        seq = set(words(callee))
+        here = f"passed to {callee}()"
+        if seq & _DISPLAY_CALL_WORDS:
+            return [(DISPLAY, None, Step(call, here))]
+        if seq & _TRADING_CALL_WORDS:
+            return [(TRADING, None, Step(call, here))]
+        if seq & _PLUMBING_CALL_WORDS:
+            return [(PLUMBING, None, Step(call, here))]
+        short = callee.rsplit(".", 1)[-1]
+        for func in self._by_name.get(short, []):
+            for inner in _calls_in(func.node.body):
+                if set(words(_dotted(inner.func))) & _TRADING_CALL_WORDS:
+                    return [
+                        (
+                            TRADING,
+                            None,
+                            Step(
+                                call, f"passed to {callee}(), which calls {_dotted(inner.func)}()"
+                            ),
+                        )
+                    ]
+        return [(OPEN, None, Step(call, here))]
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _is_load(self, node: cst.CSTNode) -> bool:
+        parent = self._parent.get(id(node))
+        if isinstance(parent, cst.AssignTarget | cst.Param | cst.FunctionDef | cst.ClassDef):
+            return False
+        if isinstance(parent, cst.AnnAssign | cst.AugAssign) and parent.target is node:
+            return isinstance(parent, cst.AugAssign)
+        if isinstance(parent, cst.Attribute) and parent.attr is node:
+            return False
+        if isinstance(parent, cst.Arg) and parent.keyword is node:
+            return False
+        if isinstance(parent, cst.ImportAlias | cst.For | cst.CompFor) and (
+            getattr(parent, "target", None) is node or isinstance(parent, cst.ImportAlias)
+        ):
+            return False
+        if isinstance(parent, cst.Tuple | cst.List | cst.Element):
+            return not self._inside_target(node)
+        if isinstance(node, cst.Attribute):
+            return not self._inside_target(node)
+        return True
+
+    def _inside_target(self, node: cst.CSTNode) -> bool:
+        child, parent = node, self._parent.get(id(node))
+        while isinstance(parent, cst.Tuple | cst.List | cst.Element | cst.StarredElement):
+            child, parent = parent, self._parent.get(id(parent))
+        if isinstance(parent, cst.AssignTarget):
+            return True
+        if isinstance(parent, cst.AnnAssign | cst.For | cst.CompFor):
+            return parent.target is child
+        return False
+
+    def _enclosing_func(self, node: cst.CSTNode) -> _Func | None:
+        parent = self._parent.get(id(node))
+        return self._func_of.get(id(parent)) if parent is not None else None
+
+    def _parent_of_type(self, node: cst.CSTNode, kind: type) -> cst.CSTNode | None:
+        parent = self._parent.get(id(node))
+        while parent is not None and not isinstance(parent, kind):
+            parent = self._parent.get(id(parent))
+        return parent
+
+
+def _dotted(node: cst.CSTNode | None) -> str:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr.value}" if base else node.attr.value
+    if isinstance(node, cst.Call):
+        return _dotted(node.func)
+    if isinstance(node, cst.Subscript):
+        return _dotted(node.value)
+    return ""
+
+
+def _is_main_guard(test: cst.BaseExpression) -> bool:
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return False
+    sides = (test.left, test.comparisons[0].comparator)
+    return any(isinstance(x, cst.Name) and x.value == "__name__" for x in sides)
+
+
+def _is_fallback_arg(call: cst.Call, child: cst.CSTNode, short: str) -> bool:
+    """`d.get(k, DEFAULT)`, `getattr(o, n, DEFAULT)`: the value becomes the call's result."""
+    at = 2 if short == "getattr" else 1
+    for index, arg in enumerate(call.args):
+        if arg is child or arg.value is child:
+            name = arg.keyword.value if arg.keyword else ""
+            return name == "default" or (not name and index == at)
+    return False
+
+
+def _target_names(target: cst.CSTNode) -> list[str]:
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, cst.Tuple | cst.List):
+        return [n for e in target.elements for n in _target_names(e.value)]
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    return []
+
+
+def _statements_in(body: cst.BaseSuite) -> list[cst.CSTNode]:
+    out: list[cst.CSTNode] = []
+    pending: list[cst.CSTNode] = [body]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+            continue
+        if isinstance(node, cst.BaseSmallStatement):
+            out.append(node)
+        pending.extend(node.children)
+    return out
+
+
+def _calls_in(body: cst.CSTNode) -> list[cst.Call]:
+    out: list[cst.Call] = []
+    pending: list[cst.CSTNode] = [body]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+            continue
+        if isinstance(node, cst.Call):
+            out.append(node)
+        pending.extend(node.children)
+    return out
+
+
+def _returns_in(body: cst.BaseSuite) -> list[cst.Return]:
+    return [s for s in _statements_in(body) if isinstance(s, cst.Return)]
+
+
+def render_path(verdict: Verdict, positions: dict, source_lines: list[str], path: str) -> list[str]:
+    """The path as lines a person reads: `file:line  code  <- what happens there`."""
+    out = [f"{path}: the value is {_VERDICT_WORDS[verdict.kind]}"]
+    for step in verdict.path:
+        pos = positions.get(step.node)
+        line = pos.start.line if pos is not None else 0
+        code = source_lines[line - 1].strip() if 0 < line <= len(source_lines) else ""
+        out.append(f"  {path}:{line}: {code}    <- {step.what}")
+    return out
+
+
+_VERDICT_WORDS = {
+    TRADING: "a trading decision: it reaches an order, leverage, size or stop",
+    DISPLAY: "display only: every path ends in logging, text or a chart",
+    PLUMBING: "plumbing only: every path ends in a query limit or data fetch",
+    OPEN: "flagged by its name: its path leaves this module",
+}
+
+
+def explain(source: str, line: int, column: int, path: str = "<source>") -> list[str]:
+    """The def-use path of the literal at (line, column) of `source`, as lines for `--explain`.
+
+    Raises ValueError when no literal starts there (the finding no longer matches the file).
+    """
+    module = cst.parse_module(source)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = wrapper.resolve(PositionProvider)
+    literal = _literal_at(positions, line, column)
+    if literal is None:
+        raise ValueError(f"no value at {path}:{line}:{column + 1}; is the file changed since?")
+    verdict = FlowIndex(module).verdict(literal)
+    return render_path(verdict, positions, source.splitlines(), path)
+
+
+_LITERALS = (
+    cst.Integer,
+    cst.Float,
+    cst.SimpleString,
+    cst.ConcatenatedString,
+    cst.UnaryOperation,
+    cst.BinaryOperation,
+    cst.List,
+    cst.Tuple,
+    cst.Set,
+    cst.Name,
+)
+
+
+def _literal_at(positions: dict, line: int, column: int) -> cst.CSTNode | None:
+    best: cst.CSTNode | None = None
+    best_size = None
+    for node, pos in positions.items():
+        if not isinstance(node, _LITERALS):
+            continue
+        if pos.start.line != line or pos.start.column != column:
+            continue
+        size = (pos.end.line - pos.start.line, pos.end.column)
+        if best_size is None or size > best_size:
+            best, best_size = node, size
+    return best
