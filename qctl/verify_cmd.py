@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from engine.data import MarketData
 
 CHECK_GROUPS = ("audit", "journal", "variation", "drill", "policy")
+# qctl: ignore[symbol_selection] the drill's sample data, not a trading universe
 DEFAULT_DRILL_SYMBOLS = "BTC-USDT,ETH-USDT"
 DEFAULT_DRILL_BARS = 400
 MAX_SHOWN_FINDINGS = 20

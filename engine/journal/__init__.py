@@ -1,0 +1,1 @@
+"""The journal stands apart: the SQLite store of every run, and the checks `qctl verify` runs on it."""
