@@ -28,11 +28,12 @@ TARGET = 250_000  # symbol-bars per second (issue 4)
 sys.path.insert(0, str(REPO))
 
 from engine.backtest import run_backtest  # noqa: E402
-from engine.broker import BrokerConfig  # noqa: E402
-from engine.data import MarketData, SymbolData, load_market_data  # noqa: E402
-from engine.journal import Journal  # noqa: E402
-from engine.policy import StaticConfig, StaticPolicy  # noqa: E402
-from engine.tiers import LeverageTiers  # noqa: E402
+from engine.core.bars import MarketData, SymbolData  # noqa: E402
+from engine.core.policy import StaticConfig, StaticPolicy  # noqa: E402
+from engine.core.tiers import LeverageTiers  # noqa: E402
+from engine.journal.store import Journal  # noqa: E402
+from engine.venues.candle_files import load_market_data  # noqa: E402
+from engine.venues.simulated import BrokerConfig  # noqa: E402
 
 
 def replicate(

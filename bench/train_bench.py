@@ -22,10 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.broker import BrokerConfig  # noqa: E402
-from engine.data import load_market_data  # noqa: E402
+from engine.core.tiers import LeverageTiers  # noqa: E402
 from engine.domain import Bars, MarketSnapshot, Portfolio  # noqa: E402
-from engine.tiers import LeverageTiers  # noqa: E402
+from engine.venues.candle_files import load_market_data  # noqa: E402
+from engine.venues.simulated import BrokerConfig  # noqa: E402
 from models.config import TrainConfig  # noqa: E402
 from models.policy import AIPolicy  # noqa: E402
 from models.train import train_models  # noqa: E402

@@ -1,4 +1,4 @@
-"""Backtest: the engine loop (engine/runner.py) over recorded bars with the simulated broker.
+"""Backtest: the engine loop (engine/core/loop.py) over recorded bars with the simulated broker.
 
 `run_backtest` wires data, policy, risk kernel, exit controller, broker and journal, runs every
 bar of the common grid, and returns what the report needs: metrics, counters, trades, the equity
@@ -15,16 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.broker import BrokerConfig, SimulatedBroker
-from engine.clock import BacktestClock
-from engine.data import AlignedBars, DataIssue, MarketData, align
+from engine.core.bars import AlignedBars, DataIssue, MarketData, align
+from engine.core.clock import BacktestClock
+from engine.core.exits import ExitController
+from engine.core.loop import EngineLoop, JournalSink, RunStats
+from engine.core.metrics import Metrics, TradeRecord, compute_metrics
+from engine.core.policy import Policy
+from engine.core.risk import RiskKernel
+from engine.core.tiers import LeverageTiers
 from engine.domain import Portfolio, Position, SafetyLimits
-from engine.exits import ExitController
-from engine.metrics import Metrics, TradeRecord, compute_metrics
-from engine.policy import Policy
-from engine.risk import RiskKernel
-from engine.runner import EngineLoop, JournalSink, RunStats
-from engine.tiers import LeverageTiers
+from engine.resources import SAMPLE_DATA
+from engine.venues.simulated import BrokerConfig, SimulatedBroker
 
 
 class BacktestError(Exception):
@@ -226,4 +227,4 @@ def run_backtest(
 
 def default_policy_path() -> Path:
     """The packaged copy of examples/legacy_policy.toml (made by bench/make_sample_data.py)."""
-    return Path(__file__).resolve().parent / "sample_data" / "legacy_policy.toml"
+    return SAMPLE_DATA / "legacy_policy.toml"

@@ -163,7 +163,7 @@ class SafetyLimits:
     """The owner's hard limits. The defaults below are the only place these numbers are written.
 
     Configuration may only make them stricter: constructing a looser value raises `LimitsError`.
-    Margin ratio is `(equity - maintenance margin) / equity` (see `engine.risk.margin_ratio`).
+    Margin ratio is `(equity - maintenance margin) / equity` (see `engine.core.risk.margin_ratio`).
     """
 
     min_margin_ratio_pct: float = 10.0

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.core.policy import Policy, safe_decide
 from engine.domain import (
     PERCENT,
     AutonomyZone,
@@ -36,7 +37,6 @@ from engine.domain import (
     SafetyLimits,
     SkipReason,
 )
-from engine.policy import Policy, safe_decide
 
 SCHEMA_ID = "qctl.policy/v1"
 SCHEMA_PATH = Path(__file__).with_name("policy_schema.json")
@@ -188,7 +188,7 @@ def file_symbol(symbol: str) -> str:
     A name whose quote cannot be told (`BTC`) is returned as it is, and never written: the
     quote is not guessed.
     """
-    from engine.data import DataError, resolve_symbol
+    from engine.core.bars import DataError, resolve_symbol
 
     try:
         name = resolve_symbol(symbol)
@@ -313,7 +313,7 @@ def build_document(
 
 def source_kind(policy: Policy) -> str:
     """`static` for StaticPolicy, `ai` for anything model-driven."""
-    from engine.policy import StaticPolicy
+    from engine.core.policy import StaticPolicy
 
     return "static" if isinstance(policy, StaticPolicy) else "ai"
 
@@ -857,7 +857,7 @@ class FilePolicy:
 
 
 def _aligned(md: Any) -> tuple[Any, dict[str, Bars]]:
-    from engine.data import align
+    from engine.core.bars import align
 
     bars = align(md)
     if bars.n_steps == 0:

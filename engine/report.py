@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.backtest import BacktestResult
-from engine.metrics import MS_PER_HOUR, drawdown_curve
+from engine.core.metrics import MS_PER_HOUR, drawdown_curve
 
 _MAX_ISSUES_SHOWN = 20
 # braille dot bits: (column, row) -> bit, rows top to bottom

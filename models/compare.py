@@ -18,11 +18,12 @@ from rich.console import Group
 from rich.table import Table
 
 from engine.backtest import BacktestResult, run_backtest
-from engine.broker import BrokerConfig
-from engine.data import load_market_data, resolve_symbol
+from engine.core.bars import resolve_symbol
+from engine.core.policy import Policy, StaticPolicy
+from engine.core.tiers import LeverageTiers
 from engine.domain import Decision, MarketSnapshot, PolicyKey, Portfolio, SafetyLimits
-from engine.policy import Policy, StaticPolicy
-from engine.tiers import LeverageTiers
+from engine.venues.candle_files import load_market_data
+from engine.venues.simulated import BrokerConfig
 from models.errors import CompareError
 from models.policy import AIPolicy, UniverseConfig
 from models.registry import load_models

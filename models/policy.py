@@ -38,6 +38,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from engine.core.tiers import LeverageTiers
 from engine.domain import (
     AutonomyZone,
     Decision,
@@ -49,7 +50,6 @@ from engine.domain import (
     Side,
     SkipReason,
 )
-from engine.tiers import LeverageTiers
 from models.config import LADDER, packaged_defaults
 from models.errors import (
     ModelCorruptError,
@@ -249,7 +249,7 @@ class AIPolicy:
         """Load the model set in `directory`; a refused set gives a policy that only skips.
 
         `round_trip_cost`: price fraction a round trip costs on the venue (fees and slippage,
-        `engine.broker.BrokerConfig.break_even_offset()`).
+        `engine.venues.simulated.BrokerConfig.break_even_offset()`).
         """
         try:
             models: ModelSet | ModelError = load_models(directory)

@@ -107,11 +107,11 @@ def backtest_command(
       qctl backtest --compare legacy,ai --holdout-symbols SOL,LINK
     """
     from engine.backtest import default_policy_path, run_backtest
-    from engine.broker import BrokerConfig
-    from engine.data import load_market_data, sample_data_dir
-    from engine.journal import MEMORY, Journal
-    from engine.policy import StaticPolicy
+    from engine.core.policy import StaticPolicy
+    from engine.journal.store import MEMORY, Journal
     from engine.report import render_terminal, write_html
+    from engine.venues.candle_files import load_market_data, sample_data_dir
+    from engine.venues.simulated import BrokerConfig
 
     if compare_with is not None:
         _compare(compare_with, models, data, policy, symbols, holdout_symbols, equity, as_json)

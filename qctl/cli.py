@@ -62,14 +62,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from audit.baseline import BaselineError
     from audit.config import ConfigError
     from engine.backtest import BacktestError
-    from engine.broker import BrokerConfigError
-    from engine.ccxt_feed import FeedError
-    from engine.data import DataError
+    from engine.core.bars import DataError
+    from engine.core.policy import PolicyConfigError
+    from engine.core.tiers import TiersError
     from engine.domain import LimitsError
-    from engine.journal import JournalError
-    from engine.policy import PolicyConfigError
+    from engine.journal.store import JournalError
     from engine.policy_file import PolicyBuildError, PolicyFileError
-    from engine.tiers import TiersError
+    from engine.venues.ccxt_feed import FeedError
+    from engine.venues.simulated import BrokerConfigError
     from migrations.errors import MigrateError
     from models.errors import (
         CompareError,

@@ -87,7 +87,7 @@ def fetch_command(
     Then `qctl backtest --data OUT` and `qctl train --data OUT` read the cache as they read
     ../shared/data.
     """
-    from engine.ccxt_feed import FeedError, fetch_to_cache
+    from engine.venues.ccxt_feed import FeedError, fetch_to_cache
 
     names = split_names(symbols)
     if not names:

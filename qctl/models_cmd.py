@@ -163,7 +163,7 @@ def compare_command(
     """AI versus legacy on the same bars, out of sample only (after the models' training end;
     with --holdout-symbols also on symbols they never saw), side by side."""
     from engine.backtest import default_policy_path
-    from engine.data import sample_data_dir
+    from engine.venues.candle_files import sample_data_dir
     from models.compare import compare, metric_rows, render
     from models.policy import UniverseConfig
 

@@ -133,17 +133,17 @@ def publish_command(
     legacy TOML (at its latest refresh bar). A symbol the policy skips is left out of the file
     (its reason is listed under source.omitted): readers skip it, fail closed.
     """
-    from engine.broker import BrokerConfig
-    from engine.data import load_market_data, sample_data_dir
+    from engine.core.policy import StaticPolicy
+    from engine.core.tiers import LeverageTiers
     from engine.domain import Portfolio, SafetyLimits
-    from engine.policy import StaticPolicy
     from engine.policy_file import (
         default_policy_path,
         latest_snapshot,
         policy_document,
         write_policy_file,
     )
-    from engine.tiers import LeverageTiers
+    from engine.venues.candle_files import load_market_data, sample_data_dir
+    from engine.venues.simulated import BrokerConfig
 
     if (models is None) == (policy is None):
         raise OptionError("give exactly one of --models DIR (AIPolicy) or --policy TOML")

@@ -55,7 +55,8 @@ def train_command(
     Walk-forward with a purge gap, deterministic for a seed; writes LightGBM text models and
     JSON cards to --out and prints the validation metrics of each head.
     """
-    from engine.data import load_market_data, resolve_symbol, sample_data_dir
+    from engine.core.bars import resolve_symbol
+    from engine.venues.candle_files import load_market_data, sample_data_dir
     from models.config import TrainConfig
     from models.train import count_steps, train_models
 

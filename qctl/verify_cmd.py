@@ -1,4 +1,4 @@
-"""`qctl verify`: the CI gate. Wires the checks of `engine.invariants`, `engine.policy_file` and
+"""`qctl verify`: the CI gate. Wires the checks of `engine.journal.invariants`, `engine.policy_file` and
 `audit` together and renders them (table, JSON, JUnit XML) with an exit code for CI."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from engine.invariants import CheckResult, CheckStatus, timed
+from engine.journal.invariants import CheckResult, CheckStatus, timed
 from qctl.options import DEFAULT_EQUITY_USDT, DEFAULT_MODEL_DIR, OptionError, split_names
 
 if TYPE_CHECKING:
     from audit.baseline import Baseline
     from audit.config import AuditConfig
-    from engine.data import MarketData
+    from engine.core.bars import MarketData
 
 CHECK_GROUPS = ("audit", "journal", "variation", "drill", "policy")
 # qctl: ignore[symbol_selection] the drill's sample data, not a trading universe
@@ -144,7 +144,8 @@ def drill_window(
     data: Path, symbols: list[str] | None, bars: int, last_open_ms: int | None
 ) -> tuple[MarketData, int]:
     """Market data of the last `bars` bars (ending at `last_open_ms` at the latest)."""
-    from engine.data import load_market_data, timeframe_ms
+    from engine.core.bars import timeframe_ms
+    from engine.venues.candle_files import load_market_data
 
     full = load_market_data(data, symbols=symbols)
     step = timeframe_ms(full.timeframe)
@@ -159,9 +160,9 @@ def static_drill(
     data: Path, symbols: list[str], bars: int, legacy: Path, workdir: Path
 ) -> CheckResult:
     """Check 4 without models: StaticPolicy signals + a policy file, broken four ways."""
+    from engine.core.policy import StaticPolicy
     from engine.domain import Portfolio
-    from engine.invariants import policy_file_cases, run_drill
-    from engine.policy import StaticPolicy
+    from engine.journal.invariants import policy_file_cases, run_drill
     from engine.policy_file import FilePolicy, build_document, last_entries, write_policy_file
 
     md, start = drill_window(data, symbols, bars, None)
@@ -200,11 +201,11 @@ def ai_drill(
     `symbols` None: the symbols the models were trained on (their universe ranks are
     cross-sectional, so a two-symbol market is not what they decide on).
     """
-    from engine.broker import BrokerConfig
+    from engine.core.tiers import LeverageTiers
     from engine.domain import SkipReason
-    from engine.invariants import DrillCase, copy_artefact, corrupt_bytes, run_drill
+    from engine.journal.invariants import DrillCase, copy_artefact, corrupt_bytes, run_drill
     from engine.policy_file import iso_utc
-    from engine.tiers import LeverageTiers
+    from engine.venues.simulated import BrokerConfig
     from models.errors import ModelError
     from models.policy import AIPolicy
     from models.registry import load_models
@@ -215,7 +216,7 @@ def ai_drill(
         return CheckResult("drill", CheckStatus.FAIL, f"intact models refused, no drill: {exc}")
     lookback = intact.spec.lookback_bars
     if symbols is None:
-        from engine.data import load_market_data
+        from engine.venues.candle_files import load_market_data
 
         available = set(load_market_data(data).symbols)
         symbols = sorted(available & set(intact.card.get("symbols", available))) or None
@@ -274,7 +275,7 @@ def _drill(
 ) -> CheckResult:
     """Check 4: AIPolicy over a models dir when given, else a policy file + StaticPolicy."""
     from engine.backtest import default_policy_path as packaged_legacy
-    from engine.data import sample_data_dir
+    from engine.venues.candle_files import sample_data_dir
 
     source = data if data is not None else sample_data_dir()
     with tempfile.TemporaryDirectory(prefix="qctl-drill-") as tmp:
@@ -483,10 +484,10 @@ def verify_command(
 
       qctl verify --only journal,variation --db qctl.db --format json
     """
-    from engine.invariants import check_journal, check_variation
-    from engine.journal import Journal
+    from engine.core.tiers import LeverageTiers
+    from engine.journal.invariants import check_journal, check_variation
+    from engine.journal.store import Journal
     from engine.policy_file import default_policy_path
-    from engine.tiers import LeverageTiers
 
     checks = _parse_only(only)
     db_path = db if db is not None else Path("qctl.db")

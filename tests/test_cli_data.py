@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import qctl.data_cmd
-from engine.data import load_market_data
+from engine.venues.candle_files import load_market_data
 from qctl.cli import app, main
 from tests.engine.test_ccxt_feed import FakeExchange
 

@@ -21,7 +21,7 @@ from textual.widgets import Button, Footer, Label, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
 from engine.domain import ControlCommand
-from engine.journal import JournalError, request_control
+from engine.journal.store import JournalError, request_control
 from tui.data import Snapshot, load_snapshot
 from tui.widgets import ConfirmBar, DecisionsTable, PositionsTable, RunHeader, SafetyPanel
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.domain import LimitsError, SafetyLimits
-from engine.journal import Journal, JournalError
+from engine.journal.store import Journal, JournalError
 
 
 class MonitorError(JournalError):

@@ -14,7 +14,6 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-
 CANDLE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 

@@ -1,6 +1,6 @@
 """Clocks: what tells the engine loop that a bar has closed.
 
-The loop (engine/runner.py) is the same in every mode; a backtest walks the recorded grid as fast
+The loop (engine/core/loop.py) is the same in every mode; a backtest walks the recorded grid as fast
 as it can, paper and live modes wait for the wall clock to pass each bar's close time.
 """
 

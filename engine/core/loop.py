@@ -22,8 +22,10 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.broker import BrokerEvent
-from engine.data import AlignedBars
+from engine.core.bars import AlignedBars
+from engine.core.exits import ExitAction, ExitController
+from engine.core.policy import Policy, safe_decide
+from engine.core.risk import RiskKernel, ratio_of
 from engine.domain import (
     AutonomyZone,
     Bars,
@@ -40,9 +42,21 @@ from engine.domain import (
     Side,
     TradingState,
 )
-from engine.exits import ExitAction, ExitController
-from engine.policy import Policy, safe_decide
-from engine.risk import RiskKernel, ratio_of
+
+
+@dataclass(slots=True)
+class BrokerEvent:
+    """Something the broker did that the journal must record."""
+
+    kind: str  # "fill", "funding", "liquidation", "order", "cancel", "stop_moved"
+    ts: int
+    symbol: str
+    order: Order | None = None
+    fill: Fill | None = None
+    amount: float = 0.0  # funding paid (+) / received (-)
+    rate: float = 0.0
+    position: Position | None = None  # the position after the event
+    closed: bool = False  # the event closed the position
 
 
 class Broker(Protocol):

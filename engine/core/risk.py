@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from engine.core.tiers import LeverageTiers
 from engine.domain import (
     AutonomyZone,
     Decision,
@@ -31,7 +32,6 @@ from engine.domain import (
     SkipReason,
     TradingState,
 )
-from engine.tiers import LeverageTiers
 
 # relative slack so that a trade landing exactly on a limit is not vetoed by float rounding
 _REL_EPS = 1e-9

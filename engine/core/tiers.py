@@ -11,7 +11,7 @@ of floor * (rate_k - rate_{k-1})), so the whole notional is not re-rated at a br
 Sources, first found wins: an explicit path; `$QCTL_LEVERAGE_TIERS`; `../shared/data/
 binance_leverage_tiers.json` (next to the working directory or the repository); the packaged
 copy `engine/sample_data/leverage_tiers.json` (the entries of the shipped symbols only).
-Regenerate the packaged copy with `python -m engine.tiers SOURCE.json OHLCV_DIR`.
+Regenerate the packaged copy with `python -m engine.core.tiers SOURCE.json OHLCV_DIR`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PACKAGED_TIERS = Path(__file__).parent / "sample_data" / "leverage_tiers.json"
+from engine.resources import SAMPLE_DATA
+
+PACKAGED_TIERS = SAMPLE_DATA / "leverage_tiers.json"
 SHARED_NAME = Path("shared") / "data" / "binance_leverage_tiers.json"
 ENV_VAR = "QCTL_LEVERAGE_TIERS"
 
@@ -197,7 +199,7 @@ def default_tiers_path() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    repo_root = Path(__file__).resolve().parents[1]
+    repo_root = Path(__file__).resolve().parents[2]
     for base in (Path.cwd().parent, repo_root.parent):
         candidate = base / SHARED_NAME
         if candidate.is_file():
@@ -226,6 +228,6 @@ def extract_packaged_tiers(source: Path, ohlcv_dir: Path, dest: Path = PACKAGED_
 
 if __name__ == "__main__":  # maintainer script: regenerate the packaged copy
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m engine.tiers SOURCE_TIERS.json OHLCV_DIR")
+        sys.exit("usage: python -m engine.core.tiers SOURCE_TIERS.json OHLCV_DIR")
     written = extract_packaged_tiers(Path(sys.argv[1]), Path(sys.argv[2]))
     print(f"wrote {len(written)} symbols to {PACKAGED_TIERS}: {' '.join(written)}")

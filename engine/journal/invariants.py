@@ -30,12 +30,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.core.tiers import LeverageTiers
 from engine.domain import OrderPurpose, OrderType, SafetyLimits, SkipReason
-from engine.tiers import LeverageTiers
 
 if TYPE_CHECKING:  # the journal pulls in sqlmodel: keep `qctl --help` fast
-    from engine.journal import Journal
-    from engine.policy import Policy
+    from engine.core.policy import Policy
+    from engine.journal.store import Journal
 
 FILL_TOLERANCE = 0.01  # relative: slippage + fee between the kernel's sizing and the fill
 FLOAT_EPS = 1e-9  # relative: a value landing exactly on a limit is not a violation
@@ -476,7 +476,7 @@ class DrillOutcome:
 def drill_run(md: Any, policy: Policy, db: Path, **backtest: Any) -> tuple[int, dict[str, int]]:
     """Backtest `policy` into a fresh journal; (entries journaled, skip reason counts)."""
     from engine.backtest import run_backtest
-    from engine.journal import Journal
+    from engine.journal.store import Journal
 
     with Journal(db) as journal:
         run_backtest(md, policy, journal=journal, data_source="qctl verify drill", **backtest)

@@ -9,30 +9,27 @@ rows are dropped and reported, and gaps stay gaps (the engine simply has no bar 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from engine.core.bars import (
-    AlignedBars,
     CANDLE_COLUMNS,
+    FUNDING_COLUMNS,
+    MARK_COLUMNS,
     DataError,
     DataIssue,
-    FUNDING_COLUMNS,
     IssueKind,
-    MARK_COLUMNS,
     MarketData,
     Severity,
     SymbolData,
-    align,
     resolve_symbol,
     timeframe_ms,
 )
-
+from engine.resources import SAMPLE_DATA
 
 _FILE_RE = re.compile(
     r"^(?:(?P<exchange>[a-z0-9]+)_)?(?P<market>[a-z]+)_(?P<base>[A-Za-z0-9]+)-(?P<quote>[A-Za-z0-9]+)"
@@ -55,7 +52,7 @@ class _FileName:
 
 def sample_data_dir() -> Path:
     """The real-data slice shipped in the package (ohlcv/ and funding/, gzip CSV)."""
-    return Path(__file__).resolve().parent / "sample_data"
+    return SAMPLE_DATA
 
 
 def parse_data_file_name(path: Path) -> _FileName | None:
@@ -513,5 +510,3 @@ def _load_symbol(
         mark=mark,
         exchange=fn.exchange,
     )
-
-

@@ -21,14 +21,14 @@ from typing import Any
 import ccxt
 import pandas as pd
 
-from engine.data import (
+from engine.core.bars import (
     CANDLE_COLUMNS,
     FUNDING_COLUMNS,
     DataError,
-    parse_data_file_name,
     resolve_symbol,
     timeframe_ms,
 )
+from engine.venues.candle_files import parse_data_file_name
 
 # Plumbing, not trading numbers: rows asked per request (Binance USDT-M serves up to 1500 candles
 # and 1000 funding prints per call; exchanges that serve fewer just return shorter pages).
@@ -147,7 +147,7 @@ def exchange_label(exchange_id: str) -> str:
 
 
 def market_label(market: Mapping[str, Any]) -> str:
-    """The market part of a file name, as `engine.data` reads it: usdm, coinm or spot."""
+    """The market part of a file name, as `engine.venues.candle_files` reads it: usdm, coinm or spot."""
     if market.get("swap") or market.get("future") or market.get("contract"):
         return "coinm" if market.get("inverse") else "usdm"
     return "spot"
@@ -184,7 +184,7 @@ def find_market(markets: Mapping[str, Any], name: str, exchange: str = "") -> Ma
 def cache_paths(
     cache_dir: str | Path, exchange: str, market: Mapping[str, Any], timeframe: str
 ) -> tuple[Path, Path]:
-    """Candle and funding file paths for one market, named as `engine.data` parses them."""
+    """Candle and funding file paths for one market, named as `engine.venues.candle_files` parses them."""
     base, quote = str(market.get("base", "")), str(market.get("quote", ""))
     if not (_NAME_PART.match(base) and _NAME_PART.match(quote)):
         raise FeedError(f"{market.get('symbol')}: base/quote cannot be used in a file name")

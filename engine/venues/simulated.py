@@ -37,7 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import AlignedBars
+from engine.core.bars import AlignedBars
+from engine.core.loop import BrokerEvent
+from engine.core.tiers import LeverageTiers
 from engine.domain import (
     Fill,
     Order,
@@ -48,9 +50,9 @@ from engine.domain import (
     Position,
     Side,
 )
-from engine.tiers import LeverageTiers
+from engine.resources import SAMPLE_DATA
 
-DEFAULT_VENUE_FILE = Path(__file__).resolve().parent / "sample_data" / "broker_binance_usdm.toml"
+DEFAULT_VENUE_FILE = SAMPLE_DATA / "broker_binance_usdm.toml"
 _QTY_EPS = 1e-12  # relative: a remaining quantity below this share of the initial one is zero
 
 
@@ -163,21 +165,6 @@ def _resized(order: Order, qty: float, ts: int) -> Order:
         order.status,
         order.detail,
     )
-
-
-@dataclass(slots=True)
-class BrokerEvent:
-    """Something the broker did that the journal must record."""
-
-    kind: str  # "fill", "funding", "liquidation", "order", "cancel", "stop_moved"
-    ts: int
-    symbol: str
-    order: Order | None = None
-    fill: Fill | None = None
-    amount: float = 0.0  # funding paid (+) / received (-)
-    rate: float = 0.0
-    position: Position | None = None  # the position after the event
-    closed: bool = False  # the event closed the position
 
 
 @dataclass(slots=True)

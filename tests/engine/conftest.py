@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.core.tiers import PACKAGED_TIERS, LeverageTiers
 from engine.domain import (
     AutonomyZone,
     Bars,
@@ -24,8 +25,7 @@ from engine.domain import (
     SafetyLimits,
     Side,
 )
-from engine.journal import Journal
-from engine.tiers import PACKAGED_TIERS, LeverageTiers
+from engine.journal.store import Journal
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_OHLCV = REPO / "engine" / "sample_data" / "ohlcv"

@@ -16,9 +16,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from engine.core.tiers import PACKAGED_TIERS, LeverageTiers
 from engine.domain import AutonomyZone, SafetyLimits
-from engine.journal import Journal
-from engine.tiers import PACKAGED_TIERS, LeverageTiers
+from engine.journal.store import Journal
 
 REL_TOL = 0.01  # slippage + fees between the decision's reference price and the fill
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.clock import BacktestClock, WallClock
+from engine.core.clock import BacktestClock, WallClock
 
 H = 3_600_000
 

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.broker import BrokerConfig, SimulatedBroker
-from engine.data import align, load_market_data, sample_data_dir
+from engine.core.bars import align
+from engine.core.exits import ExitController
+from engine.core.loop import EngineLoop
+from engine.core.risk import RiskKernel
+from engine.core.tiers import PACKAGED_TIERS, LeverageTiers
 from engine.domain import Decision, HarvestLadder, Portfolio, SafetyLimits, Side, TradingState
-from engine.exits import ExitController
-from engine.journal import Journal
-from engine.risk import RiskKernel
-from engine.runner import EngineLoop
-from engine.tiers import PACKAGED_TIERS, LeverageTiers
+from engine.journal.store import Journal
+from engine.venues.candle_files import load_market_data, sample_data_dir
+from engine.venues.simulated import BrokerConfig, SimulatedBroker
 from tests.engine.journal_checks import assert_journal_within_limits
 
 H = 3_600_000

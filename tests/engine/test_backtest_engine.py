@@ -12,13 +12,14 @@ import pytest
 from rich.console import Console
 
 from engine.backtest import BacktestError, default_policy_path, run_backtest
-from engine.broker import BrokerConfig
-from engine.data import MarketData, SymbolData, load_market_data, sample_data_dir
+from engine.core.bars import MarketData, SymbolData
+from engine.core.policy import StaticPolicy
+from engine.core.tiers import PACKAGED_TIERS, LeverageTiers
 from engine.domain import Decision, HarvestLadder, SafetyLimits, Side, SkipReason
-from engine.journal import Journal
-from engine.policy import StaticPolicy
+from engine.journal.store import Journal
 from engine.report import braille_chart, render_html, render_terminal
-from engine.tiers import PACKAGED_TIERS, LeverageTiers
+from engine.venues.candle_files import load_market_data, sample_data_dir
+from engine.venues.simulated import BrokerConfig
 from tests.engine.journal_checks import assert_journal_within_limits, journal_violations
 
 H = 3_600_000

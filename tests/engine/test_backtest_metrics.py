@@ -1,4 +1,4 @@
-"""engine.metrics by hand: returns, drawdown, trade statistics, undefined values stay None."""
+"""engine.core.metrics by hand: returns, drawdown, trade statistics, undefined values stay None."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from engine.metrics import MS_PER_HOUR, MS_PER_YEAR, TradeRecord, compute_metrics, drawdown_curve
+from engine.core.metrics import (
+    MS_PER_HOUR,
+    MS_PER_YEAR,
+    TradeRecord,
+    compute_metrics,
+    drawdown_curve,
+)
 
 H = MS_PER_HOUR
 

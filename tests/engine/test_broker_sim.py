@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.broker import (
+from engine.core.bars import AlignedBars
+from engine.core.tiers import PACKAGED_TIERS, LeverageTiers
+from engine.domain import OrderPurpose, OrderStatus, Portfolio, Side
+from engine.venues.simulated import (
     BrokerConfig,
     BrokerConfigError,
     SimulatedBroker,
     cross_liquidation_price,
     funding_payment,
 )
-from engine.data import AlignedBars
-from engine.domain import OrderPurpose, OrderStatus, Portfolio, Side
-from engine.tiers import PACKAGED_TIERS, LeverageTiers
 
 H = 3_600_000
 T0 = 1_746_057_600_000

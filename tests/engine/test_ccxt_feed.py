@@ -10,9 +10,10 @@ import ccxt
 import pandas as pd
 import pytest
 
-import engine.ccxt_feed as feed
-from engine.ccxt_feed import FeedError, fetch_to_cache, find_market
-from engine.data import load_market_data, resolve_symbol, sample_data_dir
+import engine.venues.ccxt_feed as feed
+from engine.core.bars import resolve_symbol
+from engine.venues.candle_files import load_market_data, sample_data_dir
+from engine.venues.ccxt_feed import FeedError, fetch_to_cache, find_market
 
 HOUR = 3_600_000
 T0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC

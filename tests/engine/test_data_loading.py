@@ -1,4 +1,4 @@
-"""engine.data: file naming, formats, validation into DataIssues (never repaired silently), align."""
+"""engine.venues.candle_files: file naming, formats, validation into DataIssues (never repaired silently), align."""
 
 from __future__ import annotations
 
@@ -9,17 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.data import (
-    DataError,
-    IssueKind,
-    Severity,
-    align,
-    load_market_data,
-    parse_data_file_name,
-    resolve_symbol,
-    sample_data_dir,
-    timeframe_ms,
-)
+from engine.core.bars import DataError, IssueKind, Severity, align, resolve_symbol, timeframe_ms
+from engine.venues.candle_files import load_market_data, parse_data_file_name, sample_data_dir
 
 H = 3_600_000
 T0 = 1_746_057_600_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.core.exits import KILL_COMPONENTS, ExitController
 from engine.domain import (
     Bars,
     HarvestLadder,
@@ -14,7 +15,6 @@ from engine.domain import (
     Position,
     Side,
 )
-from engine.exits import KILL_COMPONENTS, ExitController
 
 H = 3_600_000
 T0 = 1_746_057_600_000

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.journal import SCHEMA_VERSION, Journal, JournalError
+from engine.journal.store import SCHEMA_VERSION, Journal, JournalError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,7 @@ def _child(path: Path, body: str) -> subprocess.CompletedProcess:
         f"""
         import os, sys
         from engine.domain import Decision, SkipReason
-        from engine.journal import Journal
+        from engine.journal.store import Journal
         j = Journal({str(path)!r}, batch_size=1000)
         j.start_run("backtest", "legacy", run_id="run-crash")
         def row(i):

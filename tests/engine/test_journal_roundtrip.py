@@ -30,7 +30,7 @@ from engine.domain import (
     SkipReason,
     TradingState,
 )
-from engine.journal import (
+from engine.journal.store import (
     SCHEMA_VERSION,
     TABLES,
     DecisionRow,

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from engine.core.policy import ALL_SYMBOLS, Policy, safe_decide
+from engine.core.risk import RiskKernel
 from engine.domain import Decision, SafetyLimits, SkipReason
-from engine.policy import ALL_SYMBOLS, Policy, safe_decide
-from engine.risk import RiskKernel
 from tests.engine.conftest import bars_from_closes, portfolio, snapshot_of
 
 

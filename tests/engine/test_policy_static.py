@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.domain import AutonomyZone, HarvestLadder, Side, SkipReason
-from engine.policy import (
+from engine.core.policy import (
     _SCHEMA,
     Policy,
     PolicyConfigError,
@@ -21,6 +20,7 @@ from engine.policy import (
     load_static_config,
     safe_decide,
 )
+from engine.domain import AutonomyZone, HarvestLadder, Side, SkipReason
 from tests.engine.conftest import (
     HOUR_MS,
     LEGACY_TOML,
@@ -265,8 +265,8 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_static_policy_code_holds_no_trading_number() -> None:
-    """Only 0 and 1 (identities, counting) appear as literals in engine/policy.py."""
-    source = Path(__file__).resolve().parents[2] / "engine" / "policy.py"
+    """Only 0 and 1 (identities, counting) appear as literals in engine/core/policy.py."""
+    source = Path(__file__).resolve().parents[2] / "engine" / "core" / "policy.py"
     numbers = {
         node.value
         for node in ast.walk(ast.parse(source.read_text()))

@@ -9,6 +9,8 @@ import math
 
 import pytest
 
+from engine.core.risk import RiskKernel, check_decision, maintenance_margin, margin_ratio
+from engine.core.tiers import LeverageTiers
 from engine.domain import (
     LimitName,
     Order,
@@ -19,9 +21,7 @@ from engine.domain import (
     SkipReason,
     TradingState,
 )
-from engine.journal import Journal
-from engine.risk import RiskKernel, check_decision, maintenance_margin, margin_ratio
-from engine.tiers import LeverageTiers
+from engine.journal.store import Journal
 from tests.engine.conftest import T0, portfolio, position
 
 BTC = 100_000.0

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.core.risk import RiskKernel, maintenance_margin, ratio_of
+from engine.core.tiers import PACKAGED_TIERS, LeverageTiers
 from engine.domain import Decision, HarvestLadder, SafetyLimits, Side
-from engine.risk import RiskKernel, maintenance_margin, ratio_of
-from engine.tiers import PACKAGED_TIERS, LeverageTiers
 from tests.engine.conftest import T0, portfolio, position
 
 TIERS = LeverageTiers.load(PACKAGED_TIERS)

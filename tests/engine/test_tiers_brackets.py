@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.tiers import (
+from engine.core.tiers import (
     PACKAGED_TIERS,
     LeverageTiers,
     TiersError,

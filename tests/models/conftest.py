@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.data import load_market_data, sample_data_dir
 from engine.domain import Bars, MarketSnapshot
+from engine.venues.candle_files import load_market_data, sample_data_dir
 from models.config import TrainConfig
 from models.train import TrainResult, train_models
 

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from engine.broker import BrokerConfig
+from engine.core.policy import Policy, safe_decide
 from engine.domain import (
     AutonomyZone,
     Bars,
@@ -19,7 +19,7 @@ from engine.domain import (
     Side,
     SkipReason,
 )
-from engine.policy import Policy, safe_decide
+from engine.venues.simulated import BrokerConfig
 from models.policy import AIPolicy, UniverseConfig, harvest_close_fracs
 
 from .conftest import HOUR_MS, snapshot_at

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from engine.backtest import default_policy_path, run_backtest
-from engine.data import load_market_data, sample_data_dir
-from engine.journal import Journal
-from engine.policy import StaticPolicy
+from engine.core.policy import StaticPolicy
+from engine.journal.store import Journal
+from engine.venues.candle_files import load_market_data, sample_data_dir
 
 FIRST_BAR_MS = 1_746_057_600_000  # 2025-05-01 00:00 UTC, the first bar of the sample
 HOUR_MS = 3_600_000

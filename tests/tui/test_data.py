@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.domain import SafetyLimits
-from engine.journal import JournalError
+from engine.journal.store import JournalError
 from tui.data import MonitorError, check_journal, load_snapshot, run_limits
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.core.tiers import PACKAGED_TIERS
 from engine.domain import (
     Decision,
     EquityPoint,
@@ -19,8 +20,7 @@ from engine.domain import (
     SafetyLimits,
     Side,
 )
-from engine.journal import Journal
-from engine.tiers import PACKAGED_TIERS
+from engine.journal.store import Journal
 
 HOUR_MS = 3_600_000
 T0 = 1_750_000_000_000 // HOUR_MS * HOUR_MS

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.invariants import JOURNAL_CHECKS
+from engine.journal.invariants import JOURNAL_CHECKS
 from engine.policy_file import read_document, seal, write_policy_file
 from qctl.cli import app
 from tests.verify.cli import run_main

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from engine.backtest import default_policy_path
-from engine.data import sample_data_dir
+from engine.core.policy import StaticPolicy
 from engine.domain import SkipReason
-from engine.invariants import CheckStatus, DrillCase, run_drill
-from engine.policy import StaticPolicy
+from engine.journal.invariants import CheckStatus, DrillCase, run_drill
+from engine.venues.candle_files import sample_data_dir
 from qctl.verify_cmd import ai_drill, drill_window, static_drill
 from tests.verify.seed import HOUR_MS
 
@@ -63,7 +63,7 @@ def test_a_control_that_never_enters_is_inconclusive(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def small_models(tmp_path_factory) -> Path:
     """A small model set trained on the first 3000 hours of four shipped symbols (seconds)."""
-    from engine.data import load_market_data
+    from engine.venues.candle_files import load_market_data
     from models.train import train_models
     from tests.models.conftest import SMALL  # the models suite's small, single-thread config
 
@@ -134,10 +134,10 @@ def test_ai_backtest_decisions_vary_and_keep_the_invariants(
 ) -> None:
     """The owner's "should see varying values", shown on an AIPolicy backtest's journal."""
     from engine.backtest import run_backtest
-    from engine.broker import BrokerConfig
-    from engine.invariants import check_journal, check_variation
-    from engine.journal import Journal
-    from engine.tiers import LeverageTiers
+    from engine.core.tiers import LeverageTiers
+    from engine.journal.invariants import check_journal, check_variation
+    from engine.journal.store import Journal
+    from engine.venues.simulated import BrokerConfig
     from models.policy import POLICY_NAME, AIPolicy
     from models.registry import load_models
     from tests.verify.seed import TIERS

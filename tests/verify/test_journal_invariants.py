@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from engine.core.tiers import LeverageTiers
 from engine.domain import SafetyLimits
-from engine.invariants import JOURNAL_CHECKS, CheckStatus, check_journal
-from engine.journal import Journal
-from engine.tiers import LeverageTiers
+from engine.journal.invariants import JOURNAL_CHECKS, CheckStatus, check_journal
+from engine.journal.store import Journal
 from qctl.cli import app
 from tests.verify.cli import run_main
 from tests.verify.seed import TIERS, VIOLATIONS, seed_run, seeded_db
@@ -126,8 +126,8 @@ def test_without_a_journal_the_checks_skip_and_strict_fails(tmp_path: Path, monk
 def test_a_real_backtest_journal_passes(tmp_path: Path) -> None:
     """No false alarm on what the engine writes (orders are upserted with their latest time)."""
     from engine.backtest import default_policy_path, run_backtest
-    from engine.data import load_market_data, sample_data_dir
-    from engine.policy import StaticPolicy
+    from engine.core.policy import StaticPolicy
+    from engine.venues.candle_files import load_market_data, sample_data_dir
 
     md = load_market_data(sample_data_dir(), symbols=["BTC-USDT", "ETH-USDT", "SOL-USDT"],
                           start_ms=1_746_000_000_000, end_ms=1_752_000_000_000)  # fmt: skip

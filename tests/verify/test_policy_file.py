@@ -340,9 +340,9 @@ def test_shipped_example_is_valid_and_hand_edits_need_a_seal(tmp_path: Path) -> 
 def test_policy_document_from_static_policy() -> None:
     """Any Policy can publish: StaticPolicy's legacy values, at a refresh bar of the sample."""
     from engine.backtest import default_policy_path
-    from engine.data import load_market_data, sample_data_dir
-    from engine.policy import StaticPolicy
+    from engine.core.policy import StaticPolicy
     from engine.policy_file import last_entries
+    from engine.venues.candle_files import load_market_data, sample_data_dir
 
     md = load_market_data(sample_data_dir(), symbols=["BTC-USDT", "ETH-USDT"],
                           start_ms=1_777_000_000_000, end_ms=1_778_500_000_000)  # fmt: skip

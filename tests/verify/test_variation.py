@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.invariants import CheckStatus, check_variation
-from engine.journal import Journal
+from engine.journal.invariants import CheckStatus, check_variation
+from engine.journal.store import Journal
 from tests.verify.seed import ENTRIES, Entry, seed_run
 
 CONSTANT = tuple(Entry(e.symbol, e.price, 10.0, e.size_pct, e.stop_pct, e.t1_r) for e in ENTRIES)
