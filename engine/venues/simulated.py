@@ -269,6 +269,37 @@ class SimulatedBroker:
         pos = self.portfolio.positions.get(order.symbol)
         if pos is None:
             return events
+        self._attach_plan(
+            pos,
+            stop_loss_pct,
+            take_profit_pct,
+            harvest=harvest,
+            kill_threshold=kill_threshold,
+            kill_reduce_threshold=kill_reduce_threshold,
+            kill_reduce_frac=kill_reduce_frac,
+            max_hold_sec=max_hold_sec,
+            policy=policy,
+            model_version=model_version,
+        )
+        events.extend(self._rest_protective(order.ts, pos))
+        return events
+
+    def _attach_plan(
+        self,
+        pos: Position,
+        stop_loss_pct: float | None,
+        take_profit_pct: float | None,
+        *,
+        harvest: Any = None,
+        kill_threshold: float | None = None,
+        kill_reduce_threshold: float | None = None,
+        kill_reduce_frac: float | None = None,
+        max_hold_sec: float | None = None,
+        policy: str = "",
+        model_version: str = "",
+    ) -> None:
+        """Put the entry decision's exit plan on a just-opened position (stop and take-profit
+        prices from the fill's entry price)."""
         pos.harvest = harvest
         pos.kill_threshold = kill_threshold
         pos.kill_reduce_threshold = kill_reduce_threshold
@@ -283,8 +314,6 @@ class SimulatedBroker:
             pos.initial_stop_price = pos.stop_price
         if take_profit_pct is not None:
             pos.take_profit_price = entry * (1 + s * take_profit_pct)
-        events.extend(self._rest_protective(order.ts, pos))
-        return events
 
     def _rest_protective(self, ts: int, pos: Position) -> list[BrokerEvent]:
         prot = self._protective.setdefault(pos.symbol, _Protective())
