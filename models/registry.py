@@ -1,8 +1,10 @@
 """Model files on disk: `<name>.txt` (LightGBM's text model) + `<name>.json` (its card).
 
-`load_models` refuses anything it cannot vouch for — a missing file, a model past its
-`valid_until`, a card that does not match the feature set or the rest of its set, bytes that do
-not match the card's hash — with a `ModelError` subclass, so the policy fails closed.
+`load_models` refuses anything it cannot vouch for — a missing file, a card that is not valid
+(`models.validity`: incomplete, edited, dates that disagree), a model past its `valid_until`, a
+card that does not match the feature set or the rest of its set, bytes that do not match the
+card's hash — with a `ModelError` subclass, so the policy fails closed. `qctl models list` asks
+the same function, so the two can never disagree about a set.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from models.errors import (
     ModelError,
     ModelMismatchError,
     ModelMissingError,
-    ModelStaleError,
 )
 from models.features import FeatureError, FeatureSpec
+from models.validity import check_card, check_fresh, seal_card
 
-FORMAT_VERSION = 2  # 2: the kill card carries the reduce step (reduce_*_by_regime)
+# 2: the kill card carries the reduce step (reduce_*_by_regime);
+# 3: sealed cards (card_sha256), costs and net-of-cost entry thresholds
+FORMAT_VERSION = 3
 HEAD_NAMES = (
     "universe",
     "direction",
@@ -36,22 +40,23 @@ HEAD_NAMES = (
     *(f"favourable_{role}" for role in LADDER),
     "kill",
 )
-_CARD_KEYS = (
-    "format_version",
-    "name",
-    "set_id",
-    "features",
-    "inputs",
-    "feature_hash",
+
+
+# what every card of one set must agree on (the policy reads them from the direction card)
+SHARED_FIELDS = (
+    "training_window",
+    "symbols",
+    "holdout_symbols",
+    "data_hash",
     "feature_spec",
     "feature_ranges",
-    "training_window",
-    "data_hash",
-    "metrics",
-    "outputs",
+    "train_config",
+    "costs",
+    "seed",
     "created_at",
     "valid_until_ms",
-    "model_sha256",
+    "valid_until",
+    "qctl_version",
 )
 
 
@@ -74,8 +79,14 @@ def save_model(out_dir: Path, name: str, booster: lgb.Booster, card: dict[str, A
     text = booster.model_to_string().encode()
     card = dict(card, model_file=f"{name}.txt", model_sha256=hashlib.sha256(text).hexdigest())
     _atomic_write(out_dir / f"{name}.txt", text)
-    _atomic_write(out_dir / f"{name}.json", json.dumps(card, indent=2, sort_keys=True).encode())
-    return card
+    return write_card(out_dir / f"{name}.json", card)
+
+
+def write_card(path: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """Seal and write a card; returns it as written. Editing a card by hand breaks its seal."""
+    sealed = seal_card(card)
+    _atomic_write(path, json.dumps(sealed, indent=2, sort_keys=True).encode())
+    return sealed
 
 
 @dataclass(frozen=True)
@@ -124,27 +135,19 @@ class ModelSet:
         return self.models[name].booster
 
     def check_fresh(self, ts_ms: int) -> None:
-        if ts_ms > self.valid_until_ms:
-            raise ModelStaleError(
-                f"model set {self.set_id} is valid until {self.card['valid_until']}; "
-                f"retrain with `qctl train` on newer data"
-            )
+        """Raise `ModelStaleError` for data past the set's validity (`models.validity`)."""
+        check_fresh(self.card, ts_ms)
 
 
 def read_card(path: Path) -> dict[str, Any]:
-    """A card as JSON; a missing file, bad JSON or missing field raises a `ModelError`."""
+    """A valid card (`models.validity.check_card`); anything else raises a `ModelError`."""
     if not path.is_file():
         raise ModelMissingError(f"model card missing: {path}")
     try:
         card = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelCorruptError(f"model card {path} is not valid JSON: {exc}") from exc
-    if not isinstance(card, dict):
-        raise ModelCorruptError(f"model card {path} is not a JSON object")
-    missing = [k for k in _CARD_KEYS if k not in card]
-    if missing:
-        raise ModelCorruptError(f"model card {path} lacks {', '.join(missing)}")
-    return card
+    return check_card(card, str(path), path.stem)
 
 
 def _load_one(directory: Path, name: str) -> LoadedModel:
@@ -201,6 +204,11 @@ def load_models(
             )
         if card["feature_hash"] != first["feature_hash"] or card["features"] != first["features"]:
             raise ModelMismatchError(f"model {name}: feature set differs from the rest of its set")
+        differ = [k for k in SHARED_FIELDS if card[k] != first[k]]
+        if differ:
+            raise ModelMismatchError(
+                f"model {name}: {', '.join(differ)} differ(s) from the rest of its set"
+            )
         if set(card["feature_ranges"]) != set(card["features"]):
             raise ModelCorruptError(f"model {name}: feature ranges do not cover its features")
     if spec is not None and spec.version() != set_spec.version():
@@ -214,8 +222,23 @@ def load_models(
     return model_set
 
 
+def set_verdict(directory: str | Path, at_ms: int) -> str:
+    """`"ok"` if the policy would use the set for data at `at_ms`, else the refusal message.
+
+    The same `load_models` the policy calls: one definition of a usable set.
+    """
+    try:
+        load_models(directory, now_ms=at_ms)
+    except ModelError as exc:
+        return str(exc)
+    return "ok"
+
+
 def list_models(directory: str | Path) -> list[tuple[str, dict[str, Any] | None, str]]:
-    """(name, card or None, status) for each head: status "ok" or the refusal message."""
+    """(name, card or None, status) for each head: status "ok" or the refusal message.
+
+    Per head only; `set_verdict` says whether the set as a whole would be used.
+    """
     directory = Path(directory)
     rows = []
     for name in HEAD_NAMES:

@@ -22,12 +22,14 @@ import numpy as np
 import pandas as pd
 
 from engine.domain import AutonomyZone
+from engine.venues.simulated import BrokerConfig
 from models import heads as H
 from models.config import LADDER, TrainConfig
 from models.errors import TrainDataError
 from models.features import FeatureSpec, build_features
 from models.labels import relevance_grades, side_excursions, symbol_labels
 from models.registry import FORMAT_VERSION, qctl_version, save_model
+from models.validity import iso_ms
 
 MS_PER_DAY = 86_400_000
 
@@ -431,8 +433,7 @@ def kill_reduce_levels(
     return out
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_iso = iso_ms  # the cards' one date format (models.validity checks it)
 
 
 def _validation_metrics(
@@ -539,9 +540,21 @@ def train_models(
     zone: AutonomyZone | None = None,
     progress: Progress | None = None,
     created_at: datetime | None = None,
+    broker: BrokerConfig | None = None,
 ) -> TrainResult:
-    """Train, validate and store a model set (LightGBM text models + JSON cards) in `out_dir`."""
+    """Train, validate and store a model set (LightGBM text models + JSON cards) in `out_dir`.
+
+    `broker`: the venue whose taker fee and slippage every label and decision is net of
+    (default: the packaged venue file, as `qctl backtest` uses).
+    """
     cfg = cfg or TrainConfig.defaults()
+    broker = broker or BrokerConfig.from_toml()
+    costs = {
+        "venue": broker.venue,
+        "taker_fee": broker.taker_fee,
+        "slippage": broker.slippage,
+        "round_trip": broker.break_even_offset(),
+    }
     spec = spec or FeatureSpec()
     zone = zone or AutonomyZone()
     ts_set = build_training_set(candles, funding, spec, cfg, train_end_ms, holdout_symbols)
@@ -568,7 +581,8 @@ def train_models(
     feature_hash = spec.version()
     set_id = hashlib.sha256(
         json.dumps(
-            [ts_set.data_hash, feature_hash, cfg.as_dict(), ts_set.train_end_ms], sort_keys=True
+            [ts_set.data_hash, feature_hash, cfg.as_dict(), ts_set.train_end_ms, costs],
+            sort_keys=True,
         ).encode()
     ).hexdigest()[:12]
     created = created_at or datetime.now(UTC)
@@ -602,6 +616,7 @@ def train_models(
             "metrics": metrics[head.name],
             "outputs": outputs[head.name],
             "train_config": cfg.as_dict(),
+            "costs": costs,
             "seed": cfg.seed,
             "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "valid_until_ms": valid_until,

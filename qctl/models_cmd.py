@@ -13,7 +13,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from qctl.options import DEFAULT_EQUITY_USDT, DEFAULT_MODEL_DIR, DataDir, split_names
+from qctl.options import (
+    DEFAULT_EQUITY_USDT,
+    DEFAULT_MODEL_DIR,
+    DataDir,
+    parse_date_ms,
+    split_names,
+)
 
 models_app = typer.Typer(
     name="models",
@@ -25,50 +31,66 @@ ModelDir = Annotated[Path, typer.Option("--dir", help="The model directory (`qct
 
 
 def _headline(card: dict) -> str:
+    """The head's main validation metric ("" if the card does not hold a readable one)."""
     metrics = card.get("metrics", {})
-    for key in ("auc", "pinball"):
-        if key in metrics:
+    if not isinstance(metrics, dict):
+        return ""
+    keys = [k for k in ("auc", "pinball") if k in metrics]
+    keys += [k for k in metrics if str(k).startswith("ndcg") and not str(k).endswith("random")]
+    for key in keys:
+        if isinstance(metrics[key], int | float):
             return f"{key} {metrics[key]:.4f}"
-    for key, value in metrics.items():
-        if key.startswith("ndcg") and not key.endswith("random"):
-            return f"{key} {value:.4f}"
     return ""
 
 
 @models_app.command("list")
-def list_command(directory: ModelDir = DEFAULT_MODEL_DIR) -> None:
-    """One line per model with its headline validation metric and whether it would be used.
+def list_command(
+    directory: ModelDir = DEFAULT_MODEL_DIR,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Check the set for data at this UTC date (default: now, as live trading would).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """One line per model with its headline validation metric, then whether the AI policy
+    would use the set for data at --at (the same check the policy makes).
 
-    Exit code 1 when any model would be refused (the AI policy then skips every trade).
+    Exit code 1 when the set would be refused (the AI policy then skips every trade).
+
+    Example: qctl models list --dir qctl_models --at 2026-04-01
     """
     from models.errors import ModelMissingError
-    from models.registry import list_models
+    from models.registry import list_models, set_verdict
 
     if not directory.is_dir():
         raise ModelMissingError(f"no model directory {directory}; run `qctl train` first")
+    at_ms = (
+        parse_date_ms(at, "--at") if at is not None else int(datetime.now(UTC).timestamp() * 1000)
+    )
     rows = list_models(directory)
+    verdict = set_verdict(directory, at_ms)
     cards = [card for _, card, _ in rows if card]
     console = Console()
     if cards:
         card = cards[0]
         window = card.get("training_window", {})
-        now_ms = int(datetime.now(UTC).timestamp() * 1000)
-        stale_now = card.get("valid_until_ms", 0) < now_ms
+        if not isinstance(window, dict):
+            window = {}
         console.print(
-            f"set [bold]{card.get('set_id', '?')}[/] in {directory}: trained on "
-            f"{', '.join(card.get('symbols', []))} from {window.get('start', '?')} to "
-            f"{window.get('end', '?')}; valid for data until {card.get('valid_until', '?')}"
-            + (" (already past: live and paper use is refused)" if stale_now else ""),
+            f"set [bold]{escape(str(card.get('set_id', '?')))}[/] in {directory}: trained on "
+            f"{escape(', '.join(map(str, card.get('symbols', []))))} from "
+            f"{window.get('start', '?')} to {window.get('end', '?')}; valid for data until "
+            f"{escape(str(card.get('valid_until', '?')))}",
             highlight=False,
         )
     table = Table()
     for column in ("model", "objective", "validation", "status"):
         table.add_column(column)
-    refused = 0
     for name, card, status in rows:
         card = card or {}
-        if status != "ok":
-            refused += 1
         table.add_row(
             name,
             str(card.get("objective", "?")),
@@ -76,8 +98,12 @@ def list_command(directory: ModelDir = DEFAULT_MODEL_DIR) -> None:
             "[green]ok[/]" if status == "ok" else f"[red]{escape(status)}[/]",
         )
     console.print(table)
-    if refused:
-        raise typer.Exit(1)
+    when = at if at is not None else "now"
+    if verdict == "ok":
+        console.print(f"the AI policy would use this set for data at {when}", highlight=False)
+        return
+    console.print(f"[red]refused[/] for data at {when}: {escape(verdict)}", highlight=False)
+    raise typer.Exit(1)
 
 
 @models_app.command("show")

@@ -240,10 +240,12 @@ def ai_drill(
         return f"{head}.txt truncated"
 
     def stale(d: Path) -> str:
+        from models.registry import write_card  # re-seals the card: a deliberate expiry
+
         for card_path in sorted(d.glob("*.json")):
             card = json.loads(card_path.read_text())
             card["valid_until_ms"], card["valid_until"] = start, iso_utc(start)
-            card_path.write_text(json.dumps(card, indent=2, sort_keys=True))
+            write_card(card_path, card)
         return f"valid_until set to {iso_utc(start)}"
 
     damage: list[tuple[str, SkipReason, Callable[[Path], str]]] = [

@@ -98,9 +98,14 @@ def test_train_writes_a_model_set(workspace):
 
 
 def test_models_list_and_show(workspace, qctl):
-    code, out, err = qctl("models", "list", "--dir", "models", cwd=workspace)
+    card = json.loads((workspace / "models" / "direction.json").read_text())
+    inside = card["training_window"]["end"]
+    code, out, err = qctl("models", "list", "--dir", "models", "--at", inside, cwd=workspace)
     assert code == 0, err
-    assert "direction" in out and "auc" in out
+    assert "direction" in out and "auc" in out and "would use this set" in out
+    # the same set judged now, past its valid_until: refused, as the policy would refuse it
+    code, out, _ = qctl("models", "list", "--dir", "models", cwd=workspace)
+    assert code == 1 and "refused" in out and card["valid_until"] in out
     code, out, _ = qctl("models", "show", "direction", "--dir", "models", "--json", cwd=workspace)
     assert code == 0
     assert json.loads(out)["name"] == "direction"

@@ -21,6 +21,8 @@ from engine.domain import (
 )
 from engine.venues.simulated import BrokerConfig
 from models.policy import AIPolicy, UniverseConfig, harvest_close_fracs
+from models.registry import write_card
+from models.validity import iso_ms
 
 from .conftest import HOUR_MS, snapshot_at
 
@@ -155,7 +157,7 @@ def test_close_fractions_are_read_from_the_cards_not_the_defaults(model_copy, ma
         path = model_copy / f"favourable_{role}.json"
         card = json.loads(path.read_text())
         card["outputs"]["quantile"] = q
-        path.write_text(json.dumps(card))
+        write_card(path, card)
     policy = _policy(model_copy, funding, universe=UniverseConfig.from_mapping({"count": 4}))
     entries = [d for d in _run(policy, candles) if d.skip is None]
     assert entries
@@ -188,20 +190,21 @@ def test_fail_closed_drills(model_copy, market, damage, reason):
         path = model_copy / "kill.json"
         card = json.loads(path.read_text())
         del card["outputs"]["reduce_fracs_by_regime"]
-        path.write_text(json.dumps(card))
+        write_card(path, card)
     elif damage == "format 1":  # a set trained before the reduce step existed
         for path in model_copy.glob("*.json"):
             card = json.loads(path.read_text())
             card["format_version"] = 1
-            path.write_text(json.dumps(card))
+            write_card(path, card)
     else:
         for path in model_copy.glob("*.json"):
             card = json.loads(path.read_text())
             if damage == "expire":
                 card["valid_until_ms"] = int(candles["BTC-USDT"].index[1300])
+                card["valid_until"] = iso_ms(card["valid_until_ms"])
             else:
                 card["features"] = card["features"][::-1]
-            path.write_text(json.dumps(card))
+            write_card(path, card)
     policy = _policy(model_copy, funding)
     out = _run(policy, candles, range(1350, 1400, 7))
     assert out and not [d for d in out if d.skip is None]
