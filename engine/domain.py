@@ -102,6 +102,7 @@ class LimitName(StrEnum):
     AUTONOMY_ZONE = "autonomy_zone"
     ONE_POSITION_PER_SYMBOL = "one_position_per_symbol"  # adding or closing is not a decision's job
     INPUTS = "inputs"  # no usable price or equity to size against
+    RECONCILE = "reconcile"  # start-up found the exchange and the journal apart (live, paper)
 
 
 class PolicyKey(StrEnum):
@@ -151,6 +152,7 @@ class OrderPurpose(StrEnum):
     KILL_REDUCE = "kill_reduce"
     MAX_HOLD = "max_hold"
     FLATTEN = "flatten"
+    RISK_REDUCE = "risk_reduce"  # a trim back inside a hard limit at a bar close
     LIQUIDATION = "liquidation"
 
 

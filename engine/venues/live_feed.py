@@ -1,0 +1,151 @@
+"""Closed candles from an exchange, bar by bar, for paper and live mode (ccxt async).
+
+The feed keeps every closed bar it has seen since start-up (the warm-up history first) and hands
+the core the same `MarketData` a backtest reads from files, so the loop sees the same windows in
+both modes. A bar is closed once the exchange returns a newer one: like Binance, exchanges return
+the bar still forming last, and it is dropped (its prices are not final).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.core.bars import CANDLE_COLUMNS, MarketData, SymbolData, timeframe_ms
+
+
+class FeedStalled(Exception):
+    """No closed bar arrived for longer than the feed allows (shown as one line)."""
+
+
+@dataclass(slots=True)
+class _Series:
+    ts: list[int] = field(default_factory=list)
+    rows: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+
+    @property
+    def last(self) -> int | None:
+        return self.ts[-1] if self.ts else None
+
+
+@dataclass(slots=True)
+class LiveFeed:
+    """Closed candles of `symbols` ("BTC-USDT" -> ccxt symbol in `markets`) on `timeframe`."""
+
+    exchange: Any
+    markets: Mapping[str, str]
+    timeframe: str
+    history_bars: int
+    max_bars_kept: int = 20_000
+    page: int = 1000  # ccxt caps a klines request at 1000 bars
+    _series: dict[str, _Series] = field(default_factory=dict)
+    requests: int = 0
+
+    @property
+    def step_ms(self) -> int:
+        return timeframe_ms(self.timeframe)
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self.markets)
+
+    async def _fetch(self, symbol: str, since: int | None, limit: int) -> list[list[float]]:
+        self.requests += 1
+        return await self.exchange.fetch_ohlcv(
+            self.markets[symbol], self.timeframe, since=since, limit=limit
+        )
+
+    def _append(self, symbol: str, rows: Sequence[Sequence[float]]) -> int:
+        """Add the closed rows (all but the newest one returned); returns how many were new."""
+        s = self._series.setdefault(symbol, _Series())
+        if not rows:
+            return 0
+        newest = max(int(r[0]) for r in rows)
+        added = 0
+        for r in sorted(rows, key=lambda r: r[0]):
+            t = int(r[0])
+            if t >= newest or (s.last is not None and t <= s.last):
+                continue
+            s.ts.append(t)
+            s.rows.append(tuple(float(x) for x in r[1:6]))  # type: ignore[arg-type]
+            added += 1
+        if len(s.ts) > self.max_bars_kept:
+            cut = len(s.ts) - self.max_bars_kept
+            del s.ts[:cut], s.rows[:cut]
+        return added
+
+    async def _catch_up(self, symbol: str) -> int:
+        """Fetch every bar after the last one kept (pages of `page`), or the warm-up history."""
+        s = self._series.get(symbol)
+        added = 0
+        if s is None or s.last is None:
+            rows = await self._fetch(symbol, None, min(self.page, self.history_bars + 1))
+            return self._append(symbol, rows)
+        while True:
+            since = s.last + self.step_ms
+            rows = await self._fetch(symbol, since, self.page)
+            n = self._append(symbol, rows)
+            added += n
+            if n == 0 or len(rows) < self.page:
+                return added
+
+    async def start(self) -> None:
+        """Load the warm-up history of every symbol (concurrently)."""
+        await asyncio.gather(*(self._catch_up(s) for s in self.symbols))
+
+    async def poll(self) -> int:
+        """Fetch what closed since the last poll; returns the open time of the newest bar that
+        every symbol has (0 when a symbol has none yet)."""
+        await asyncio.gather(*(self._catch_up(s) for s in self.symbols))
+        return self.common_last()
+
+    def common_last(self) -> int:
+        lasts = [self._series.get(s, _Series()).last for s in self.symbols]
+        return 0 if any(t is None for t in lasts) else int(min(lasts))  # type: ignore[type-var]
+
+    def market_data(self, until: int | None = None) -> MarketData:
+        """Everything kept (bars opened at or before `until`) as the core's `MarketData`."""
+        out: dict[str, SymbolData] = {}
+        for sym in self.symbols:
+            s = self._series.get(sym, _Series())
+            ts = np.asarray(s.ts, dtype=np.int64)
+            vals = np.asarray(s.rows, dtype=np.float64).reshape(-1, 5)
+            if until is not None:
+                keep = ts <= until
+                ts, vals = ts[keep], vals[keep]
+            frame = pd.DataFrame(
+                vals, columns=list(CANDLE_COLUMNS), index=pd.Index(ts, name="timestamp")
+            )
+            out[sym] = SymbolData(sym, self.timeframe, "perpetual", frame, None, "ccxt")
+        return MarketData(out, self.timeframe)
+
+
+async def wait_for_bar(
+    feed: LiveFeed,
+    after: int,
+    *,
+    poll_seconds: float,
+    stop: Callable[[], bool],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    max_wait_s: float | None = None,
+) -> int | None:
+    """Poll until every symbol has a closed bar opened after `after`; None when `stop()` says so.
+
+    Polling (not a timer on the wall clock) keeps the loop aligned with the exchange's own bar
+    closes, whatever the exchange's clock; `poll_seconds` bounds how late a bar is seen.
+    """
+    waited = 0.0
+    while not stop():
+        last = await feed.poll()
+        if last > after:
+            return last
+        if max_wait_s is not None and waited >= max_wait_s:
+            raise FeedStalled(f"no new closed {feed.timeframe} bar for {waited:.0f} s")
+        await sleep(poll_seconds)
+        waited += poll_seconds
+    return None
