@@ -1,21 +1,37 @@
 """Backtest throughput: symbol-bars per second of `run_backtest` with the legacy policy, journal on.
 
-Data: the 16 `binance_usdm_*` 1h files of ../shared/data/ohlcv (+ funding), each replicated under
-new names (BTC-USDT, BTC2-USDT, ...; same bars, same leverage brackets) until the run holds at
-least 1,000,000 symbol-bars. In the same process a plain vectorised numpy reference runs the same
-entry rules (legacy universe score, refresh cadence, count, core symbols, side from the drift) and
-the same stop-loss / take-profit backstops with fees, but none of the engine's machinery (no
-harvest ladder, kill score, risk kernel, funding, liquidation or journal): the ratio says what the
-event-driven engine costs over bare numpy. Peak memory (RSS high-water mark) is printed too.
+Two shapes of the same real data (the 16 `binance_usdm_*` 1h files of ../shared/data/ohlcv, with
+their funding prints), each grown by a repeat factor:
 
-    .venv/bin/python bench/backtest_bench.py [--data ../shared/data] [--min-bars 1000000]
+- `long`: few symbols x long history — the 16 symbols' 9,120 bars repeated back in time (copy k
+  ends where copy k-1 begins, prices scaled so that the series stays continuous; same symbols, so
+  the real leverage brackets apply). What most users backtest.
+- `wide`: many symbols x short history — the 16 symbols copied under new names (BTC2-USDT, ...;
+  same bars, same brackets), all side by side.
+
+Every case runs in a child process of its own (so its peak RSS is its own) and, in the same
+process, a plain vectorised numpy reference of the same entry rules (legacy universe score, refresh
+cadence, count, core symbols, side from the drift) and the same stop-loss / take-profit backstops
+with fees, but none of the engine's machinery (no harvest ladder, kill score, risk kernel, funding,
+liquidation or journal): the ratio says what the event-driven engine costs over bare numpy.
+The load average is printed with every figure: the machine may be shared.
+
+    .venv/bin/python bench/backtest_bench.py                      # both shapes at 8x (~1.2M bars)
+    .venv/bin/python bench/backtest_bench.py --shape long --repeat 1,8,32   # linear in bars?
+    .venv/bin/python bench/backtest_bench.py --shape long --repeat 69       # ~10M symbol-bars
+    .venv/bin/python bench/backtest_bench.py --shape long --repeat 8 --profile
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import json
 import math
+import os
+import pstats
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +40,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-TARGET = 250_000  # symbol-bars per second (issue 4)
+TARGET = 250_000  # symbol-bars per second (issue 13)
+MAX_RATIO = 4.0  # the engine within 4x of the numpy reference (issue 13)
+MAX_RSS_MB_AT_10M = 1024  # peak memory under 1 GB at 10M symbol-bars (issue 13)
 sys.path.insert(0, str(REPO))
 
 from engine.backtest import run_backtest  # noqa: E402
@@ -36,29 +54,50 @@ from engine.venues.candle_files import load_market_data  # noqa: E402
 from engine.venues.simulated import BrokerConfig  # noqa: E402
 
 
-def replicate(
-    md: MarketData, tiers: LeverageTiers, min_bars: int
-) -> tuple[MarketData, LeverageTiers]:
-    """Copies of every symbol under new names until `min_bars` symbol-bars (same brackets)."""
-    copies = max(1, math.ceil(min_bars / md.n_bars))
+def widen(md: MarketData, tiers: LeverageTiers, copies: int) -> tuple[MarketData, LeverageTiers]:
+    """`copies` copies of every symbol under new names, side by side (same bars, same brackets)."""
     symbols: dict[str, SymbolData] = {}
     brackets = {}
     for k in range(copies):
         for sym, sd in md.symbols.items():
             base, quote = sym.split("-", 1)
             name = sym if k == 0 else f"{base}{k + 1}-{quote}"
-            symbols[name] = SymbolData(
-                name,
-                sd.timeframe,
-                sd.market,
-                sd.candles,
-                sd.funding,
-                sd.source,
-                sd.mark,
-                sd.exchange,
-            )
+            symbols[name] = SymbolData(name, sd.timeframe, sd.market, sd.candles, sd.funding,
+                                       sd.source, sd.mark, sd.exchange)  # fmt: skip
             brackets[name] = tiers.tiers(sym)
     return MarketData(symbols, md.timeframe, list(md.issues)), LeverageTiers(brackets, tiers.source)
+
+
+def lengthen(md: MarketData, copies: int) -> MarketData:
+    """Each symbol's history repeated `copies` times back in time, prices kept continuous."""
+    import pandas as pd
+
+    out: dict[str, SymbolData] = {}
+    for sym, sd in md.symbols.items():
+        c = sd.candles
+        ts = c.index.to_numpy().astype(np.int64)
+        step = int(np.median(np.diff(ts)))
+        span = int(ts[-1] - ts[0]) + step
+        parts, fparts = [c], [sd.funding] if sd.funding is not None else []
+        scale = 1.0
+        for k in range(1, copies):
+            # copy k ends (close) where copy k-1 starts (open): multiply its prices accordingly
+            scale *= float(c["open"].iloc[0]) / float(c["close"].iloc[-1])
+            part = c.copy()
+            for col in ("open", "high", "low", "close"):
+                part[col] = part[col] * scale
+            part.index = pd.Index(ts - k * span, name=c.index.name)
+            parts.append(part)
+            if sd.funding is not None:
+                f = sd.funding.copy()
+                f.index = pd.Index(f.index.to_numpy().astype(np.int64) - k * span,
+                                   name=sd.funding.index.name)  # fmt: skip
+                fparts.append(f)
+        candles = pd.concat(parts[::-1])
+        funding = pd.concat(fparts[::-1]) if fparts else None
+        out[sym] = SymbolData(sym, sd.timeframe, sd.market, candles, funding, sd.source, None,
+                              sd.exchange)  # fmt: skip
+    return MarketData(out, md.timeframe, list(md.issues))
 
 
 def numpy_reference(
@@ -128,94 +167,141 @@ def numpy_reference(
     return wallet, trades
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--min-bars", type=int, default=1_000_000)
-    ap.add_argument("--equity", type=float, default=10_000.0)
-    ap.add_argument("--policy", type=Path, default=REPO / "examples" / "legacy_policy.toml")
-    ap.add_argument(
-        "--without-journal",
-        action="store_true",
-        help="also time the same run with no journal (shows the journal's share)",
-    )
-    args = ap.parse_args(argv)
-
-    files = sorted((args.data / "ohlcv").glob("binance_usdm_*_1h.csv"))
+def load_case(data: Path, shape: str, repeat: int) -> tuple[MarketData, LeverageTiers]:
+    files = sorted((data / "ohlcv").glob("binance_usdm_*_1h.csv"))
     symbols = [f.name.split("_")[2] for f in files]
-    md0 = load_market_data(args.data / "ohlcv", symbols=symbols, timeframe="1h")
-    tiers0 = LeverageTiers.load()
-    md, tiers = replicate(md0, tiers0, args.min_bars)
+    md0 = load_market_data(data / "ohlcv", symbols=symbols, timeframe="1h")
+    tiers = LeverageTiers.load()
+    if shape == "wide":
+        return widen(md0, tiers, repeat)
+    return lengthen(md0, repeat), tiers
+
+
+def run_case(args: argparse.Namespace) -> dict[str, object]:
+    """One measurement (in this process): the engine with its journal, then the reference."""
+    md, tiers = load_case(args.data, args.shape, args.repeat)
     policy = StaticPolicy.from_toml(args.policy)
     broker = BrokerConfig.from_toml()
-    print(
-        f"data: {len(md0.symbols)} symbols x {md0.n_bars // len(md0.symbols)} bars, replicated "
-        f"to {len(md.symbols)} symbols = {md.n_bars:,} symbol-bars (1h, with funding)"
-    )
-
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         with Journal(db) as journal:
+            profiler = cProfile.Profile() if args.profile else None
             t0, c0 = time.perf_counter(), time.process_time()
-            res = run_backtest(
-                md,
-                policy,
-                equity=args.equity,
-                tiers=tiers,
-                broker_config=broker,
-                journal=journal,
-                data_source=str(args.data),
-            )
+            if profiler is not None:
+                profiler.enable()
+            res = run_backtest(md, policy, equity=args.equity, tiers=tiers, broker_config=broker,
+                               journal=journal, data_source=str(args.data))  # fmt: skip
+            if profiler is not None:
+                profiler.disable()
             engine_s = time.perf_counter() - t0
             engine_cpu = time.process_time() - c0
-            rows = {
-                t: journal.count(t, res.run_id)
+            rows = sum(
+                journal.count(t, res.run_id)
                 for t in ("decision", "order", "fill", "position", "equity", "safety_event")
-            }
-        db_mb = db.stat().st_size / 1e6
-
-    bare = None
-    if args.without_journal:
-        t0, c0 = time.perf_counter(), time.process_time()
-        run_backtest(md, policy, equity=args.equity, tiers=tiers, broker_config=broker)
-        bare = (time.perf_counter() - t0, time.process_time() - c0)
-
-    t0, c0 = time.perf_counter(), time.process_time()
+            )
+    if profiler is not None:
+        print(f"profile of the engine run ({args.shape} x{args.repeat}), top 25 by own time:")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+    peak_engine_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
     ref_wallet, ref_trades = numpy_reference(md, policy.config, broker, args.equity)
     ref_s = time.perf_counter() - t0
-    ref_cpu = time.process_time() - c0
+    return {
+        "shape": args.shape,
+        "repeat": args.repeat,
+        "symbols": len(md.symbols),
+        "bars_per_symbol": md.n_bars // len(md.symbols),
+        "symbol_bars": res.stats.symbol_bars,
+        "engine_s": engine_s,
+        "engine_cpu_s": engine_cpu,
+        "reference_s": ref_s,
+        "trades": res.metrics.n_trades,
+        "reference_trades": ref_trades,
+        "journal_rows": rows,
+        "peak_rss_mb": peak_engine_mb,
+        "load_avg_1m": os.getloadavg()[0],
+    }
 
-    bars = res.stats.symbol_bars
-    eng_rate, ref_rate = bars / engine_s, bars / ref_s
-    eng_cpu_rate, ref_cpu_rate = bars / engine_cpu, bars / ref_cpu
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    row_list = ", ".join(f"{k} {v:,}" for k, v in rows.items())
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--shape", choices=("long", "wide", "both"), default="both")
+    ap.add_argument("--repeat", default="8", help="comma-separated repeat factors, e.g. 1,8,32")
+    ap.add_argument("--equity", type=float, default=10_000.0)
+    ap.add_argument("--policy", type=Path, default=REPO / "examples" / "legacy_policy.toml")
+    ap.add_argument("--profile", action="store_true", help="cProfile the engine run")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        args.repeat = int(args.repeat)
+        print("RESULT " + json.dumps(run_case(args)))
+        return 0
+
+    shapes = ("long", "wide") if args.shape == "both" else (args.shape,)
+    repeats = [int(r) for r in args.repeat.split(",")]
+    print(f"machine: {os.cpu_count()} cores; load average (1, 5, 15 min) {os.getloadavg()}")
     print(
-        f"engine   : wall {engine_s:6.2f} s = {eng_rate:10,.0f} symbol-bars/s; "
-        f"cpu {engine_cpu:6.2f} s = {eng_cpu_rate:10,.0f}/s "
-        f"({res.metrics.n_trades} trades, final equity {res.metrics.end_equity:,.2f})"
+        f"{'shape':5} {'x':>3} {'symbols':>7} {'bars/sym':>8} {'symbol-bars':>11} "
+        f"{'engine s':>8} {'bars/s':>9} {'ref s':>6} {'ref bars/s':>10} {'ratio':>5} "
+        f"{'peak MB':>7} {'load':>4}"
     )
-    print(f"  journal: {sum(rows.values()):,} rows ({row_list}), {db_mb:.1f} MB")
-    if bare is not None:
-        print(
-            f"  without journal: wall {bare[0]:6.2f} s = {bars / bare[0]:10,.0f} symbol-bars/s; "
-            f"cpu {bare[1]:6.2f} s = {bars / bare[1]:10,.0f}/s"
+    results = []
+    for shape in shapes:
+        for rep in repeats:
+            cmd = [sys.executable, __file__, "--child", "--shape", shape, "--repeat", str(rep),
+                   "--data", str(args.data), "--equity", str(args.equity),
+                   "--policy", str(args.policy)] + (["--profile"] if args.profile else [])  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            lines = proc.stdout.splitlines()
+            for line in lines:
+                if not line.startswith("RESULT "):
+                    print(line)
+            found = [json.loads(x[7:]) for x in lines if x.startswith("RESULT ")]
+            if proc.returncode != 0 or not found:
+                print(proc.stderr, file=sys.stderr)
+                return 1
+            r = found[0]
+            results.append(r)
+            rate = r["symbol_bars"] / r["engine_s"]
+            ref_rate = r["symbol_bars"] / r["reference_s"]
+            print(
+                f"{shape:5} {rep:>3} {r['symbols']:>7} {r['bars_per_symbol']:>8,} "
+                f"{r['symbol_bars']:>11,} {r['engine_s']:>8.2f} {rate:>9,.0f} "
+                f"{r['reference_s']:>6.2f} {ref_rate:>10,.0f} {ref_rate / rate:>5.2f} "
+                f"{r['peak_rss_mb']:>7,.0f} {r['load_avg_1m']:>4.1f}",
+                flush=True,
+            )
+    print("ratio = reference speed / engine speed (lower is better; goal <= 4)")
+    for r in results:
+        rate = r["symbol_bars"] / r["engine_s"]
+        ratio = (r["symbol_bars"] / r["reference_s"]) / rate
+        verdict = "met" if rate >= TARGET and ratio <= MAX_RATIO else "NOT met"
+        line = (
+            f"{r['shape']} x{r['repeat']}: {rate:,.0f} symbol-bars/s, {ratio:.2f}x the reference's "
+            f"time; goal >= {TARGET:,}/s within {MAX_RATIO:g}x: {verdict}"
         )
-    print(
-        f"reference: wall {ref_s:6.2f} s = {ref_rate:10,.0f} symbol-bars/s; "
-        f"cpu {ref_cpu:6.2f} s = {ref_cpu_rate:10,.0f}/s "
-        f"({ref_trades} trades, final equity {ref_wallet:,.2f}; numpy, stops/TP only)"
-    )
-    print(
-        f"ratio engine/reference: {eng_rate / ref_rate:.3f} wall, "
-        f"{eng_cpu_rate / ref_cpu_rate:.3f} cpu (reference {ref_rate / eng_rate:.1f}x faster)"
-    )
-    print(f"peak memory (max RSS): {peak_mb:,.0f} MB")
-    print(
-        f"target >= {TARGET:,} symbol-bars/s: wall {'met' if eng_rate >= TARGET else 'NOT met'}, "
-        f"cpu {'met' if eng_cpu_rate >= TARGET else 'NOT met'} "
-        "(cpu time excludes waiting for cores that other processes hold)"
-    )
+        if r["symbol_bars"] >= 10_000_000:
+            mem_ok = r["peak_rss_mb"] < MAX_RSS_MB_AT_10M
+            line += f"; peak {r['peak_rss_mb']:,.0f} MB < 1 GB: {'met' if mem_ok else 'NOT met'}"
+        print(line)
+    by_shape: dict[str, list[dict]] = {}
+    for r in results:
+        by_shape.setdefault(r["shape"], []).append(r)
+    for shape, rs in by_shape.items():
+        if len(rs) < 2:
+            continue
+        base = rs[0]
+        per_bar = base["engine_s"] / base["symbol_bars"]
+        parts = [
+            f"x{r['repeat']}: time {r['engine_s'] / r['symbol_bars'] / per_bar:.2f}, "
+            f"memory {r['peak_rss_mb'] / base['peak_rss_mb']:.2f}"
+            for r in rs[1:]
+        ]
+        print(f"{shape}: per symbol-bar against x{base['repeat']} (1.00 = linear): "
+              + "; ".join(parts))  # fmt: skip
+    print(f"load average now: {os.getloadavg()}")
     return 0
 
 

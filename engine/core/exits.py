@@ -226,11 +226,15 @@ class ExitController:
         if scored is None:
             comps = self.kill_components(t)
             score: float | None = (comps[0] + comps[1] + comps[2] + comps[3]) / len(KILL_COMPONENTS)
-            named = _named(comps, score)
         else:
             score = scored.get(pos.symbol)
-            named = (("policy_kill_score", score),) if score is not None else ()
         threshold = pos.kill_threshold
+        if not self._may_act(pos, t, score, now_ts):
+            return []  # the common bar: nothing fires (checked without building any action)
+        if scored is None:
+            named = _named(comps, score)
+        else:
+            named = (("policy_kill_score", score),) if score is not None else ()
         if threshold is not None and score is not None and score >= threshold:
             return [
                 ExitAction(
@@ -317,6 +321,42 @@ class ExitController:
                     )
                 )
         return out
+
+    def _may_act(self, pos: Position, t: _Track, score: float | None, now_ts: int) -> bool:
+        """False only when `_evaluate_one` would return no action: same tests, no objects."""
+        if score is not None:
+            threshold = pos.kill_threshold
+            if threshold is not None and score >= threshold:
+                return True
+            reduce_at = pos.kill_reduce_threshold
+            if (
+                reduce_at is not None
+                and not pos.kill_reduced
+                and pos.kill_reduce_frac is not None
+                and score >= reduce_at
+            ):
+                return True
+        max_hold = pos.max_hold_sec
+        if max_hold is not None and (now_ts - pos.opened_ts) / MS_PER_S >= max_hold:
+            return True
+        ladder = pos.harvest
+        r = pos.r_distance
+        if ladder is None or not r:
+            return False
+        r_now = (t.prev_close - pos.entry_price) / r
+        if pos.side is not Side.LONG:
+            r_now = -r_now
+        stage = pos.harvest_stage
+        rungs = (ladder.t1_r, ladder.t2_r, ladder.t3_r)
+        if ladder.close_fracs is not None and stage < len(rungs) and r_now >= rungs[stage]:
+            return True
+        if r_now < ladder.lock_r:
+            return False
+        stop = pos.stop_price
+        if stop is None:
+            return True
+        gain = self.break_even_plus(pos) - stop
+        return (gain if pos.side is Side.LONG else -gain) > 0
 
     def flatten(self, portfolio: Portfolio, reason: str) -> list[ExitAction]:
         """Close every open position (a flatten request from the control table)."""

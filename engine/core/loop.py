@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -150,6 +150,32 @@ class EquityCurve:
         return self.ts[:k], self.equity[:k], self.exposure[:k], self.margin_ratio[:k]
 
 
+class KnownRow(Mapping[str, int]):
+    """Bars known per symbol after one step, read from a row of `AlignedBars.known` on demand."""
+
+    __slots__ = ("_row", "_col")
+
+    def __init__(self, row: np.ndarray, col: Mapping[str, int]) -> None:
+        self._row = row
+        self._col = col
+
+    def __getitem__(self, symbol: str) -> int:
+        return int(self._row[self._col[symbol]])
+
+    def get(self, symbol: str, default: int = 0) -> int:  # type: ignore[override]
+        j = self._col.get(symbol)
+        return default if j is None else int(self._row[j])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._col)
+
+    def __len__(self) -> int:
+        return len(self._col)
+
+    def items(self):  # type: ignore[override]
+        return zip(self._col, self._row.tolist(), strict=True)
+
+
 class EngineLoop:
     """Runs steps (see module docstring). Mode-agnostic: give it a clock's steps and a broker."""
 
@@ -181,6 +207,9 @@ class EngineLoop:
         self.stats = RunStats()
         self.curve = EquityCurve.allocate(bars.n_steps)
         self._present = np.count_nonzero(np.isfinite(bars.close), axis=1).tolist()
+        # a policy that knows it returns nothing at most bars (StaticPolicy between universe
+        # refreshes) says so, and the loop skips the call: the same decisions, less work per bar
+        self._acts_at: Callable[[int, int], bool] | None = getattr(policy, "acts_at", None)
 
     # -- journal helpers (no-ops without a journal) ------------------------------------------
 
@@ -223,10 +252,14 @@ class EngineLoop:
     # -- the step ----------------------------------------------------------------------------
 
     def snapshot(self, i: int) -> MarketSnapshot:
-        """What is known right after step i closed (per-symbol windows end at bar i)."""
+        """What is known right after step i closed (per-symbol windows end at bar i).
+
+        The per-symbol bar counts are read lazily from row i: building a snapshot costs the same
+        for 5 symbols or 500, and only symbols someone asks about are looked at."""
         b = self.bars
-        known = dict(zip(b.symbols, b.known[i].tolist(), strict=True))
-        return MarketSnapshot(int(b.ts[i]) + b.step_ms, b.step_ms, self.series, known)
+        return MarketSnapshot(
+            int(b.ts[i]) + b.step_ms, b.step_ms, self.series, KnownRow(b.known[i], self.col)
+        )
 
     def step(self, i: int) -> None:
         b = self.bars
@@ -252,7 +285,19 @@ class EngineLoop:
             for action in self.exits.evaluate(snap, pf):
                 self._apply_exit(action, ts, i)
 
-        if pf.state is TradingState.ACTIVE and len(pf.positions) < len(b.symbols):
+        if pf.positions or self.risk.limit_reducing:  # the limits hold at every bar close
+            guard = self.risk.hold_limits(pf, ts, self.exits.break_even_offset)
+            pf.state = guard.state
+            for event in guard.events:
+                self._j_safety(event)
+            for action in guard.exits:
+                self._apply_exit(action, ts, i)
+
+        if (
+            pf.state is TradingState.ACTIVE
+            and len(pf.positions) < len(b.symbols)
+            and (self._acts_at is None or self._acts_at(ts, b.step_ms))
+        ):
             self.stats.policy_calls += 1
             for d in safe_decide(self.policy, snap, pf, self.zone):
                 self._handle_decision(d, i)

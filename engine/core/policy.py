@@ -298,9 +298,14 @@ class StaticPolicy:
         return cls(load_static_config(path))
 
     def is_refresh(self, snapshot: MarketSnapshot) -> bool:
-        if snapshot.timeframe_ms <= 0:
+        return self.acts_at(snapshot.ts, snapshot.timeframe_ms)
+
+    def acts_at(self, ts: int, timeframe_ms: int) -> bool:
+        """Whether `decide` can return anything at a bar closing at `ts` (a universe refresh):
+        the loop does not call the policy at other bars."""
+        if timeframe_ms <= 0:
             return False
-        return (snapshot.ts // snapshot.timeframe_ms) % self.config.refresh_bars == 0
+        return (ts // timeframe_ms) % self.config.refresh_bars == 0
 
     def size_pct(self, equity: float) -> float:
         """The legacy fixed notional as a fraction of equity (inf when equity <= 0)."""
