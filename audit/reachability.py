@@ -23,10 +23,12 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from audit.finding import AuditResult, Category, Finding
 from audit.vocabulary import words
 
 TRADING = "trading"
@@ -613,3 +615,49 @@ def _literal_at(positions: dict, line: int, column: int) -> cst.CSTNode | None:
         if best_size is None or size > best_size:
             best, best_size = node, size
     return best
+
+
+def select_finding(findings: Iterable[Finding], query: str) -> Finding:
+    """The finding named by `query`: a fingerprint (or its first 6+ characters) or PATH:LINE[:COL].
+
+    Raises LookupError with a one-line reason when none or several match.
+    """
+    query = query.strip()
+    items = [f for f in findings if not f.is_parse_error]
+    hits = [f for f in items if len(query) >= 6 and f.fingerprint.startswith(query)]
+    if not hits:
+        path, _, rest = query.rpartition(":")
+        line_text, column_text = rest, ""
+        if path.count(":") and path.rsplit(":", 1)[1].isdigit():
+            path, line_text, column_text = *path.rsplit(":", 1), rest
+        if not line_text.isdigit() or (column_text and not column_text.isdigit()):
+            raise LookupError(f"--explain {query}: give a fingerprint or PATH:LINE[:COLUMN]")
+        line = int(line_text)
+        hits = [f for f in items if f.path == path.removeprefix("./") and f.line == line]
+        if column_text:
+            hits = [f for f in hits if f.column + 1 == int(column_text)]
+    if not hits:
+        raise LookupError(f"--explain {query}: no finding there (run the audit to list them)")
+    if len({(f.path, f.line, f.column) for f in hits}) > 1:
+        raise LookupError(f"--explain {query}: {len(hits)} findings match; add :COLUMN")
+    return hits[0]
+
+
+def explain_finding(result: AuditResult, query: str) -> list[str]:
+    """`qctl audit --explain`: the finding named by `query` and the def-use path behind it."""
+    finding = select_finding(result.findings, query)
+    source_path = Path(result.root) / finding.path
+    try:
+        source = source_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LookupError(f"--explain {query}: cannot read {finding.path}: {exc}") from None
+    head = (
+        f"{finding.path}:{finding.line}:{finding.column + 1}: [{finding.rule_id}] {finding.message}"
+    )
+    if finding.category is Category.SECRET or finding.rule_id == "safety-limit":
+        return [head, "  decided by the name and the value alone (no flow is followed)"]
+    try:
+        lines = explain(source, finding.line, finding.column, finding.path)
+    except ValueError as exc:
+        raise LookupError(f"--explain {query}: {exc}") from None
+    return [head, *lines]

@@ -118,7 +118,15 @@ class ModuleOrClassConstant(Rule):
     roles = ("constant",)
     title = "Trading value in a module or class constant"
     why = "{name} = {value} is a {category} decision frozen in a constant in {where}"
-    VALID = ("PORT = 8080", "CACHE_TTL_SEC = 300", "MAX_RETRIES = 3", "VERSION = 2", "EPS = 1e-9")
+    VALID = (
+        "PORT = 8080",
+        "CACHE_TTL_SEC = 300",
+        "MAX_RETRIES = 3",
+        "VERSION = 2",
+        "EPS = 1e-9",
+        "KLINE_LIMIT = 1500",  # a kline page size
+        "WARMUP_BARS = 200",  # bars needed before indicators are defined
+    )
     INVALID = (
         Example("MAX_SYMBOLS = 10", "MAX_SYMBOLS", "10", Category.SYMBOL_SELECTION),
         Example("MIN_SIGMA = 0.005", "MIN_SIGMA", "0.005", Category.SYMBOL_SELECTION),
@@ -157,6 +165,12 @@ class EnvDefault(Rule):
             '"10"',
             Category.LEVERAGE,
         ),
+        Example(
+            'p.add_argument("--budget", default=os.getenv("BOT_BUDGET", "500"))',
+            "BOT_BUDGET",
+            '"500"',
+            Category.POSITION_SIZING,
+        ),
     )
 
 
@@ -183,6 +197,12 @@ class FieldDefault(Rule):
             "class P(BaseModel):\n    leverage: float = Field(default=10.0)",
             "leverage",
             "10.0",
+            Category.LEVERAGE,
+        ),
+        Example(
+            "@dataclass\nclass Account:\n    maint_margin_rate: float = 0.005",
+            "maint_margin_rate",
+            "0.005",
             Category.LEVERAGE,
         ),
     )
@@ -237,7 +257,12 @@ class GetDefault(Rule):
     roles = ("get-default",)
     title = "Trading value as a .get() or getattr() default"
     why = "{name} falls back to {value} when missing ({where}): the migration must fail closed instead"
-    VALID = ('t = cfg.get("timeout", 30)', 'n = getattr(o, "retries", 3)')
+    VALID = (
+        't = cfg.get("timeout", 30)',
+        'n = getattr(o, "retries", 3)',
+        # a leverage default used only to render a copied position
+        'def _row(pos):\n    lev = pos.get("leverage", 10)\n    return f"{pos.symbol} {lev}x"',
+    )
     INVALID = (
         Example('t1 = params.get("T1_R", 2.0)', "T1_R", "2.0", Category.HARVEST),
         Example('lock = getattr(cfg, "lock_R", 1.5)', "lock_R", "1.5", Category.HARVEST),
@@ -249,13 +274,28 @@ class ParamDefault(Rule):
     roles = ("param-default",)
     title = "Trading value as a function parameter default"
     why = "{name}={value} is a default argument of {where}: callers that omit it trade on a hardcoded {category}"
-    VALID = ("def connect(host, port=6379, timeout=5.0): ...",)
+    VALID = (
+        "def connect(host, port=6379, timeout=5.0): ...",
+        "def check_exit(pos, price, timeout_sec=5.0): ...",
+    )
     INVALID = (
         Example(
             "def open_position(symbol, leverage=10, size_usd=200.0): ...",
             "leverage",
             "10",
             Category.LEVERAGE,
+        ),
+        Example(
+            "def check_scale_out(pos, price, scale_r=0.5):\n    return price > pos.entry + scale_r",
+            "scale_r",
+            "0.5",
+            Category.HARVEST,
+        ),
+        Example(
+            "def exit_on_giveback(pos, price, giveback=0.4):\n    return pos.peak - price > giveback",
+            "giveback",
+            "0.4",
+            Category.OTHER,
         ),
     )
 
@@ -314,6 +354,8 @@ class ArithmeticWeight(Rule):
         "ms = s * 1000",
         "mid = (high + low) / 2",
         "h = sec / 3600",
+        # an indicator overlay drawn on a chart
+        "def draw(ax, close, ema):\n    ax.plot(ema * 1.02, label='band')",
     )
     INVALID = (
         Example(
@@ -333,7 +375,13 @@ class ClampBound(Rule):
     roles = ("clamp",)
     title = "Trading bound in a min/max/clip clamp"
     why = "{name} is clamped at {value} in {where}: a hardcoded {category} bound"
-    VALID = ("n = max(1, workers)", "i = min(idx, len(xs) - 1)")
+    VALID = (
+        "n = max(1, workers)",
+        "i = min(idx, len(xs) - 1)",
+        # a query limit that reaches only an HTTP call
+        "def klines(symbol, limit=500):\n    limit = min(limit, 2000)\n"
+        '    return requests.get(URL, params={"symbol": symbol, "limit": limit})',
+    )
     INVALID = (
         Example("size_mult = min(max(x, 0.5), 1.5)", "size_mult", "0.5", Category.POSITION_SIZING),
     )
@@ -382,13 +430,16 @@ class HardcodedSecret(Rule):
     VALID = (
         'API_KEY = os.getenv("BINANCE_API_KEY")',
         'API_KEY_ENV = "BINANCE_API_KEY"',
+        'API_KEY = os.environ["BINANCE_API_KEY_V2"]',
         'password = ""',
+        'API_SECRET = "your-api-secret-here"',
     )
     INVALID = (
         Example('API_KEY = "a8Fk29dLqPz01mX7"', "API_KEY", "", Category.SECRET),
         Example(
             'client = Client(api_secret="Zq81nVb7Kd02LmPq")', "api_secret", "", Category.SECRET
         ),
+        Example('API_KEY = "AKIA4Q2ZR7XK9PLM3VBN"', "API_KEY", "", Category.SECRET),
     )
 
 
@@ -717,6 +768,8 @@ def numeric_value(node: cst.CSTNode) -> float | None:
 
 
 def _label(category: Category) -> str:
+    if category is Category.OTHER:
+        return "trading"
     return str(category).replace("_", " ").replace("stop loss take profit", "stop-loss/take-profit")
 
 
@@ -1081,6 +1134,8 @@ def _looks_like_credential(text: str) -> bool:
     digits = sum(c.isdigit() for c in text)
     if _ENV_NAME.match(text) and digits / len(text) < 0.2:
         return False  # `BINANCE_API_KEY`: the name of a variable, not its value
+    if len(text) < 32 and all(_wordlike(part) for part in re.split(r"[-_.:]+", text) if part):
+        return False  # `qctl-sim-key`, `paper-trading`: readable words, a label or a fake
     classes = sum(
         (
             any(c.islower() for c in text),
@@ -1091,6 +1146,17 @@ def _looks_like_credential(text: str) -> bool:
     )
     entropy = _entropy(text)
     return (classes >= 2 and entropy >= 3.0) or (len(text) >= 32 and entropy >= 3.5)
+
+
+def _wordlike(part: str) -> bool:
+    """A word as people write it: letters only, lower-case, Capitalised or a short upper acronym."""
+    if not part.isalpha():
+        return False
+    return (
+        part.islower()
+        or (part[0].isupper() and part[1:].islower())
+        or (part.isupper() and len(part) <= 5)
+    )
 
 
 def _entropy(text: str) -> float:

@@ -319,7 +319,7 @@ class _Visitor(cst.CSTVisitor):
                 other = parent.right if child is parent.left else parent.left
                 role = self._arith_role(parent, child, other, parents)
                 if role == "fraction":
-                    site.names = self._outer_names(parents, parent) + names_in(other)
+                    site.names = names_in(other) + self._outer_names(parents, parent)
                     site.role = "fraction"
                     return site
                 if role == "conversion":
@@ -635,6 +635,8 @@ def _cli_names(call: cst.Call) -> list[str]:
             dest.append(text.replace("-", "_"))
     longest = max(flags, key=lambda f: (f.startswith("--"), len(f)), default="")
     name = longest.lstrip("-").replace("-", "_")
+    if not longest.startswith("--") and dest:  # `-s` with dest="strategy": the dest says more
+        return [*dest, name] if name else dest
     return [n for n in (name, *dest) if n]
 
 
