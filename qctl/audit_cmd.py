@@ -115,6 +115,14 @@ def audit_command(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Table format: only the summary.")
     ] = False,
+    explain: Annotated[
+        str | None,
+        typer.Option(
+            "--explain",
+            metavar="FINDING",
+            help="Print the def-use path that made FINDING (a fingerprint or PATH:LINE) a finding.",
+        ),
+    ] = None,
 ) -> None:
     """Find literal values that make a trading decision: leverage, size, symbol lists and weights,
     harvest R-thresholds, kill-score thresholds, SL/TP distances, hidden fallbacks, secrets.
@@ -133,6 +141,8 @@ def audit_command(
       qctl audit . --write-baseline .qctl-baseline.json   # accept today's findings
 
       qctl audit . --baseline .qctl-baseline.json         # fail only on new ones
+
+      qctl audit . --explain risk/governor.py:36         # why is this a finding?
     """
     from audit.baseline import BaselineError, load_baseline
     from audit.baseline import write_baseline as save_baseline
@@ -178,6 +188,15 @@ def audit_command(
             baseline=loaded,
             jobs=jobs,
         )
+
+    if explain is not None:
+        from audit.reachability import explain_finding
+
+        try:
+            sys.stdout.write("\n".join(explain_finding(result, explain)) + "\n")
+        except LookupError as exc:
+            raise ConfigError(str(exc)) from None
+        raise typer.Exit(0)
 
     if write_baseline is not None:
         count = save_baseline(write_baseline, result.findings)
