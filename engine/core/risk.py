@@ -11,6 +11,12 @@ Margin ratio, one definition for the broker, the journal, the TUI and `qctl veri
 the share of equity above the maintenance requirement (cross margin, equity = wallet balance +
 unrealised PnL). 1.0 with no positions; 0.0 at liquidation (and for equity <= 0). The owner's
 `min_margin_ratio_pct = 10` means: never trade into maintenance margin above 90 % of equity.
+
+The limits hold at every bar close, not only at entry: prices move an open book past them
+between entries. `limit_trims` (pure) says which positions to trim, by how much, to be back
+inside the exposure and margin-ratio limits; `RiskKernel.hold_limits` turns that into the
+trading state (REDUCING while trimming), reduce-only exit actions and the safety events the
+loop journals before the bar's equity row.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from engine.core.exits import ExitAction
 from engine.core.tiers import LeverageTiers
 from engine.domain import (
     AutonomyZone,
     Decision,
     LimitName,
     Order,
+    OrderPurpose,
     Portfolio,
     SafetyAction,
     SafetyEvent,
@@ -94,15 +102,223 @@ def _finite_positive(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
-class RiskKernel:
-    """Hard limits applied to decisions (`check`) and to exit orders (`check_order`)."""
+# ---------------------------------------------------------------------------------------------
+# the limits at every bar close
 
-    __slots__ = ("limits", "tiers", "zone")
+_BISECT_STEPS = 60  # halvings of a position's qty when searching the smallest sufficient trim
+
+
+@dataclass(frozen=True, slots=True)
+class LimitTrim:
+    """Close `qty` of `symbol` (reduce-only) to bring the account back inside the limits."""
+
+    symbol: str
+    qty: float
+    closes_all: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCheck:
+    """The account against the every-bar limits, and the trims that restore them.
+
+    `exposure`/`margin_ratio`: as marked now; `*_after`: once the trims filled at the marks,
+    paying `exit_cost` of the closed notional. `events`: one CLIP per trim (empty when inside).
+    """
+
+    exposure: float
+    margin_ratio: float
+    exposure_after: float
+    margin_ratio_after: float
+    trims: tuple[LimitTrim, ...] = ()
+    events: tuple[SafetyEvent, ...] = ()
+
+    @property
+    def breached(self) -> bool:
+        return bool(self.trims)
+
+
+def _account(gross: float, equity: float, maint: float) -> tuple[float, float]:
+    """(exposure, margin ratio) of an account with this gross notional, equity, maintenance."""
+    if gross <= 0:
+        return 0.0, 1.0 if equity > 0 else 0.0
+    return (gross / equity if equity > 0 else math.inf), ratio_of(equity, maint)
+
+
+@dataclass(slots=True)
+class _Book:
+    """The account as `limit_trims` trims it: notional and maintenance per symbol, equity."""
+
+    tiers: LeverageTiers
+    notional: dict[str, float]
+    maint: dict[str, float]
+    equity: float
+    exit_cost: float
+
+    def cost(self, symbol: str, notional_closed: float) -> float:
+        """Equity a trim costs: `exit_cost` of the whole position, not only of the part closed,
+        because the remainder is marked at the (slipped) fill price afterwards; conservative."""
+        return self.exit_cost * self.notional[symbol] if notional_closed > 0 else 0.0
+
+    def after(self, symbol: str, notional_closed: float) -> tuple[float, float]:
+        """(exposure, margin ratio) once `notional_closed` of `symbol` filled at its mark."""
+        left = self.notional[symbol] - notional_closed
+        maint = sum(self.maint.values()) - self.maint[symbol]
+        if left > 0:
+            maint += self.tiers.maintenance_margin(symbol, left)
+        gross = sum(self.notional.values()) - notional_closed
+        return _account(gross, self.equity - self.cost(symbol, notional_closed), maint)
+
+    def close(self, symbol: str, notional_closed: float, whole: bool) -> None:
+        self.equity -= self.cost(symbol, notional_closed)
+        left = 0.0 if whole else self.notional[symbol] - notional_closed
+        self.notional[symbol] = left
+        self.maint[symbol] = self.tiers.maintenance_margin(symbol, left) if left > 0 else 0.0
+
+
+def limit_trims(
+    portfolio: Portfolio,
+    limits: SafetyLimits,
+    tiers: LeverageTiers,
+    ts: int,
+    exit_cost: float = 0.0,
+) -> LimitCheck:
+    """Which positions to trim, and by how much, so that exposure <= max and margin ratio >= min.
+
+    Pure: reads the positions at their marks. Largest notional first (ties: the worst
+    unrealised PnL first): the fewest orders bring gross exposure down. Each trim is the
+    smallest qty of that position that restores both limits, found by bisection, or the whole
+    position when that is not enough. `exit_cost` (fee + slippage, a fraction of notional) is
+    charged to equity (`_Book.cost`), so the account is inside the limits after the fills too.
+    """
+    max_exposure, min_ratio = limits.max_exposure_fraction, limits.min_margin_ratio
+    notional = {s: p.qty * p.mark_price for s, p in portfolio.positions.items() if p.is_open}
+    maint = {s: tiers.maintenance_margin(s, n) for s, n in notional.items()}
+    book = _Book(tiers, notional, maint, portfolio.equity, exit_cost)
+    exposure, ratio = _account(sum(notional.values()), book.equity, sum(maint.values()))
+
+    def inside(account: tuple[float, float], slack: float = 0.0) -> bool:
+        """Within both limits; a breach needs more than float slack, a trim aims at the limit."""
+        exp, mr = account
+        return exp <= max_exposure * (1 + slack) and mr >= min_ratio * (1 - slack)
+
+    if inside((exposure, ratio), _REL_EPS):
+        return LimitCheck(exposure, ratio, exposure, ratio)
+    order = sorted(notional, key=lambda s: (-notional[s], portfolio.positions[s].unrealised_pnl, s))
+    trims: list[LimitTrim] = []
+    account = (exposure, ratio)
+    for symbol in order:
+        pos = portfolio.positions[symbol]
+        mark = pos.mark_price
+        qty = pos.qty
+        if inside(book.after(symbol, qty * mark)):
+            lo = 0.0
+            for _ in range(_BISECT_STEPS):
+                mid = (lo + qty) / 2
+                if inside(book.after(symbol, mid * mark)):
+                    qty = mid
+                else:
+                    lo = mid
+        whole = qty >= pos.qty
+        account = book.after(symbol, qty * mark)
+        book.close(symbol, qty * mark, whole)
+        verb = "closed" if whole else "trimmed"
+        trims.append(
+            LimitTrim(
+                symbol,
+                pos.qty if whole else qty,
+                whole,
+                f"{verb} {qty:.6g} of {pos.qty:.6g} {symbol} (notional {qty * mark:.2f})",
+            )
+        )
+        if inside(account):
+            break
+    exposure_after, ratio_after = account
+    if exposure > max_exposure * (1 + _REL_EPS):
+        limit, requested, applied, bound = (
+            LimitName.MAX_TOTAL_EXPOSURE,
+            exposure,
+            exposure_after,
+            max_exposure,
+        )
+        what = f"exposure {exposure:.4f} above {max_exposure:g}"
+    else:
+        limit, requested, applied, bound = (
+            LimitName.MIN_MARGIN_RATIO,
+            ratio,
+            ratio_after,
+            min_ratio,
+        )
+        what = f"margin ratio {ratio:.4f} below {min_ratio:g}"
+    events = tuple(
+        SafetyEvent(
+            ts,
+            trim.symbol,
+            limit,
+            requested,
+            applied,
+            bound,
+            SafetyAction.CLIP,
+            f"{what} at the bar close: REDUCING, {trim.detail}; "
+            f"exposure {exposure_after:.4f}, margin ratio {ratio_after:.4f} after",
+        )
+        for trim in trims
+    )
+    return LimitCheck(exposure, ratio, exposure_after, ratio_after, tuple(trims), events)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitGuard:
+    """What the loop does at a bar close to hold the limits: set `state`, journal `events`,
+    then apply `exits` (reduce-only, through the exit path) before writing the equity row."""
+
+    state: TradingState
+    exits: tuple[ExitAction, ...] = ()
+    events: tuple[SafetyEvent, ...] = ()
+    check: LimitCheck | None = None
+
+
+class RiskKernel:
+    """Hard limits applied to decisions (`check`), to exit orders (`check_order`) and to the
+    account at every bar close (`hold_limits`)."""
+
+    __slots__ = ("limits", "tiers", "zone", "limit_reducing")
 
     def __init__(self, limits: SafetyLimits, tiers: LeverageTiers) -> None:
         self.limits = limits
         self.tiers = tiers
         self.zone = AutonomyZone.for_limits(limits)
+        # True while trading is REDUCING because of a limit (not an operator): lifted by the
+        # next bar close that finds the account inside the limits. A control that changes the
+        # state (pause, halt) should set it False so that its REDUCING is never lifted here.
+        self.limit_reducing = False
+
+    def hold_limits(
+        self, portfolio: Portfolio, ts: int, round_trip_cost: float = 0.0
+    ) -> LimitGuard:
+        """The account against exposure and margin ratio at this bar close (module docstring).
+
+        Outside a limit: state REDUCING (from ACTIVE), reduce-only trims and their CLIP events.
+        Inside and REDUCING by an earlier breach: back to ACTIVE. HALTED and an operator's
+        REDUCING are kept. `round_trip_cost` is the venue's (an exit leg is half of it).
+        """
+        state = portfolio.state
+        if not portfolio.positions:
+            check = None
+        else:
+            check = limit_trims(portfolio, self.limits, self.tiers, ts, round_trip_cost / 2)
+        if check is None or not check.breached:
+            if self.limit_reducing and state is TradingState.REDUCING:
+                state = TradingState.ACTIVE
+            self.limit_reducing = False
+            return LimitGuard(state, (), (), check)
+        if state is TradingState.ACTIVE:
+            state, self.limit_reducing = TradingState.REDUCING, True
+        exits = tuple(
+            ExitAction(t.symbol, OrderPurpose.RISK_REDUCE, t.qty, detail=t.detail)
+            for t in check.trims
+        )
+        return LimitGuard(state, exits, check.events, check)
 
     def margin_ratio(
         self, portfolio: Portfolio, prices: Mapping[str, float] | None = None

@@ -9,8 +9,9 @@ stricter by the limits each run recorded:
 - `journal.margin_ratio`: margin ratio >= min_margin_ratio at *every* equity point;
 - `journal.position_size`: each opened position's notional <= max_position_size of the equity
   at that time;
-- `journal.exposure`: total exposure <= max_total_exposure after every entry (prices may move
-  an open book past it later; the limit is what the risk kernel promises when it adds risk);
+- `journal.exposure`: total exposure <= max_total_exposure at *every* equity point (the engine
+  holds the limit at each bar close: a book that prices pushed past it is trimmed, REDUCING,
+  before the equity row is written);
 - `journal.protective_stop`: every opened position has a stop on the losing side of its entry
   and a reduce-only STOP_MARKET order at that price, placed with it and never rejected.
 
@@ -193,7 +194,7 @@ def check_journal(
     lev = _Tally("journal.leverage", "entry decisions and position rows")
     margin = _Tally("journal.margin_ratio", "equity points")
     size = _Tally("journal.position_size", "opened positions")
-    exposure = _Tally("journal.exposure", "equity points after an entry")
+    exposure = _Tally("journal.exposure", "equity points")
     stop = _Tally("journal.protective_stop", "opened positions")
     tallies = (lev, margin, size, exposure, stop)
     strictest = base
@@ -304,20 +305,21 @@ def _check_size_and_exposure(
                 f"{equity:.2f}, limit {max_size:g}"
             )
     max_exposure = lim.max_exposure_fraction
+    exposure.checked += int(
+        conn.execute("SELECT COUNT(*) FROM equity WHERE run_id = ?", (rid,)).fetchone()[0]
+    )
     for e in _select(
         conn,
-        "SELECT id, ts, exposure FROM equity WHERE run_id = ? AND ts IN "
-        "(SELECT ts FROM position WHERE run_id = ? AND event = 'open') ORDER BY ts, id",
-        (rid, rid),
+        "SELECT id, ts, exposure, state FROM equity WHERE run_id = ? "
+        "AND (exposure IS NULL OR exposure > ?) ORDER BY ts, id",
+        (rid, max_exposure * (1 + FILL_TOLERANCE)),
     ):
-        exposure.checked += 1
         value = _num(e["exposure"])
-        if _above(value, max_exposure, FILL_TOLERANCE):
-            exposure.violations.append(
-                f"run {rid} equity {e['id']} at {e['ts']}: exposure "
-                f"{'unknown' if math.isnan(value) else format(value, '.4f')} "
-                f"after an entry, limit {max_exposure:g}"
-            )
+        exposure.violations.append(
+            f"run {rid} equity {e['id']} at {e['ts']}: exposure "
+            f"{'unknown' if math.isnan(value) else format(value, '.4f')} "
+            f"({e['state']}), limit {max_exposure:g}"
+        )
 
 
 def _check_stops(conn, rid: str, t: _Tally) -> None:

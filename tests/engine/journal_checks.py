@@ -7,7 +7,8 @@ Checked against the owner's limits (or the stricter ones given) and the exchange
   position limit of the equity at that time;
 - at every step where a position opened: total exposure within the limit and margin ratio at or
   above the minimum;
-- every CLIP safety event: the applied value within its bound.
+- every CLIP safety event: the applied value within its bound (at or above it for the margin
+  ratio, a floor).
 The tolerance covers the fill's slippage and fee (a decision is checked at the reference price).
 """
 
@@ -76,8 +77,12 @@ def journal_violations(
     for eid, applied, bound, limit in conn.execute(
         "SELECT id, applied, bound, \"limit\" FROM safety_event WHERE action = 'CLIP'"
     ):
-        if applied is None or applied > bound * (1 + 1e-9):
-            bad.append(f"safety_event {eid} {limit}: applied {applied} above bound {bound}")
+        # the margin ratio is a floor (a trim restores it from below); every other limit a cap
+        floor = limit == "min_margin_ratio"
+        if applied is None or (
+            applied < bound * (1 - 1e-9) if floor else applied > bound * (1 + 1e-9)
+        ):
+            bad.append(f"safety_event {eid} {limit}: applied {applied} outside bound {bound}")
     return bad
 
 

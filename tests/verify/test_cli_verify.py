@@ -92,7 +92,7 @@ def test_junit_marks_the_failed_check(tmp_path: Path) -> None:
     assert suite.get("failures") == "1"
     failed = [tc for tc in suite.iter("testcase") if tc.find("failure") is not None]
     assert [tc.get("name") for tc in failed] == ["journal.exposure"]
-    assert "exposure 2.5000 after an entry" in failed[0].find("failure").text
+    assert "exposure 2.5000 (ACTIVE)" in failed[0].find("failure").text
 
 
 def test_audit_gate_fails_on_a_new_finding_and_a_baseline_accepts_it(tmp_path: Path) -> None:
