@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from textual.app import App
+from textual.pilot import Pilot
 
 from engine.backtest import default_policy_path, run_backtest
 from engine.core.policy import StaticPolicy
@@ -38,6 +43,33 @@ def journal_path(backtest_journal: Path, tmp_path: Path) -> Path:
     path = tmp_path / "qctl.db"
     shutil.copy(backtest_journal, path)
     return path
+
+
+@pytest.fixture
+def running_journal(journal_path: Path) -> Path:
+    """The same journal, its run still going (as a live run or one that crashed and restarts)."""
+    with sqlite3.connect(journal_path) as conn:
+        conn.execute("UPDATE run SET status = 'running', ended_ts = NULL")
+    return journal_path
+
+
+def screen_text(app: App) -> str:
+    """What the terminal shows, as plain text (one line per terminal row)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True)
+    console.print(
+        app.screen._compositor.render_update(
+            full=True, screen_stack=app._background_screens, simplify=True
+        )
+    )
+    return console.export_text()
+
+
+async def settle(app: App, pilot: Pilot) -> None:
+    """Wait for the worker threads, then for their messages to be handled."""
+    for _ in range(2):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
 
 
 @pytest.fixture

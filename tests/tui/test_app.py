@@ -11,7 +11,8 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Sparkline, Static
 
-from tui.app import ConfirmFlatten, MonitorApp
+from tests.tui.conftest import settle as _settle
+from tui.app import ConfirmControl, MonitorApp
 from tui.widgets import LimitGauge, fmt_pct
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,14 +23,6 @@ NO_TIMER = 3600.0  # seconds: the tests trigger every read themselves
 def _sql(path: Path, query: str) -> list[tuple]:
     with sqlite3.connect(path) as conn:
         return conn.execute(query).fetchall()
-
-
-async def _settle(app: MonitorApp, pilot) -> None:
-    """Wait for the worker threads, then for their messages to be handled."""
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def test_tables_and_gauges_show_the_journal(backtest_journal: Path, run_async: Callable) -> None:
@@ -80,9 +73,9 @@ def test_tables_and_gauges_show_the_journal(backtest_journal: Path, run_async: C
     run_async(scenario())
 
 
-def test_pause_and_resume_write_control_rows(journal_path: Path, run_async: Callable) -> None:
+def test_pause_and_resume_write_control_rows(running_journal: Path, run_async: Callable) -> None:
     async def scenario() -> None:
-        app = MonitorApp(journal_path, refresh_seconds=NO_TIMER)
+        app = MonitorApp(running_journal, refresh_seconds=NO_TIMER)
         async with app.run_test(size=SIZE) as pilot:
             await _settle(app, pilot)
             await pilot.press("p")
@@ -92,31 +85,85 @@ def test_pause_and_resume_write_control_rows(journal_path: Path, run_async: Call
             assert "2 control request(s) pending" in str(app.query_one("#header").render())
 
     run_async(scenario())
-    (run_id,) = _sql(journal_path, "SELECT id FROM run")[0]
-    rows = _sql(journal_path, "SELECT command, run_id, source, handled_ts FROM control ORDER BY id")
+    (run_id,) = _sql(running_journal, "SELECT id FROM run")[0]
+    rows = _sql(
+        running_journal, "SELECT command, run_id, source, handled_ts FROM control ORDER BY id"
+    )
     assert rows == [("pause", run_id, "tui", None), ("resume", run_id, "tui", None)]
 
 
-def test_flatten_needs_confirmation(journal_path: Path, run_async: Callable) -> None:
+def test_flatten_and_halt_need_confirmation(running_journal: Path, run_async: Callable) -> None:
+    async def scenario() -> None:
+        app = MonitorApp(running_journal, refresh_seconds=NO_TIMER)
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            selected = app.query_one("#positions", DataTable).get_row_at(0)[0]
+            assert app.selected_symbol == selected
+            for key in ("f", "F", "h"):
+                await pilot.press(key)
+                await pilot.pause()
+                assert isinstance(app.screen, ConfirmControl)
+                await pilot.press("n")
+                await _settle(app, pilot)
+                assert not isinstance(app.screen, ConfirmControl)
+            assert _sql(running_journal, "SELECT command FROM control") == []
+
+            for key in ("f", "F", "h"):
+                await pilot.press(key)
+                await pilot.pause()
+                if key == "f":
+                    assert selected in str(app.screen.query_one("#confirm-question").render())
+                await pilot.press("y")
+                await _settle(app, pilot)
+
+    run_async(scenario())
+    (selected,) = _sql(
+        running_journal,
+        "SELECT symbol FROM position WHERE id IN (SELECT MAX(id) FROM position GROUP BY symbol) "
+        "AND event != 'close' ORDER BY symbol LIMIT 1",
+    )[0]
+    assert _sql(running_journal, "SELECT command, symbol, source FROM control ORDER BY id") == [
+        ("flatten", selected, "tui"),
+        ("flatten", None, "tui"),
+        ("halt", None, "tui"),
+    ]
+
+
+def test_a_finished_run_refuses_controls(journal_path: Path, run_async: Callable) -> None:
     async def scenario() -> None:
         app = MonitorApp(journal_path, refresh_seconds=NO_TIMER)
         async with app.run_test(size=SIZE) as pilot:
             await _settle(app, pilot)
-            await pilot.press("f")
-            await pilot.pause()
-            assert isinstance(app.screen, ConfirmFlatten)
-            await pilot.press("n")
-            await _settle(app, pilot)
-            assert not isinstance(app.screen, ConfirmFlatten)
-            assert _sql(journal_path, "SELECT command FROM control") == []
-
-            await pilot.press("f")
-            await pilot.pause()
-            await pilot.press("y")
-            await _settle(app, pilot)
+            assert app.snapshot is not None and app.snapshot.run.ended
+            for key in ("p", "r", "f", "F", "h"):
+                await pilot.press(key)
+                await _settle(app, pilot)
+                assert not isinstance(app.screen, ConfirmControl)
+            messages = [n.message for n in app._notifications]
+            assert len(messages) == 5
+            assert all("has ended (finished)" in m for m in messages)
+            assert "pending" not in str(app.query_one("#header").render())
 
     run_async(scenario())
-    assert _sql(journal_path, "SELECT command, source FROM control") == [("flatten", "tui")]
+    assert _sql(journal_path, "SELECT COUNT(*) FROM control") == [(0,)]
+
+
+def test_a_run_that_ends_while_shown_refuses_controls(
+    running_journal: Path, run_async: Callable
+) -> None:
+    async def scenario() -> None:
+        app = MonitorApp(running_journal, refresh_seconds=NO_TIMER)
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            with sqlite3.connect(running_journal) as conn:  # the engine finishes meanwhile
+                conn.execute("UPDATE run SET status = 'finished', ended_ts = 1")
+            await pilot.press("p")  # the monitor still shows the run as running
+            await _settle(app, pilot)
+            assert any("has just ended" in n.message for n in app._notifications)
+            assert app.snapshot is not None and app.snapshot.run.ended  # re-read after refusal
+
+    run_async(scenario())
+    assert _sql(running_journal, "SELECT COUNT(*) FROM control") == [(0,)]
 
 
 def test_missing_journal_shows_a_message(tmp_path: Path, run_async: Callable) -> None:
