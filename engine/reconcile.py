@@ -15,7 +15,6 @@ A missing report never means flat. On every start of `qctl trade`:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,7 +139,10 @@ def read_journal_state(journal: Any, run_id: str) -> JournalState:
             continue
         match = [d for d in decisions if d["symbol"] == row["symbol"] and d["ts"] <= row["ts"]]
         if match:
-            state.pending_entries[row["symbol"]] = match[-1]
+            state.pending_entries[row["symbol"]] = {
+                **match[-1],
+                "entry_client_order_id": row["client_order_id"],
+            }
     eq = journal.rows("equity", run_id, order_by="id DESC", limit=1)
     if eq:
         state.wallet_balance = float(eq[0]["wallet_balance"])
@@ -161,7 +163,3 @@ def safety(
     ts: int, symbol: str, action: SafetyAction, detail: str, qty: float = 0.0
 ) -> SafetyEvent:
     return SafetyEvent(ts, symbol, LimitName.RECONCILE, qty, None, 0.0, action, detail)
-
-
-def reasons_json(notes: list[str]) -> str:
-    return json.dumps(notes)

@@ -305,8 +305,6 @@ class TradeSession:
                                     **plan_from_decision(pending))  # fmt: skip
                 pos.leverage = float(pending.get("leverage") or pos.leverage)
                 how = "adopted with the plan of its entry decision"
-                for t in broker.fetch_trades(sym, int(pending["ts"]) - 60_000):
-                    broker._seen_trades.add(t.id)
             else:
                 stops = [o for o in resting.get(sym, [])
                          if str((o.get("info") or {}).get("orderType") or o.get("type")).upper() == "STOP_MARKET"]  # fmt: skip
@@ -316,6 +314,7 @@ class TradeSession:
                 if trigger:
                     pos.stop_price = pos.initial_stop_price = float(trigger)
                     how = "adopted with the stop resting at the exchange"
+            self._journal_fills_of(pos, pending["entry_client_order_id"] if pending else None)
             journal.record_position(pos, ts, "adopted")
             journal.record_safety_event(
                 safety(
@@ -346,6 +345,26 @@ class TradeSession:
             self._journal_events(events)
         broker.portfolio.wallet_balance = broker.fetch_wallet()
         return notes
+
+    def _journal_fills_of(self, pos: Any, client_order_id: str | None) -> None:
+        """The exchange trades that built an adopted position, journaled as its fills (the
+        journal holds every fill of the account's positions, ours or not)."""
+        from engine.domain import Fill
+
+        broker = self.broker
+        known = {
+            (r["ts"], round(r["qty"], 12), round(r["price"], 10))
+            for r in self.journal.rows(
+                "fill", self.run_id, where="symbol = ?", params=(pos.symbol,)
+            )
+        }
+        for t in broker.fetch_trades(pos.symbol):
+            broker._seen_trades.add(t.id)
+            if t.side is not pos.side or (t.ts, round(t.qty, 12), round(t.price, 10)) in known:
+                continue
+            cid = client_order_id or f"exchange-{t.order_id}"
+            self.journal.record_fill(Fill(cid, t.ts, pos.symbol, t.side, t.qty, t.price, t.fee))
+            pos.fees_paid += t.fee
 
     def _journal_events(self, events: list[Any]) -> None:
         """Journal broker events outside a step (reconciliation) the way the loop does."""

@@ -27,6 +27,8 @@ class FeedStalled(Exception):
 class _Series:
     ts: list[int] = field(default_factory=list)
     rows: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+    funding_ts: list[int] = field(default_factory=list)
+    funding: list[float] = field(default_factory=list)
 
     @property
     def last(self) -> int | None:
@@ -43,6 +45,7 @@ class LiveFeed:
     history_bars: int
     max_bars_kept: int = 20_000
     page: int = 1000  # ccxt caps a klines request at 1000 bars
+    with_funding: bool = True  # funding prints too (paper mode settles them like a backtest)
     _series: dict[str, _Series] = field(default_factory=dict)
     requests: int = 0
 
@@ -85,14 +88,33 @@ class LiveFeed:
         added = 0
         if s is None or s.last is None:
             rows = await self._fetch(symbol, None, min(self.page, self.history_bars + 1))
-            return self._append(symbol, rows)
-        while True:
-            since = s.last + self.step_ms
-            rows = await self._fetch(symbol, since, self.page)
-            n = self._append(symbol, rows)
-            added += n
-            if n == 0 or len(rows) < self.page:
-                return added
+            added = self._append(symbol, rows)
+        else:
+            while True:
+                since = s.last + self.step_ms
+                rows = await self._fetch(symbol, since, self.page)
+                n = self._append(symbol, rows)
+                added += n
+                if n == 0 or len(rows) < self.page:
+                    break
+        if added and self.with_funding:
+            await self._funding(symbol)
+        return added
+
+    async def _funding(self, symbol: str) -> None:
+        """Funding prints settled up to the newest closed bar (kept from the first bar kept)."""
+        s = self._series[symbol]
+        if not s.ts:
+            return
+        since = s.funding_ts[-1] + 1 if s.funding_ts else s.ts[0]
+        self.requests += 1
+        rows = await self.exchange.fetch_funding_rate_history(self.markets[symbol], since, 1000)
+        for r in sorted(rows, key=lambda r: r["timestamp"]):
+            t, rate = int(r["timestamp"]), r.get("fundingRate")
+            if rate is None or (s.funding_ts and t <= s.funding_ts[-1]):
+                continue
+            s.funding_ts.append(t)
+            s.funding.append(float(rate))
 
     async def start(self) -> None:
         """Load the warm-up history of every symbol (concurrently)."""
@@ -121,7 +143,17 @@ class LiveFeed:
             frame = pd.DataFrame(
                 vals, columns=list(CANDLE_COLUMNS), index=pd.Index(ts, name="timestamp")
             )
-            out[sym] = SymbolData(sym, self.timeframe, "perpetual", frame, None, "ccxt")
+            funding = None
+            if s.funding_ts:
+                f_ts = np.asarray(s.funding_ts, dtype=np.int64)
+                f_val = np.asarray(s.funding, dtype=np.float64)
+                if until is not None:  # prints settled up to the close of the bar at `until`
+                    keep = f_ts < until + self.step_ms
+                    f_ts, f_val = f_ts[keep], f_val[keep]
+                funding = pd.DataFrame(
+                    {"funding_rate": f_val}, index=pd.Index(f_ts, name="timestamp")
+                )
+            out[sym] = SymbolData(sym, self.timeframe, "perpetual", frame, funding, "ccxt")
         return MarketData(out, self.timeframe)
 
 

@@ -42,11 +42,14 @@ def run_session(
     on_wait: Callable[[], None] | None = None,
     new_run: bool = False,
     logs: list | None = None,
+    timeout_ms: int | None = None,
 ) -> TradeSummary:
     """`bars` cycles of a session; each wait for a bar advances the exchange by one bar."""
 
     async def main() -> TradeSummary:
         ex = make_exchange("binanceusdm", sim.url, DEFAULT_API_KEY, DEFAULT_SECRET)
+        if timeout_ms is not None:
+            ex.timeout = timeout_ms
         journal = Journal(db)
         settings = TradeSettings(
             mode=mode, symbols=SYMBOLS, equity=10_000.0, max_bars=bars, poll_seconds=0.001,
@@ -84,3 +87,18 @@ def journal_fills(db: Path | str) -> list[tuple]:
     return sorted(
         (r["symbol"], side[r["side"]], round(r["qty"], 10), round(r["price"], 8)) for r in rows
     )
+
+
+def sync_client(sim: LocalExchange):  # noqa: ANN201 - a ccxt exchange
+    """Another client of the same account (a person, or a second bot)."""
+    ex = make_exchange("binanceusdm", sim.url, DEFAULT_API_KEY, DEFAULT_SECRET, async_=False)
+    ex.load_markets()
+    return ex
+
+
+def open_positions(sim: LocalExchange) -> dict[str, float]:
+    return {p["symbol"]: float(p["qty"]) for p in sim.ledger()["positions"] if float(p["qty"])}
+
+
+def stops_resting(sim: LocalExchange) -> set[str]:
+    return {o["symbol"] for o in sim.ledger()["open_algo_orders"] if o["type"] == "STOP_MARKET"}
