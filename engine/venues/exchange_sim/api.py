@@ -36,10 +36,14 @@ _INTERVAL_MS = {
     "3d": 259_200_000,
     "1w": 604_800_000,
 }
-KLINES_DEFAULT_LIMIT = 500  # Binance's defaults and caps for these endpoints
-KLINES_MAX_LIMIT = 1500
-TRADES_DEFAULT_LIMIT = 500
-TRADES_MAX_LIMIT = 1000
+# Binance's (default, cap) of the `limit` parameter per endpoint: request plumbing, not trading
+PAGE_LIMITS = {
+    "klines": (500, 1500),
+    "userTrades": (500, 1000),
+    "allOrders": (500, 1000),
+    "fundingRate": (100, 1000),
+    "income": (100, 1000),
+}
 ORDER_TYPES = ["MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET"]
 _CONDITIONAL = frozenset({"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"})
 
@@ -122,6 +126,10 @@ class SimExchange:
         except ValueError:
             raise ApiError(-1100, f"Illegal characters found in parameter '{name}'.") from None
 
+    def _limit(self, params: Params, endpoint: str) -> int:
+        default, cap = PAGE_LIMITS[endpoint]
+        return max(1, min(self._int(params, "limit", default) or default, cap))
+
     @staticmethod
     def _float(params: Params, name: str) -> float | None:
         raw = params.get(name)
@@ -165,7 +173,6 @@ class SimExchange:
                     "symbol": s.market_id,
                     "pair": s.market_id,
                     "contractType": "PERPETUAL",
-                    "deliveryDate": 4133404800000,
                     "onboardDate": int(s.ts[0]),
                     "status": "TRADING",
                     "baseAsset": s.base,
@@ -221,8 +228,7 @@ class SimExchange:
         interval_ms = _INTERVAL_MS.get(interval)
         if interval_ms is None or interval_ms % self.market.step_ms:
             raise ApiError(-1120, "Invalid interval.")
-        limit = self._int(params, "limit", KLINES_DEFAULT_LIMIT) or KLINES_DEFAULT_LIMIT
-        limit = max(1, min(limit, KLINES_MAX_LIMIT))
+        limit = self._limit(params, "klines")
         return self.market.klines(
             sym, interval_ms, self._int(params, "startTime"), self._int(params, "endTime"), limit
         )
@@ -297,7 +303,7 @@ class SimExchange:
         s = self.market.series[sym]
         start = self._int(params, "startTime")
         end = self._int(params, "endTime")
-        limit = max(1, min(self._int(params, "limit", 100) or 100, 1000))
+        limit = self._limit(params, "fundingRate")
         now = self.market.now_ms
         rows = [
             {
@@ -331,7 +337,6 @@ class SimExchange:
             out.append(
                 {
                     "symbol": self.market.series[name].market_id,
-                    "notionalCoef": 1.0,
                     "brackets": brackets,
                 }
             )
@@ -383,7 +388,7 @@ class SimExchange:
         sym = self._symbol(params, required=False)
         kind = params.get("incomeType")
         start, end = self._int(params, "startTime"), self._int(params, "endTime")
-        limit = max(1, min(self._int(params, "limit", 100) or 100, 1000))
+        limit = self._limit(params, "income")
         rows: list[dict[str, Any]] = []
         ids = 0
 
@@ -466,7 +471,7 @@ class SimExchange:
 
     def all_orders(self, params: Params) -> list[dict[str, Any]]:
         sym = self._symbol(params)
-        limit = max(1, min(self._int(params, "limit", 500) or 500, 1000))
+        limit = self._limit(params, "allOrders")
         rows = [self.ledger.order_json(o) for o in self.ledger.orders.values() if o.symbol == sym]
         return rows[-limit:]
 
@@ -527,8 +532,7 @@ class SimExchange:
         sym = self._symbol(params)
         start, end = self._int(params, "startTime"), self._int(params, "endTime")
         from_id = self._int(params, "fromId")
-        limit = self._int(params, "limit", TRADES_DEFAULT_LIMIT) or TRADES_DEFAULT_LIMIT
-        limit = max(1, min(limit, TRADES_MAX_LIMIT))
+        limit = self._limit(params, "userTrades")
         rows: list[dict[str, Any]] = []
         for f in self.ledger.fills:
             if f.symbol != sym:
