@@ -59,6 +59,14 @@ def _previous_format(path: Path) -> str | None:
     return found.group(1) if found and found.group(1) in SYMBOL_FORMATS else None
 
 
+def is_generated_accessor(path: Path) -> bool:
+    """Whether the file at `path` is an accessor `qctl migrate init` wrote (its header says so)."""
+    try:
+        return _MARKER in path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def render(config: MigrateConfig, symbol_format: str, limits: SafetyLimits | None = None) -> str:
     """The accessor module's source text for this repository."""
     limits = limits or SafetyLimits()

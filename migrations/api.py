@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from pathlib import Path
 from audit.config import AuditConfig
 from audit.finding import Finding
 from engine.domain import MigrationRecord
-from migrations.accessor import InitResult, init_accessor
+from migrations.accessor import InitResult, init_accessor, is_generated_accessor
 from migrations.base import Unhandled
 from migrations.config import MigrateConfig, load_audit_config, load_migrate_config
 from migrations.errors import MigrateError
@@ -248,27 +249,90 @@ def rollback(path: Path, phase: str) -> list[str]:
         rows = ledger.rows(phase=number, status=APPLIED)
         if not rows:
             raise MigrateError(f"phase {label(number)} is not applied in {config.root}")
-        restored: dict[str, str] = {}
-        for row in reversed(rows):  # newest first, in case a file was touched twice
-            target = config.root / row["file"]
-            current = restored.get(row["file"])
-            if current is None:
-                try:
-                    current = target.read_bytes().decode("utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise MigrateError(f"cannot read {row['file']}: {exc}") from None
-            if sha256(current) != row["after_sha256"]:
-                raise MigrateError(
-                    f"{row['file']} changed since phase {label(number)} was applied "
-                    "(by hand or by a later phase: roll that back first); nothing restored"
-                )
-            before = apply_patch(current, row["reverse_patch"])
-            if sha256(before) != row["before_sha256"]:
-                raise MigrateError(f"the reverse patch of {row['file']} does not restore it")
-            restored[row["file"]] = before
-        for rel, text in restored.items():
-            _write(config.root / rel, text)
-        ledger.set_status([r["id"] for r in rows], ROLLED_BACK)
+        return _restore(config, ledger, rows, f"phase {label(number)} was applied")
     finally:
         ledger.close()
+
+
+@dataclass
+class RollbackAll:
+    phases: list[str]  # rolled back, newest first
+    restored: list[str]
+    removed: list[str]  # what `init` wrote and rollback deleted
+    kept: str = ""  # why the accessor stayed, when it did
+
+
+def rollback_all(path: Path) -> RollbackAll:
+    """Undo every applied phase (newest first) and remove the accessor module `init` wrote, so
+    the repository is as it was before qctl. Nothing is restored if one file changed since its
+    phase was applied; the accessor stays if a file still imports it or qctl did not write it."""
+    config = load_migrate_config(path)
+    ledger = Ledger(config.root)
+    try:
+        rows = ledger.rows(status=APPLIED)
+        phases = list(dict.fromkeys(r["phase"] for r in reversed(rows)))
+        restored = _restore(config, ledger, rows, "its phase was applied") if rows else []
+    finally:
+        ledger.close()
+    result = RollbackAll(phases, restored, [])
+    accessor = config.accessor_file
+    if not accessor.is_file():
+        if not rows:
+            raise MigrateError(
+                f"nothing to roll back in {config.root}: no phase applied, no accessor"
+            )
+        return result
+    if not is_generated_accessor(accessor):
+        result.kept = f"{config.accessor_path} was not written by qctl"
+        return result
+    users = _importers(config)
+    if users:
+        result.kept = f"{config.accessor_path} is still imported by {', '.join(users[:5])}"
+        return result
+    accessor.unlink()
+    result.removed.append(config.accessor_path)
+    folder = accessor.parent
+    if folder != config.root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()  # init made it for the accessor (git keeps no empty folders anyway)
+        result.removed.append(folder.relative_to(config.root).as_posix() + "/")
+    return result
+
+
+def _importers(config: MigrateConfig) -> list[str]:
+    """Files of the repository that import the accessor module."""
+    head, _, name = config.accessor_module.rpartition(".")
+    forms = [rf"^\s*import\s+{re.escape(config.accessor_module)}\b"]
+    if head:
+        forms.append(rf"^\s*from\s+{re.escape(head)}\s+import\s+.*\b{re.escape(name)}\b")
+    forms.append(rf"^\s*from\s+{re.escape(config.accessor_module)}\s+import\b")
+    pattern = re.compile("|".join(forms), re.MULTILINE)
+    texts, _ = migratable_files(config, load_audit_config(config.root))
+    return sorted(
+        rel for rel, text in texts.items() if rel != config.accessor_path and pattern.search(text)
+    )
+
+
+def _restore(config: MigrateConfig, ledger: Ledger, rows: list[dict], since: str) -> list[str]:
+    """Apply the reverse patches of `rows`, newest first, all or nothing; mark them rolled back."""
+    restored: dict[str, str] = {}
+    for row in reversed(rows):  # newest first, in case a file was touched twice
+        target = config.root / row["file"]
+        current = restored.get(row["file"])
+        if current is None:
+            try:
+                current = target.read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise MigrateError(f"cannot read {row['file']}: {exc}") from None
+        if sha256(current) != row["after_sha256"]:
+            raise MigrateError(
+                f"{row['file']} changed since {since} "
+                "(by hand or by a later phase: roll that back first); nothing restored"
+            )
+        before = apply_patch(current, row["reverse_patch"])
+        if sha256(before) != row["before_sha256"]:
+            raise MigrateError(f"the reverse patch of {row['file']} does not restore it")
+        restored[row["file"]] = before
+    for rel, text in restored.items():
+        _write(config.root / rel, text)
+    ledger.set_status([r["id"] for r in rows], ROLLED_BACK)
     return sorted(restored)

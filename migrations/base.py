@@ -8,7 +8,6 @@ ends up either resolved or listed in `cannot` with the reason.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from audit.finding import Category, Finding
 from audit.scan import scan_source
 from migrations.bindings import Bindings
 from migrations.repo import RepoIndex
+from migrations.syntax import CONSTRUCTORS, code, defined_name, q, used_names, without
 
 SNIPPET = "snippet.py"
 _SYMBOL_PARAMS = ("symbol", "sym", "pair", "ticker")
@@ -31,7 +31,6 @@ START_UP = (
     "read once when the object is built (a constructor, at start-up): no symbol there and a skip "
     "would leave a half-built object; look the value up where it is used"
 )
-CONSTRUCTORS = frozenset(("__init__", "__post_init__", "__new__", "__init_subclass__"))
 _EQUITY_PARAMS = ("equity", "equity_usdt", "equity_usd", "equity_usdc")
 
 
@@ -554,15 +553,6 @@ def _flow(node: cst.FunctionDef) -> str:
     return "raise"
 
 
-def q(text: str) -> str:
-    """A double-quoted Python string literal."""
-    return json.dumps(text)
-
-
-def code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
-
-
 def is_docstring(stmt: cst.BaseStatement) -> bool:
     return (
         isinstance(stmt, cst.SimpleStatementLine)
@@ -594,24 +584,6 @@ def is_not_none_test(test: cst.BaseExpression) -> bool:
             comp.comparator, m.Name("None")
         )
     return False
-
-
-def defined_name(stmt: cst.CSTNode) -> str | None:
-    """The name a top-level statement defines (`X = ...`, `X: T = ...`, `def x`), if one."""
-    if isinstance(stmt, cst.FunctionDef):
-        return stmt.name.value
-    if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
-        small = stmt.body[0]
-        if isinstance(small, cst.Assign) and len(small.targets) == 1:
-            target = small.targets[0].target
-            return target.value if isinstance(target, cst.Name) else None
-        if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
-            return small.target.value
-    return None
-
-
-def used_names(node: cst.CSTNode) -> set[str]:
-    return {n.value for n in m.findall(node, m.Name()) if isinstance(n, cst.Name)}
 
 
 class DeadCode:
@@ -733,22 +705,3 @@ def _written_out(stmt: cst.CSTNode) -> bool:
         return False
 
     return literal(value)
-
-
-def without(body: Sequence[cst.BaseStatement], doomed: set[int]) -> list[cst.BaseStatement]:
-    """`body` without the statements in `doomed` (by id). A comment above a removed statement that
-    heads the lines right after it (no blank line between) moves down to the next one kept."""
-    out: list[cst.BaseStatement] = []
-    carry: list[cst.EmptyLine] = []
-    for stmt in body:
-        if id(stmt) in doomed:
-            lines = list(getattr(stmt, "leading_lines", ()))
-            carry = [*carry, *lines] if any(ln.comment for ln in lines) else carry
-            continue
-        if carry:
-            own = list(getattr(stmt, "leading_lines", ()))
-            if not own and hasattr(stmt, "leading_lines"):
-                stmt = stmt.with_changes(leading_lines=carry)
-            carry = []
-        out.append(stmt)
-    return out

@@ -33,6 +33,7 @@ from libcst.metadata import (
 
 from audit.finding import Finding
 from migrations.keys import NOTIONAL
+from migrations.syntax import CONSTRUCTORS, code, defined_name, without
 
 if TYPE_CHECKING:
     from migrations.base import PolicyCodemod
@@ -72,8 +73,6 @@ class Bindings:
 
     # -- finding them -------------------------------------------------------------------------
     def record(self, module: cst.Module) -> None:
-        from migrations.base import code
-
         for stmt in module.body:
             binding = self._binding(stmt, None)
             if binding is not None:
@@ -100,7 +99,6 @@ class Bindings:
         """A ladder moves to the policy as a whole or not at all: when one value of a class (or
         of the module) must stay (no policy key, or read at start-up), all of them stay, so the
         code never mixes hardcoded rungs with the policy's."""
-        from migrations.base import defined_name
 
         def stuck(body: list, found: dict[str, Binding]) -> list[str]:
             out = []
@@ -141,8 +139,6 @@ class Bindings:
     def _keep_read_at_start_up(self, module: cst.Module) -> None:
         """A binding also read at import time, in a constructor or in a parameter default keeps
         every read as it is: replacing only some would give one object two values."""
-        from migrations.base import CONSTRUCTORS
-
         if not self.module and not self.classes:
             return
         class_names = {n for found in self.classes.values() for n in found}
@@ -183,8 +179,6 @@ class Bindings:
         return None
 
     def _binding(self, stmt: cst.CSTNode, owner: str | None) -> Binding | None:
-        from migrations.base import defined_name
-
         if not isinstance(stmt, cst.SimpleStatementLine):
             return None
         name = defined_name(stmt)
@@ -212,8 +206,6 @@ class Bindings:
         return Binding(name, key, owner, found, is_int, setting=self._is_setting(value, owner))
 
     def _is_setting(self, value: cst.BaseExpression | None, owner: str | None) -> bool:
-        from migrations.base import code
-
         if owner is not None and owner in self.settings_classes:
             return True
         text = code(value) if value is not None else ""
@@ -335,8 +327,6 @@ class Bindings:
         self._same_key_note()
         if not gone_module and not gone_class:
             return module
-        from migrations.base import defined_name, without
-
         body, doomed = [], set()
         for stmt in module.body:
             if defined_name(stmt) in gone_module and isinstance(stmt, cst.SimpleStatementLine):
@@ -388,8 +378,6 @@ class Bindings:
                 )
 
     def _strip_class(self, klass: cst.ClassDef, names: set[str]) -> cst.ClassDef:
-        from migrations.base import defined_name, without
-
         doomed = set()
         for stmt in klass.body.body:
             name = defined_name(stmt)

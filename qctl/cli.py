@@ -14,17 +14,24 @@ from qctl.backtest_cmd import backtest_command
 from qctl.data_cmd import data_app
 from qctl.migrate_cmd import migrate_app
 from qctl.models_cmd import models_app
+from qctl.options import show_flags_as_flags
 from qctl.policy_cmd import policy_app
 from qctl.train_cmd import train_command
 from qctl.tui_cmd import tui_command
 from qctl.verify_cmd import verify_command
+
+show_flags_as_flags()  # flags take no value: no `<bool>` after them in help
 
 app = typer.Typer(
     name="qctl",
     help=(
         "Take a crypto-futures trading system from hardcoded decisions to AI-decided parameters "
         "inside hard safety limits, and prove it.\n\n"
-        "Start with `qctl audit PATH` to see the hardcoded trading values in a codebase."
+        "Start with `qctl audit PATH` to see the hardcoded trading values in a codebase.\n\n"
+        "Examples:\n\n"
+        "  qctl audit examples/legacy_trader          # what the demo bot hardcodes\n\n"
+        "  qctl migrate plan examples/legacy_trader   # how qctl would rewrite it\n\n"
+        "  qctl backtest                              # legacy policy, shipped sample"
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",

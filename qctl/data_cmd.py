@@ -17,7 +17,11 @@ DEFAULT_CACHE_DIR = Path("data_cache")
 
 data_app = typer.Typer(
     name="data",
-    help="Fetch market data into a local cache that `qctl backtest` and `qctl train` read.",
+    help=(
+        "Fetch market data into a local cache that `qctl backtest` and `qctl train` read.\n\n"
+        "Example:\n\n"
+        "  qctl data fetch --symbols BTC-USDT,ETH-USDT --since 2026-01-01"
+    ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
@@ -86,6 +90,12 @@ def fetch_command(
 
     Then `qctl backtest --data OUT` and `qctl train --data OUT` read the cache as they read
     ../shared/data.
+
+    Examples:
+
+      qctl data fetch --symbols BTC-USDT,ETH-USDT --since 2026-01-01
+
+      qctl data fetch -s SOL-USDT --since 2026-01-01 --timeframe 15m --no-funding
     """
     from engine.venues.ccxt_feed import FeedError, fetch_to_cache
 

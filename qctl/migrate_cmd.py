@@ -10,12 +10,18 @@ import typer
 from rich.console import Console
 from rich.syntax import Syntax
 
+from qctl.options import OptionError
+
 migrate_app = typer.Typer(
     name="migrate",
     help=(
         "Replace hardcoded trading values with fail-closed policy look-ups, in phases: "
         "1 sizing, 2 universe, 3 harvest, 4 kill.\n\n"
-        "Start with `qctl migrate init PATH`, then `qctl migrate plan PATH`."
+        "Start with `qctl migrate init PATH`, then `qctl migrate plan PATH`.\n\n"
+        "Examples:\n\n"
+        "  qctl migrate init examples/legacy_trader\n\n"
+        "  qctl migrate plan examples/legacy_trader\n\n"
+        "  qctl migrate apply sizing examples/legacy_trader --write"
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -36,7 +42,14 @@ def init_command(
         bool, typer.Option("--force", help="Overwrite a module qctl did not write.")
     ] = False,
 ) -> None:
-    """Write the policy accessor module the migrated code imports (standard library only)."""
+    """Write the policy accessor module the migrated code imports (standard library only).
+
+    Examples:
+
+      qctl migrate init examples/legacy_trader
+
+      qctl migrate init . --force        # overwrite a module qctl did not write
+    """
     from migrations import api
 
     result = api.init(path, force=force)
@@ -47,7 +60,12 @@ def init_command(
 
 @migrate_app.command("plan")
 def plan_command(path: RepoPath = Path(".")) -> None:
-    """Per phase: the findings it resolves, the files it touches, what it cannot handle and why."""
+    """Per phase: the findings it resolves, the files it touches, what it cannot handle and why.
+
+    Example:
+
+      qctl migrate plan examples/legacy_trader
+    """
     from migrations import api
 
     out = Console(highlight=False)
@@ -82,7 +100,14 @@ def apply_command(
         bool, typer.Option("--allow-dirty", help="Write even with uncommitted changes in git.")
     ] = False,
 ) -> None:
-    """Show the phase's unified diff, or apply it with --write (recorded in .qctl/migrations.db)."""
+    """Show the phase's unified diff, or apply it with --write (recorded in .qctl/migrations.db).
+
+    Examples:
+
+      qctl migrate apply 1 examples/legacy_trader            # print the diff of phase 1
+
+      qctl migrate apply sizing examples/legacy_trader --write
+    """
     from migrations import api
     from migrations.phases import label
 
@@ -107,7 +132,12 @@ def apply_command(
 
 @migrate_app.command("status")
 def status_command(path: RepoPath = Path(".")) -> None:
-    """Applied phases, and the audit findings each phase still owns."""
+    """Applied phases, and the audit findings each phase still owns.
+
+    Example:
+
+      qctl migrate status examples/legacy_trader
+    """
     from migrations import api
 
     out = Console(highlight=False)
@@ -121,9 +151,51 @@ def status_command(path: RepoPath = Path(".")) -> None:
 
 
 @migrate_app.command("rollback")
-def rollback_command(phase: Phase, path: RepoPath = Path(".")) -> None:
-    """Restore every file the phase touched, byte for byte (refused if one changed since)."""
+def rollback_command(
+    phase: Annotated[
+        str | None,
+        typer.Argument(
+            help="Phase number (1-4) or name (sizing, universe, harvest, kill); "
+            "with --all, the repository.",
+            show_default=False,
+        ),
+    ] = None,
+    path: RepoPath = Path("."),
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Roll back every applied phase and remove the module init wrote."
+        ),
+    ] = False,
+) -> None:
+    """Restore every file the phase touched, byte for byte (refused if one changed since).
+
+    With --all: every applied phase, newest first, then the policy accessor module that
+    `qctl migrate init` wrote (kept, with the reason, while a file still imports it).
+
+    Examples:
+
+      qctl migrate rollback kill examples/legacy_trader
+
+      qctl migrate rollback --all examples/legacy_trader
+    """
     from migrations import api
 
+    if every:
+        if phase is not None and path != Path("."):
+            raise OptionError("--all rolls back every phase: give only the repository")
+        result = api.rollback_all(Path(phase) if phase is not None else path)
+        done = ", ".join(result.phases) or "none"
+        typer.echo(
+            f"rolled back phase(s) {done}; restored {len(result.restored)} file(s): "
+            f"{', '.join(result.restored) or '-'}"
+        )
+        if result.removed:
+            typer.echo(f"removed {', '.join(result.removed)} (written by init)")
+        if result.kept:
+            typer.echo(f"kept the accessor: {result.kept}")
+        return
+    if phase is None:
+        raise OptionError("give a phase (1-4 or its name), or --all")
     restored = api.rollback(path, phase)
     typer.echo(f"restored {len(restored)} file(s): {', '.join(restored)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -50,3 +50,23 @@ def split_names(values: str | list[str] | None) -> list[str]:
         return []
     items = [values] if isinstance(values, str) else values
     return [name.strip() for v in items for name in v.split(",") if name.strip()]
+
+
+def show_flags_as_flags() -> None:
+    """Typer's rich help prints a value type after every option, flags included
+    (`--write <bool>`, `--help <bool>`), though a flag takes no value; its plain-text help
+    already leaves flags bare. Called once by the CLI, so every command, present and future,
+    renders flags as flags. Idempotent; without the method (another typer) it does nothing."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_qctl_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag and not self.count:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich._qctl_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]

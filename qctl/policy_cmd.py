@@ -17,7 +17,12 @@ DEFAULT_VALID_HOURS = 24.0
 
 policy_app = typer.Typer(
     name="policy",
-    help="Publish the policy file (`qctl.policy/v1` JSON) that migrated code reads, or check one.",
+    help=(
+        "Publish the policy file (`qctl.policy/v1` JSON) that migrated code reads, or check one.\n\n"
+        "Examples:\n\n"
+        "  qctl policy publish --models qctl_models\n\n"
+        "  qctl policy check qctl_policy.json"
+    ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
@@ -132,6 +137,12 @@ def publish_command(
     With `--models` the AIPolicy of that model set decides; with `--policy` the StaticPolicy of a
     legacy TOML (at its latest refresh bar). A symbol the policy skips is left out of the file
     (its reason is listed under source.omitted): readers skip it, fail closed.
+
+    Examples:
+
+      qctl policy publish --models qctl_models --out qctl_policy.json
+
+      qctl policy publish --policy legacy.toml --valid-for 6 --json
     """
     from engine.core.policy import StaticPolicy
     from engine.core.tiers import LeverageTiers
@@ -211,6 +222,12 @@ def check_command(
     """Validate a policy file: schema, hash, staleness and bounds (limits and autonomy zone).
 
     Exit codes: 0 valid, 1 refused (every problem is listed), 2 usage error.
+
+    Examples:
+
+      qctl policy check qctl_policy.json
+
+      qctl policy check qctl_policy.json --now 2026-11-25T14:00:00Z --json
     """
     from engine.policy_file import PolicyFileError, check_document, now_ms, parse_utc, read_document
 
@@ -253,7 +270,12 @@ def check_command(
 def seal_command(
     file: Annotated[Path, typer.Argument(help="Hand-edited policy file to re-seal in place.")],
 ) -> None:
-    """Recompute `version` and `hash` after editing a policy file by hand (it must be valid)."""
+    """Recompute `version` and `hash` after editing a policy file by hand (it must be valid).
+
+    Example:
+
+      qctl policy seal qctl_policy.json
+    """
     from engine.policy_file import read_document, seal, write_policy_file
 
     doc = seal(read_document(file))

@@ -1,31 +1,123 @@
-"""`--help` of every command and group exits 0 and teaches (names its options)."""
+"""`--help` of every command and group, at any depth: exits 0, shows at least one example that
+starts with the screen's own command, and shows flags as flags (no `<bool>` after them).
+
+The screens come from walking the Typer command tree, so a command added later is covered
+without touching this file.
+"""
 
 from __future__ import annotations
 
+import re
+
+import click
 import pytest
+import typer
+from typer.core import TyperOption
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from qctl.cli import app
 
 runner = CliRunner()
+WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}  # an example line is never wrapped
 
 
-def _paths() -> list[list[str]]:
-    root = get_command(app)
-    out: list[list[str]] = [[]]
-    for name, cmd in root.commands.items():  # type: ignore[attr-defined]
-        out.append([name])
-        for sub in getattr(cmd, "commands", {}):
-            out.append([name, sub])
+def command_paths(command: click.Command, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path of the tree, the root first, depth first."""
+    out = [prefix]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        if not getattr(sub, "hidden", False):
+            out.extend(command_paths(sub, (*prefix, name)))
     return out
 
 
-@pytest.mark.parametrize("path", _paths(), ids=lambda p: " ".join(p) or "qctl")
-def test_help_exits_0(path: list[str]) -> None:
-    result = runner.invoke(app, [*path, "--help"])
+def command_at(path: tuple[str, ...]) -> click.Command:
+    command = get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    return command
+
+
+PATHS = command_paths(get_command(app))
+_BOX = "│╭╮╰╯─"
+
+
+def has_example(help_text: str, path: tuple[str, ...]) -> bool:
+    """An "Example:" or "Examples:" heading, then a line that runs this very command
+    (`qctl migrate apply ...` on the screen of `qctl migrate apply`)."""
+    lines = [ln.strip(_BOX + " ") for ln in help_text.splitlines()]
+    start = next(
+        (i for i, ln in enumerate(lines) if re.match(r"Examples?:", ln)),
+        None,
+    )
+    if start is None:
+        return False
+    call = re.compile(r"^(?:Examples?:\s*)?" + re.escape(" ".join(("qctl", *path))) + r"(\s|$)")
+    return any(call.match(ln) for ln in lines[start:])
+
+
+def flag_with_type(help_text: str, command: click.Command) -> list[str]:
+    """Flags of `command` (and --help) that the screen shows as taking a value."""
+    ctx = click.Context(command, info_name="qctl")
+    flags = [
+        opt
+        for p in command.get_params(ctx)
+        if isinstance(p, TyperOption) and p.is_flag and not p.count
+        for opt in [*p.opts, *p.secondary_opts]
+    ]
+    return [f for f in flags if re.search(rf"(?<![\w-]){re.escape(f)}\s+<\w+>", help_text)]
+
+
+def _help(path: tuple[str, ...]) -> str:
+    result = runner.invoke(app, [*path, "--help"], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "Usage" in result.output
+    return result.output
+
+
+def test_the_walk_reaches_every_level() -> None:
+    assert () in PATHS and ("audit",) in PATHS
+    assert ("migrate", "apply") in PATHS and ("migrate",) in PATHS
+    nested = [p for p in PATHS if len(p) == 2]
+    assert len(nested) >= 8, nested
+
+
+def test_the_example_check_can_fail() -> None:
+    good = " Examples:\n\n qctl migrate apply 1 .\n"
+    assert has_example(good, ("migrate", "apply"))
+    assert has_example(" Example: qctl models list --dir x\n", ("models", "list"))
+    assert not has_example(good, ("migrate", "plan"))  # another command's example
+    assert not has_example(" Usage: qctl migrate apply [OPTIONS]\n", ("migrate", "apply"))
+    assert not has_example(" Examples:\n qctl migrate applyx\n", ("migrate", "apply"))
+
+
+def test_the_flag_check_can_fail() -> None:
+    demo = typer.Typer()
+
+    @demo.command()
+    def run(write: bool = typer.Option(False, "--write", help="Write it.")) -> None:
+        """A demo."""
+
+    command = get_command(demo)
+    assert flag_with_type("│ --write  <bool>  Write it. │", command) == ["--write"]
+    assert flag_with_type("│ --write          Write it. │", command) == []
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "qctl")
+def test_help_exits_0(path: tuple[str, ...]) -> None:
+    assert "Usage" in _help(path)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "qctl")
+def test_help_has_an_example(path: tuple[str, ...]) -> None:
+    text = _help(path)
+    assert has_example(text, path), f"`qctl {' '.join(path)} --help` shows no example:\n{text}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "qctl")
+def test_flags_show_as_flags(path: tuple[str, ...]) -> None:
+    text = _help(path)
+    assert "<bool>" not in text
+    assert flag_with_type(text, command_at(path)) == []
 
 
 def test_version() -> None:

@@ -1,0 +1,62 @@
+"""Small syntax helpers that the phase base and the binding rewriter both use.
+
+They live apart so that `migrations.base` and `migrations.bindings` import this module, not each
+other (an import cycle made the package's load order matter).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import libcst as cst
+import libcst.matchers as m
+
+# methods that run while an object is built: no symbol in scope and nowhere to skip to
+CONSTRUCTORS = frozenset(("__init__", "__post_init__", "__new__", "__init_subclass__"))
+
+
+def q(text: str) -> str:
+    """A double-quoted Python string literal."""
+    return json.dumps(text)
+
+
+def code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def defined_name(stmt: cst.CSTNode) -> str | None:
+    """The name a top-level statement defines (`X = ...`, `X: T = ...`, `def x`), if one."""
+    if isinstance(stmt, cst.FunctionDef):
+        return stmt.name.value
+    if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
+        small = stmt.body[0]
+        if isinstance(small, cst.Assign) and len(small.targets) == 1:
+            target = small.targets[0].target
+            return target.value if isinstance(target, cst.Name) else None
+        if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+            return small.target.value
+    return None
+
+
+def used_names(node: cst.CSTNode) -> set[str]:
+    return {n.value for n in m.findall(node, m.Name()) if isinstance(n, cst.Name)}
+
+
+def without(body: Sequence[cst.BaseStatement], doomed: set[int]) -> list[cst.BaseStatement]:
+    """`body` without the statements in `doomed` (by id). A comment above a removed statement that
+    heads the lines right after it (no blank line between) moves down to the next one kept."""
+    out: list[cst.BaseStatement] = []
+    carry: list[cst.EmptyLine] = []
+    for stmt in body:
+        if id(stmt) in doomed:
+            lines = list(getattr(stmt, "leading_lines", ()))
+            carry = [*carry, *lines] if any(ln.comment for ln in lines) else carry
+            continue
+        if carry:
+            own = list(getattr(stmt, "leading_lines", ()))
+            if not own and hasattr(stmt, "leading_lines"):
+                stmt = stmt.with_changes(leading_lines=carry)
+            carry = []
+        out.append(stmt)
+    return out
