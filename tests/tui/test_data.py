@@ -9,8 +9,17 @@ from pathlib import Path
 import pytest
 
 from engine.domain import SafetyLimits
-from engine.journal.store import JournalError
-from tui.data import MonitorError, check_journal, load_snapshot, run_limits
+from engine.journal.store import Journal, JournalError
+from tui.data import (
+    LATEST_PER_SYMBOL_INDEXED,
+    MonitorError,
+    check_journal,
+    has_symbol_index,
+    latest_positions_sql,
+    load_snapshot,
+    open_positions,
+    run_limits,
+)
 
 
 def _sql(path: Path, query: str, *args: object) -> list[tuple]:
@@ -80,3 +89,119 @@ def test_missing_journal_and_unknown_run(tmp_path: Path, backtest_journal: Path)
     not_a_journal.write_text("hello")
     with pytest.raises(JournalError):
         load_snapshot(not_a_journal)
+
+
+def _position_rows(conn: sqlite3.Connection, run_id: str, symbols: int, cycles: int) -> None:
+    """`cycles` open/stop_moved/close rounds per symbol; the first symbol ends open."""
+    rows = []
+    ts = 1
+    for k in range(cycles):
+        for j in range(symbols):
+            for event in ("open", "stop_moved", "close"):
+                ts += 1
+                if event == "close" and k == cycles - 1 and j == 0:
+                    continue
+                closed = ts if event == "close" else None
+                rows.append((run_id, ts, event, f"S{j:02d}-USDT", "long", 1.0, 100.0, 5.0, ts,
+                             95.0, 0, 100.0, closed))  # fmt: skip
+    conn.executemany(
+        "INSERT INTO position (run_id, ts, event, symbol, side, qty, entry_price, leverage, "
+        "opened_ts, stop_price, harvest_stage, mark_price, closed_ts, close_reason, policy, "
+        "model_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', '')",
+        rows,
+    )
+
+
+def _vm_steps(path: Path, run_id: str) -> int:
+    """SQLite VM instructions `open_positions` costs: work done, independent of the machine."""
+    steps = 0
+
+    def tick() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    with Journal.open_readonly(path) as journal:
+        journal.connection.set_progress_handler(tick, 1)
+        open_positions(journal, run_id)
+    return steps
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_open_positions_with_and_without_the_symbol_index(
+    journal_path: Path, indexed: bool
+) -> None:
+    (run_id,) = _sql(journal_path, "SELECT id FROM run")[0]
+    with Journal(journal_path) as journal:  # the current schema (it may have the index already)
+        other = journal.start_run("paper", "other")
+    with sqlite3.connect(journal_path) as conn:
+        have = has_symbol_index(conn)
+        if indexed and not have:  # what the schema bump of issue 14 adds
+            conn.execute("CREATE INDEX test_position_run_symbol ON position (run_id, symbol)")
+        if not indexed and have:  # a journal of an older schema
+            names = [n for (n,) in conn.execute("SELECT name FROM pragma_index_list('position')")]
+            for name in names:
+                cols = [c for (c,) in conn.execute(
+                    "SELECT name FROM pragma_index_info(?) ORDER BY seqno", (name,))]  # fmt: skip
+                if cols[:2] == ["run_id", "symbol"]:
+                    conn.execute(f'DROP INDEX "{name}"')
+        assert has_symbol_index(conn) == indexed
+        assert (latest_positions_sql(conn) == LATEST_PER_SYMBOL_INDEXED) == indexed
+        _position_rows(conn, other, symbols=5, cycles=3)  # another run's rows stay out
+
+    expected = [
+        s
+        for s, e in _sql(
+            journal_path,
+            "SELECT symbol, event FROM position WHERE id IN (SELECT MAX(id) FROM position "
+            "WHERE run_id = ? GROUP BY symbol) ORDER BY symbol",
+            run_id,
+        )
+        if e != "close"
+    ]
+    with Journal.open_readonly(journal_path) as journal:
+        assert [p.symbol for p in open_positions(journal, run_id)] == expected
+        assert [p.symbol for p in open_positions(journal, other)] == ["S00-USDT"]
+
+
+def test_open_positions_cost_does_not_grow_with_history(tmp_path: Path) -> None:
+    """With the symbol index, 10x the position history costs about the same (plus a log)."""
+    steps = {}
+    for cycles in (20, 200):
+        path = tmp_path / f"h{cycles}.db"
+        with Journal(path) as journal:
+            run_id = journal.start_run(
+                "paper", "test", symbols=[f"S{j:02d}-USDT" for j in range(8)]
+            )
+        with sqlite3.connect(path) as conn:
+            if not has_symbol_index(conn):
+                conn.execute("CREATE INDEX test_position_run_symbol ON position (run_id, symbol)")
+            _position_rows(conn, run_id, symbols=8, cycles=cycles)
+        steps[cycles] = _vm_steps(path, run_id)
+        with Journal.open_readonly(path) as journal:
+            assert [p.symbol for p in open_positions(journal, run_id)] == ["S00-USDT"]
+    assert steps[200] < 1.3 * steps[20], steps  # the old GROUP BY scan grows 10x
+
+
+def test_safety_counts_continue_from_the_previous_read(journal_path: Path) -> None:
+    (run_id,) = _sql(journal_path, "SELECT id FROM run")[0]
+
+    def add(limit: str, n: int) -> None:
+        with sqlite3.connect(journal_path) as conn:
+            conn.executemany(
+                'INSERT INTO safety_event (run_id, ts, symbol, "limit", requested, bound, '
+                "action, detail) VALUES (?, 1, 'BTC-USDT', ?, 2.0, 1.0, 'CLIP', '')",
+                [(run_id, limit)] * n,
+            )
+
+    first = load_snapshot(journal_path)
+    before = dict(first.safety_counts)
+    add("max_leverage", 3)
+    add("min_margin_ratio", 1)
+    second = load_snapshot(journal_path, previous=first)
+    want = dict(before)
+    want["max_leverage"] = want.get("max_leverage", 0) + 3
+    want["min_margin_ratio"] = want.get("min_margin_ratio", 0) + 1
+    assert second.safety_counts == want == load_snapshot(journal_path).safety_counts
+    assert list(second.safety_counts.values()) == sorted(want.values(), reverse=True)
+    assert load_snapshot(journal_path, previous=second).safety_counts == want  # no double count
