@@ -42,6 +42,10 @@ class TrainConfig:
     ndcg_at: int
     auto_count_bins: int
     kelly_fraction: float
+    calibration: str
+    edge_bins: int
+    min_entry_t: float
+    embargo_bars: int
     grid_points: int
     valid_days: int
 
@@ -69,6 +73,10 @@ class TrainConfig:
             "ndcg_at": self.ndcg_at >= 1,
             "auto_count_bins": self.auto_count_bins >= 2,
             "kelly_fraction": 0 < self.kelly_fraction <= 1,
+            "calibration": self.calibration in CALIBRATIONS,
+            "edge_bins": self.edge_bins >= 1,
+            "min_entry_t": self.min_entry_t >= 0,
+            "embargo_bars": isinstance(self.embargo_bars, int) and self.embargo_bars >= 0,
             "grid_points": self.grid_points > 1,
             "valid_days": self.valid_days >= 1,
         }
@@ -128,6 +136,9 @@ def packaged_defaults() -> dict[str, Any]:
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 _DEFAULTS: dict[str, Any] | None = None
+
+# how the direction head's probability is calibrated on the validation folds
+CALIBRATIONS = ("platt", "isotonic")
 
 # the favourable-excursion heads, in the order of `TrainConfig.favourable_quantiles`
 LADDER = ("lock", "t1", "t2", "t3")

@@ -224,3 +224,71 @@ class PathContributions:
         leaves = self.booster.predict(x, pred_leaf=True, num_threads=1).astype(np.intp)
         contrib = self.table[self._trees[None, :], leaves].sum(axis=1)
         return np.column_stack([contrib, np.full(len(x), self.bias)])
+
+
+# ---------------------------------------------------------------------------------------------
+# isotonic calibration
+
+
+def isotonic_fit(
+    x: np.ndarray, y: np.ndarray, max_points: int = 64
+) -> tuple[list[float], list[float]]:
+    """Non-decreasing fit of y on x (pool-adjacent-violators), as interpolation knots.
+
+    Used two ways: as a probability calibration (y in {0, 1}) and as the map from confidence to
+    the edge realised on validation. Blocks are pooled to at most `max_points` knots, each
+    resting on at least 1/max_points of the points; `isotonic_apply` interpolates between them
+    and holds the ends flat.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) == 0:
+        raise ValueError("isotonic_fit needs at least one point")
+    order = np.argsort(x, kind="stable")
+    xs, ys = x[order], y[order]
+    # pool equal x first, then merge violating neighbours (classic PAV on block sums)
+    ux, start = np.unique(xs, return_index=True)
+    sums = np.add.reduceat(ys, start)
+    counts = np.diff(np.r_[start, len(xs)]).astype(np.float64)
+    block_sum: list[float] = []
+    block_n: list[float] = []
+    block_x: list[float] = []
+    for s, n, xv in zip(sums, counts, ux, strict=True):
+        block_sum.append(float(s))
+        block_n.append(float(n))
+        block_x.append(float(xv) * n)
+        while len(block_sum) > 1 and block_sum[-2] / block_n[-2] > block_sum[-1] / block_n[-1]:
+            s2, n2, x2 = block_sum.pop(), block_n.pop(), block_x.pop()
+            block_sum[-1] += s2
+            block_n[-1] += n2
+            block_x[-1] += x2
+    means = np.array(block_sum) / np.array(block_n)
+    centres = np.array(block_x) / np.array(block_n)
+    weights = np.array(block_n)
+    # pool consecutive blocks until each holds at least 1/max_points of the weight: PAV's end
+    # blocks can be single points, and a knot should rest on many (still monotone: the pooled
+    # means of consecutive non-decreasing blocks do not decrease)
+    need = weights.sum() / max_points
+    groups: list[list[int]] = [[]]
+    for i in range(len(means)):
+        groups[-1].append(i)
+        if weights[groups[-1]].sum() >= need:
+            groups.append([])
+    if not groups[-1]:
+        groups.pop()
+    if len(groups) > 1 and weights[groups[-1]].sum() < need:
+        groups[-2].extend(groups.pop())
+    w = np.array([weights[g].sum() for g in groups])
+    means = np.array([(means[g] * weights[g]).sum() for g in groups]) / w
+    centres = np.array([(centres[g] * weights[g]).sum() for g in groups]) / w
+    return centres.tolist(), means.tolist()
+
+
+def isotonic_apply(x: np.ndarray, knots_x: Sequence[float], knots_y: Sequence[float]) -> np.ndarray:
+    """The isotonic fit at x: linear between knots, flat beyond the ends."""
+    return np.interp(np.asarray(x, dtype=np.float64), knots_x, knots_y)
+
+
+def brier(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean squared error of probabilities against 0/1 outcomes (lower is better calibrated)."""
+    return float(np.mean((np.asarray(p, dtype=np.float64) - np.asarray(y, dtype=np.float64)) ** 2))

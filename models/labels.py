@@ -81,3 +81,43 @@ def relevance_grades(score: np.ndarray, groups: np.ndarray, grades: int) -> np.n
     """
     pct = pd.Series(score).groupby(groups).rank(pct=True).to_numpy()
     return np.clip(np.ceil(pct * grades) - 1, 0, grades - 1).astype(np.int32)
+
+
+def funding_over_horizon(
+    bar_ts: np.ndarray,
+    bar_ms: int,
+    horizon: int,
+    funding_ts: np.ndarray | None,
+    funding_rate: np.ndarray | None,
+) -> np.ndarray:
+    """Sum of the funding rates a position entered at bar t's close pays until the horizon.
+
+    Settlements counted: those after the entry (close of bar t) up to and including the exit
+    (close of bar t + horizon). A long pays this sum of the notional, a short receives it.
+    Zero where there is no funding data (a venue without funding).
+    """
+    bar_ts = np.asarray(bar_ts, dtype=np.int64)
+    if funding_ts is None or funding_rate is None or len(funding_ts) == 0:
+        return np.zeros(len(bar_ts))
+    cum = np.r_[0.0, np.cumsum(funding_rate)]
+    entry = bar_ts + bar_ms
+    exit_ = bar_ts + (horizon + 1) * bar_ms
+    first = np.searchsorted(funding_ts, entry, side="right")
+    last = np.searchsorted(funding_ts, exit_, side="right")
+    return cum[last] - cum[first]
+
+
+def net_trade_returns(
+    fwd_log_return: np.ndarray,
+    funding_sum: np.ndarray,
+    side_sign: np.ndarray,
+    round_trip_cost: float,
+) -> np.ndarray:
+    """Return of a trade held over the horizon, net of the round-trip cost and funding.
+
+    Fraction of the entry notional: the side's price return, minus the taker fees and slippage
+    of both legs, minus the funding the side pays (positive rates: longs pay shorts).
+    """
+    side = np.asarray(side_sign, dtype=np.float64)
+    gross = side * np.expm1(np.asarray(fwd_log_return, dtype=np.float64))
+    return gross - round_trip_cost - side * np.asarray(funding_sum, dtype=np.float64)

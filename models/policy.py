@@ -6,7 +6,8 @@ predict per head. Where each value comes from:
 
 - universe: the ranker's top N (N from `UniverseConfig`, or "auto": the symbols scoring above
   the cut-off learnt on validation, within the configured bounds);
-- side and confidence: the calibrated direction head; its per-feature contributions (read along
+- side and confidence: the direction head, calibrated on validation (Platt or isotonic, as the
+  card says); its per-feature contributions (read along
   each tree's path, see `heads.PathContributions`) are the decision's reasons;
 - stop: the adverse-excursion quantile head (volatility units × the bar's sigma);
 - leverage: the highest at which that adverse move still leaves, above maintenance margin, at
@@ -14,10 +15,14 @@ predict per head. Where each value comes from:
   and the exchange bracket; the risk kernel still checks the account;
 - harvest ladder and take-profit: the favourable-excursion quantile heads, in R = stop units,
   clipped into the autonomy zone;
-- size (notional / equity): fractional Kelly, μ / v² scaled by the card's Kelly fraction, where
-  v is the predicted volatility over the horizon and μ = (p − q) · v − the venue's round-trip cost
-  (`round_trip_cost`, from the broker config); no trade unless μ > 0; capped by
-  `SafetyLimits.max_position_fraction`;
+- entry: only at a calibrated confidence at or above the level validation chose by net returns
+  (none chosen: no entry at all, `NO_SIGNAL`), and only if the expected net return μ is positive:
+  μ = edge(confidence) · v − the venue's round-trip cost (`round_trip_cost`, from the broker
+  config) − the funding the side would pay at the latest rate over the horizon, where edge() is
+  the validation edge map on the card (volatility units) and v the predicted volatility over the
+  horizon;
+- size (notional / equity): fractional Kelly, μ / v² scaled by the card's Kelly fraction, capped
+  by `SafetyLimits.max_position_fraction`;
 - kill threshold, and the graded reduce step below it (level and fraction): what the kill
   head's validation chose for the bar's regime;
 - harvest close fractions: the share of the open quantity the ladder heads expect *not* to
@@ -50,7 +55,7 @@ from engine.domain import (
     Side,
     SkipReason,
 )
-from models.config import LADDER, packaged_defaults
+from models.config import CALIBRATIONS, LADDER, packaged_defaults
 from models.errors import (
     ModelCorruptError,
     ModelError,
@@ -60,7 +65,7 @@ from models.errors import (
     UniverseConfigError,
 )
 from models.features import RANKED, Funding, cross_sectional_rank, feature_matrix, funding_arrays
-from models.heads import PathContributions, platt_apply
+from models.heads import PathContributions, isotonic_apply, platt_apply
 from models.registry import ModelSet, load_models
 
 POLICY_NAME = "ai"
@@ -135,8 +140,13 @@ class _Outputs:
     """Decision values the training run stored on the cards."""
 
     horizon_bars: int
+    calibration: str
     platt_a: float
     platt_b: float
+    isotonic: tuple[list[float], list[float]]
+    min_confidence: float | None
+    edge_knots: tuple[list[float], list[float]]
+    settlements: float
     kelly_fraction: float
     auto_score_cutoff: float
     kill_thresholds: dict[str, float]
@@ -153,6 +163,16 @@ def _by_regime(outputs: Mapping[str, object], key: str) -> dict[str, float]:
     return {str(k): float(v) for k, v in table.items()}
 
 
+def _knots(xs: object, ys: object) -> tuple[list[float], list[float]]:
+    """Interpolation knots from a card: two equally long, non-empty lists of finite numbers."""
+    if not isinstance(xs, list) or not isinstance(ys, list) or not xs or len(xs) != len(ys):
+        raise ValueError("knots must be two equally long non-empty lists")
+    x, y = [float(v) for v in xs], [float(v) for v in ys]
+    if not np.all(np.isfinite(x + y)) or np.any(np.diff(x) < 0):
+        raise ValueError("knots must be finite with ascending x")
+    return x, y
+
+
 def _outputs(models: ModelSet) -> _Outputs:
     direction = models.models["direction"].outputs()
     try:
@@ -161,10 +181,20 @@ def _outputs(models: ModelSet) -> _Outputs:
         quantiles = dict(zip(LADDER, q, strict=True))
         horizon_bars = int(direction["horizon_bars"])
         bar_ms = int(models.card["training_window"]["bar_ms"])
+        calibration = str(direction["calibration"])
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"unknown calibration {calibration!r}")
+        min_conf = direction["min_confidence"]
+        edge = direction["edge_knots"]
         return _Outputs(
             horizon_bars=horizon_bars,
+            calibration=calibration,
             platt_a=float(direction["platt_a"]),
             platt_b=float(direction["platt_b"]),
+            isotonic=_knots(direction["isotonic_x"], direction["isotonic_y"]),
+            min_confidence=None if min_conf is None else float(min_conf),
+            edge_knots=_knots(edge["confidence"], edge["edge"]),
+            settlements=float(direction["funding_settlements_per_horizon"]),
             kelly_fraction=float(direction["kelly_fraction"]),
             auto_score_cutoff=float(models.models["universe"].outputs()["auto_score_cutoff"]),
             kill_thresholds=_by_regime(kill, "thresholds_by_regime"),
@@ -231,6 +261,8 @@ class AIPolicy:
             self._lo, self._hi = self.models.ranges()
             self._sigma_col = self.features.index("sigma")
             self._regime_col = self.features.index("regime")
+            names = self.features
+            self._funding_col = names.index("funding_rate") if "funding_rate" in names else None
             self._ranked_cols = [self.features.index(name) for name in RANKED]
             n_symbol = len(spec.symbol_names())
             self._n_symbol = n_symbol
@@ -423,7 +455,11 @@ class AIPolicy:
         o = self._outputs
         zone = self.zone
         contrib = self._direction_contrib(x)
-        p_up = platt_apply(contrib.sum(axis=1), o.platt_a, o.platt_b)
+        raw = contrib.sum(axis=1)
+        if o.calibration == "isotonic":
+            p_up = isotonic_apply(raw, *o.isotonic)
+        else:
+            p_up = platt_apply(raw, o.platt_a, o.platt_b)
         long = p_up > 1 - p_up
         sign = np.where(long, 1.0, -1.0)
         confidence = np.where(long, p_up, 1 - p_up)
@@ -476,16 +512,35 @@ class AIPolicy:
         lock_r, t1_r, t2_r, t3_r = (min(max(float(r), lo), hi) for r in in_r)
         t2_r = max(t2_r, t1_r)  # quantile heads may cross: keep the ladder ascending
         t3_r = max(t3_r, t2_r)
-        # Expected move: (p - q) of a move the size of the predicted volatility, net of the
-        # venue's round-trip cost; no trade unless it is positive.
-        expected = (confidence - (1 - confidence)) * volatility - self.round_trip_cost
+        if o.min_confidence is None:
+            return self._skip(
+                ts,
+                symbol,
+                SkipReason.NO_SIGNAL,
+                "validation found no confidence level with a positive return after costs",
+            )
+        if confidence < o.min_confidence:
+            return self._skip(
+                ts,
+                symbol,
+                SkipReason.LOW_CONFIDENCE,
+                f"confidence {confidence:.4f} below the level chosen on validation "
+                f"{o.min_confidence:.4f}",
+            )
+        # Expected net return: the edge validation realised at this confidence (volatility
+        # units) times the predicted volatility, minus the venue's round trip and the funding
+        # the side would pay at the latest rate; no trade unless it is positive.
+        gross = float(isotonic_apply(confidence, *o.edge_knots)) * volatility
+        rate = 0.0 if self._funding_col is None else float(row[self._funding_col])
+        funding = sign * rate * o.settlements
+        expected = gross - self.round_trip_cost - funding
         if expected <= 0:
             return self._skip(
                 ts,
                 symbol,
                 SkipReason.LOW_CONFIDENCE,
-                f"expected move {expected + self.round_trip_cost:.5f} at confidence "
-                f"{confidence:.4f} does not beat the round-trip cost {self.round_trip_cost:.5f}",
+                f"expected move {gross:.5f} at confidence {confidence:.4f} does not beat the "
+                f"round-trip cost {self.round_trip_cost:.5f} and funding {funding:.5f}",
             )
         if equity <= 0:
             return self._skip(ts, symbol, SkipReason.NO_EQUITY, f"equity is {equity:g}")

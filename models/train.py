@@ -2,10 +2,12 @@
 
 Timeline: everything at or after `train_end` is never read. Before it, `folds` validation blocks
 sit at the end; each fold trains on the bars before its block minus a purge of one label horizon
-(so no training label overlaps the block) and predicts the block. The pooled out-of-fold
-predictions give the metrics, the direction calibration, the kill thresholds with their graded
-reduce step and the universe's "auto" cut-off; the final boosters are then fitted on the whole
-training period.
+(so no training label overlaps the block) and an embargo of `embargo_bars` more (so serially
+correlated neighbours of the block do not train the model judged on it), and predicts the block.
+The pooled out-of-fold predictions give the metrics, the direction calibration, the entry level
+(chosen by net returns after the venue's fees, slippage and funding), the kill thresholds with
+their graded reduce step (on the trades that entry level takes, net) and the universe's "auto"
+cut-off; the final boosters are then fitted on the whole training period.
 """
 
 from __future__ import annotations
@@ -26,8 +28,14 @@ from engine.venues.simulated import BrokerConfig
 from models import heads as H
 from models.config import LADDER, TrainConfig
 from models.errors import TrainDataError
-from models.features import FeatureSpec, build_features
-from models.labels import relevance_grades, side_excursions, symbol_labels
+from models.features import FeatureSpec, build_features, funding_arrays
+from models.labels import (
+    funding_over_horizon,
+    net_trade_returns,
+    relevance_grades,
+    side_excursions,
+    symbol_labels,
+)
 from models.registry import FORMAT_VERSION, qctl_version, save_model
 from models.validity import iso_ms
 
@@ -46,6 +54,7 @@ class TrainingSet:
     data_hash: str
     symbols: tuple[str, ...]
     train_end_ms: int
+    funding_interval_ms: int  # the venue's funding period (0: no funding data)
 
 
 @dataclass
@@ -126,6 +135,10 @@ def build_training_set(
     labels = []
     for symbol, c in cut.items():
         lab = symbol_labels(c, cfg.horizon_bars)
+        arrays = funding_arrays(cut_funding[symbol]) or (None, None)
+        lab["funding_h"] = funding_over_horizon(
+            c.index.to_numpy(np.int64), bar_ms, cfg.horizon_bars, *arrays
+        )
         lab.insert(0, "close", c["close"].to_numpy())
         lab.insert(0, "timestamp", c.index.to_numpy(np.int64))
         lab.insert(0, "symbol", symbol)
@@ -144,7 +157,19 @@ def build_training_set(
         data_hash=data_hash(cut, cut_funding),
         symbols=tuple(sorted(cut)),
         train_end_ms=end,
+        funding_interval_ms=funding_interval_ms(cut_funding),
     )
+
+
+def funding_interval_ms(funding: Mapping[str, pd.DataFrame | None]) -> int:
+    """The most common gap between funding settlements over all symbols (0: no funding)."""
+    gaps = [np.diff(f.index.to_numpy(np.int64)) for f in funding.values() if f is not None]
+    diffs = np.concatenate(gaps) if gaps else np.empty(0, dtype=np.int64)
+    diffs = diffs[diffs > 0]
+    if len(diffs) == 0:
+        return 0
+    values, counts = np.unique(diffs, return_counts=True)
+    return int(values[np.argmax(counts)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,8 +317,19 @@ class KillTrades:
         return hit.any(axis=1), np.argmax(hit, axis=1)
 
 
-def kill_trades(val: pd.DataFrame, p_up: np.ndarray, cfg: TrainConfig, bar_ms: int) -> KillTrades:
-    """Build the validation trades (see `KillTrades`) from the pooled out-of-fold predictions."""
+def kill_trades(
+    val: pd.DataFrame,
+    p_up: np.ndarray,
+    cfg: TrainConfig,
+    bar_ms: int,
+    cost: float = 0.0,
+    entered: np.ndarray | None = None,
+) -> KillTrades:
+    """Build the validation trades (see `KillTrades`) from the pooled out-of-fold predictions.
+
+    Returns are net of the round-trip `cost`; `entered` (a mask in `val`'s row order) keeps only
+    the trades the entry rule takes, so the exits are chosen on the trades that would exist.
+    """
     order = np.lexsort((val["timestamp"].to_numpy(), val["symbol"].to_numpy()))
     v = val.iloc[order]
     p = p_up[order]
@@ -310,11 +346,12 @@ def kill_trades(val: pd.DataFrame, p_up: np.ndarray, cfg: TrainConfig, bar_ms: i
     kill_p = np.where(
         side[:, None] > 0, v["kill_long"].to_numpy()[idx], v["kill_short"].to_numpy()[idx]
     )
+    keep = slice(None) if entered is None else np.asarray(entered, dtype=bool)[order]
     return KillTrades(
-        kill_p=np.where(same, kill_p, -np.inf),
-        path=side[:, None] * (close[idx] / close[:, None] - 1),
-        held=side * np.expm1(v["fwd_return"].to_numpy()),
-        regime=v["regime"].to_numpy(),
+        kill_p=np.where(same, kill_p, -np.inf)[keep],
+        path=(side[:, None] * (close[idx] / close[:, None] - 1) - cost)[keep],
+        held=(side * np.expm1(v["fwd_return"].to_numpy()) - cost)[keep],
+        regime=v["regime"].to_numpy()[keep],
     )
 
 
@@ -436,10 +473,136 @@ def kill_reduce_levels(
 _iso = iso_ms  # the cards' one date format (models.validity checks it)
 
 
+@dataclass(frozen=True)
+class EntryTrades:
+    """One validation trade per row, on the side the calibrated direction head picks.
+
+    `confidence`: the calibrated probability of that side; `edge`: its realised price return in
+    volatility units (gross); `net`: its realised return net of the round-trip cost and the
+    funding it paid; `funding_now`: the funding the policy would expect at entry (the latest
+    print times the settlements in the horizon), signed for the side.
+    """
+
+    confidence: np.ndarray
+    vol_unit: np.ndarray
+    edge: np.ndarray
+    net: np.ndarray
+    funding_now: np.ndarray
+    fold: np.ndarray
+
+
+def entry_trades(
+    val: pd.DataFrame,
+    p_up: np.ndarray,
+    cost: float,
+    settlements: float,
+    fold_of: np.ndarray,
+) -> EntryTrades:
+    """The validation trades the entry threshold is chosen on (see `EntryTrades`)."""
+    side = np.where(p_up > 1 - p_up, 1.0, -1.0)
+    unit = val["vol_unit"].to_numpy()
+    fwd = val["fwd_return"].to_numpy()
+    rate = val["funding_rate"].to_numpy() if "funding_rate" in val else np.zeros(len(val))
+    return EntryTrades(
+        confidence=np.where(side > 0, p_up, 1 - p_up),
+        vol_unit=unit,
+        edge=side * np.expm1(fwd) / unit,
+        net=net_trade_returns(fwd, val["funding_h"].to_numpy(), side, cost),
+        funding_now=side * rate * settlements,
+        fold=fold_of,
+    )
+
+
+def predicted_net(
+    t: EntryTrades, knots: tuple[list[float], list[float]], cost: float
+) -> np.ndarray:
+    """What the policy expects a trade to return after costs: the validation edge at its
+    confidence, scaled by its volatility, minus the round trip and the expected funding."""
+    return H.isotonic_apply(t.confidence, *knots) * t.vol_unit - cost - t.funding_now
+
+
+def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, object]:
+    """The entry rule chosen on validation, by net figures only.
+
+    The edge map (calibrated confidence -> realised edge, isotonic) is cross-fitted: each fold's
+    trades are judged with the map of the other folds. Candidate thresholds are `grid_points`
+    quantiles of the confidence; a trade is taken when its confidence reaches the threshold and
+    its predicted net return is positive. The threshold with the best t-statistic of realised net
+    returns wins, if its mean is positive over at least `min_data_in_leaf` trades and its
+    t-statistic reaches `min_entry_t`; otherwise there is no threshold (`min_confidence` None):
+    the models enter nothing.
+    """
+    folds = np.unique(t.fold)
+    knots = H.isotonic_fit(t.confidence, t.edge, cfg.edge_bins)
+    pred = np.empty(len(t.net))
+    for k in folds:
+        inside = t.fold == k
+        other = ~inside if len(folds) > 1 else inside
+        k_knots = H.isotonic_fit(t.confidence[other], t.edge[other], cfg.edge_bins)
+        pred[inside] = predicted_net(
+            EntryTrades(*(getattr(t, f)[inside] for f in EntryTrades.__dataclass_fields__)),
+            k_knots,
+            cost,
+        )
+    levels = np.linspace(0, 1, cfg.grid_points + 1)[:-1]
+    candidates = np.unique(np.round(np.quantile(t.confidence, levels), 6))
+    best: dict[str, object] | None = None
+    tried = []
+    for theta in candidates:
+        taken = (t.confidence >= theta) & (pred > 0)
+        n = int(taken.sum())
+        if n < cfg.min_data_in_leaf:
+            continue
+        r = t.net[taken]
+        sd = float(r.std())
+        mean = float(r.mean())
+        # trades opened on consecutive bars overlap for a horizon: count them n / horizon
+        stat = mean / sd * np.sqrt(n / cfg.horizon_bars) if sd > 0 else 0.0
+        row = {
+            "min_confidence": float(theta),
+            "trades": n,
+            "share_taken": n / len(t.net),
+            "net_mean": mean,
+            "net_sharpe_per_trade": mean / sd if sd > 0 else 0.0,
+            "t_stat": float(stat),
+            "net_mean_by_fold": [
+                float(t.net[taken & (t.fold == k)].mean()) if np.any(taken & (t.fold == k)) else 0.0
+                for k in folds
+            ],
+        }
+        tried.append(row)
+        if mean > 0 and stat >= cfg.min_entry_t and (best is None or stat > best["t_stat"]):
+            best = row
+    everything = {
+        "trades": len(t.net),
+        "net_mean": float(t.net.mean()),
+        "gross_mean": float((t.net + cost).mean()),
+    }
+    return {
+        "min_confidence": None if best is None else best["min_confidence"],
+        "validation": best,
+        "all_validation_trades": everything,
+        "candidates": len(tried),
+        "criterion": "t-statistic of net trade returns (n / horizon_bars), mean > 0, "
+        f"t >= {cfg.min_entry_t}",
+        "edge_knots": {"confidence": knots[0], "edge": knots[1]},
+    }
+
+
 def _validation_metrics(
-    val: pd.DataFrame, cfg: TrainConfig, zone: AutonomyZone, bar_ms: int, fold_of: np.ndarray
+    val: pd.DataFrame,
+    cfg: TrainConfig,
+    zone: AutonomyZone,
+    bar_ms: int,
+    fold_of: np.ndarray,
+    cost: float,
+    settlements: float,
 ) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Per-head metrics on the pooled validation folds, and each head's decision outputs."""
+    """Per-head metrics on the pooled validation folds, and each head's decision outputs.
+
+    `cost`: the venue's round trip (price fraction); `settlements`: funding settlements per
+    holding horizon. Every threshold is chosen on returns net of both.
+    """
     metrics: dict[str, dict] = {}
     outputs: dict[str, dict] = {}
     ts = val["timestamp"].to_numpy()
@@ -461,12 +624,18 @@ def _validation_metrics(
     moved = fwd != 0
     y = (fwd[moved] > 0).astype(float)
     raw = val["direction_raw"].to_numpy()
-    # Calibrate the slope only, around the validation median: confidence then says how well the
+    # Platt: the slope only, around the validation median: confidence then says how well the
     # head ranks ups against downs, not how much the validation months happened to drift.
+    # Isotonic: the validation frequencies themselves, drift included.
     centre = float(np.median(raw[moved]))
     a, _ = H.platt_fit(raw[moved] - centre, y, fit_intercept=False)
     b = -a * centre
-    p_up = H.platt_apply(raw, a, b)
+    iso_x, iso_y = H.isotonic_fit(raw[moved], y)
+    if cfg.calibration == "isotonic":
+        p_up = H.isotonic_apply(raw, iso_x, iso_y)
+    else:
+        p_up = H.platt_apply(raw, a, b)
+    entry = choose_entry(entry_trades(val, p_up, cost, settlements, fold_of), cfg, cost)
     per_fold = [
         H.auc(y[fold_of[moved] == k], raw[moved][fold_of[moved] == k]) for k in np.unique(fold_of)
     ]
@@ -475,13 +644,24 @@ def _validation_metrics(
         "auc_by_fold": per_fold,
         "log_loss": H.log_loss(y, p_up[moved]),
         "log_loss_base_rate": H.log_loss(y, np.full(len(y), y.mean())),
+        "brier": H.brier(y, p_up[moved]),
+        "brier_base_rate": H.brier(y, np.full(len(y), y.mean())),
         "up_rate": float(y.mean()),
+        "entry": entry["validation"],
+        "all_validation_trades": entry["all_validation_trades"],
     }
     outputs["direction"] = {
+        "calibration": cfg.calibration,
         "platt_a": a,
         "platt_b": b,
+        "isotonic_x": iso_x,
+        "isotonic_y": iso_y,
         "kelly_fraction": cfg.kelly_fraction,
         "horizon_bars": cfg.horizon_bars,
+        "min_confidence": entry["min_confidence"],
+        "entry_criterion": entry["criterion"],
+        "edge_knots": entry["edge_knots"],
+        "funding_settlements_per_horizon": settlements,
     }
 
     sides = np.r_[np.ones(len(val)), -np.ones(len(val))]
@@ -506,7 +686,13 @@ def _validation_metrics(
 
     collapsed = np.r_[val["collapsed_long"].to_numpy(), val["collapsed_short"].to_numpy()]
     kill_p = np.r_[val["kill_long"].to_numpy(), val["kill_short"].to_numpy()]
-    trades = kill_trades(val, p_up, cfg, bar_ms)
+    entered = None
+    if entry["min_confidence"] is not None:
+        t = entry_trades(val, p_up, cost, settlements, fold_of)
+        knots = (entry["edge_knots"]["confidence"], entry["edge_knots"]["edge"])
+        mask = (t.confidence >= entry["min_confidence"]) & (predicted_net(t, knots, cost) > 0)
+        entered = mask if mask.sum() >= cfg.min_data_in_leaf else None
+    trades = kill_trades(val, p_up, cfg, bar_ms, cost, entered)
     thresholds, expectancy = kill_thresholds(val, p_up, cfg, zone, bar_ms, trades)
     reduce = kill_reduce_levels(trades, thresholds, cfg, zone)
     metrics["kill"] = {
@@ -514,6 +700,8 @@ def _validation_metrics(
         "expectancy": expectancy,
         "expectancy_with_reduce": reduce.expectancy,
         "collapsed_rate": float(collapsed.mean()),
+        "chosen_on": "entered trades, net of costs" if entered is not None else "all, net",
+        "trades": len(trades.held),
     }
     outputs["kill"] = {
         "thresholds_by_regime": thresholds,
@@ -562,7 +750,7 @@ def train_models(
 
     val_parts = []
     for k, (lo, hi) in enumerate(fold_bounds(frame["timestamp"].to_numpy(), cfg)):
-        purge_end = lo - cfg.horizon_bars * ts_set.bar_ms
+        purge_end = lo - (cfg.horizon_bars + cfg.embargo_bars) * ts_set.bar_ms
         train_rows = _strided(frame[frame["timestamp"] < purge_end], cfg, ts_set.bar_ms)
         if train_rows.empty:
             raise TrainDataError("the first walk-forward fold has no training rows before it")
@@ -571,7 +759,17 @@ def train_models(
         preds = _predict_block(boosters, block, features)
         val_parts.append(pd.concat([block, preds], axis=1).assign(fold=k))
     val = pd.concat(val_parts, ignore_index=True)
-    metrics, outputs = _validation_metrics(val, cfg, zone, ts_set.bar_ms, val["fold"].to_numpy())
+    interval = ts_set.funding_interval_ms
+    settlements = cfg.horizon_bars * ts_set.bar_ms / interval if interval else 0.0
+    metrics, outputs = _validation_metrics(
+        val,
+        cfg,
+        zone,
+        ts_set.bar_ms,
+        val["fold"].to_numpy(),
+        costs["round_trip"],
+        settlements,
+    )
     if progress is not None:
         progress("validation")
 
