@@ -102,6 +102,8 @@ class _Track:
     held: int = 0
     sign: int = 1  # +1 long, -1 short
     unit: float = 0.0  # the kill score's price scale: T1 distance (1 R without a ladder)
+    # bars known (snapshot.n_bars) below which nothing can fire: see ExitController._quiet_until
+    quiet_until: int = 0
 
 
 class KillScorer(Protocol):
@@ -114,6 +116,15 @@ class KillScorer(Protocol):
 
 def _named(comps: tuple[float, ...], score: float) -> tuple[tuple[str, float], ...]:
     return (*zip(KILL_COMPONENTS, comps, strict=True), ("kill_score", score))
+
+
+_PREDICT_BARS = 64  # bars the quiet-bar prediction looks at, at most, per evaluation
+_PREDICT_MARGIN = 1e-6  # score / R margin: near a threshold a bar is always checked exactly
+
+
+def _clip01_array(x: np.ndarray) -> np.ndarray:
+    """`_clip01` of every element."""
+    return np.where(np.isfinite(x), np.clip(x, 0.0, 1.0), 0.0)
 
 
 def _clip01(x: float) -> float:
@@ -207,14 +218,92 @@ class ExitController:
         scored = None
         if self.kill_scorer is not None and positions:
             scored = self.kill_scorer(snapshot, positions.values())
+        now_ts = snapshot.ts
         for pos in positions.values():  # the broker keeps only open positions here
+            if scored is None:
+                t = self._tracks.get(pos.symbol)
+                if (
+                    t is not None
+                    and t.opened_ts == pos.opened_ts
+                    and snapshot.n_bars(pos.symbol) < t.quiet_until
+                    and (
+                        pos.max_hold_sec is None
+                        or (now_ts - pos.opened_ts) / MS_PER_S < pos.max_hold_sec
+                    )
+                ):
+                    continue  # predicted quiet bar: no kill, reduce, rung or lock can fire
             t = self._track(pos, snapshot)
             if t is None or t.held == 0:
                 continue
-            acts = self._evaluate_one(pos, t, snapshot.ts, scored)
+            acts = self._evaluate_one(pos, t, now_ts, scored)
             if acts:
                 actions.extend(acts)
+                t.quiet_until = 0  # the actions change the position: look again next bar
+            elif scored is None:
+                t.quiet_until = self._quiet_until(pos, t, snapshot)
         return actions
+
+    def _quiet_until(self, pos: Position, t: _Track, snapshot: MarketSnapshot) -> int:
+        """The bar count at which a kill, reduce, harvest rung or lock may next fire.
+
+        The kill score and R multiple of the next bars are computed at once with numpy from the
+        running sums (the same formulas as `kill_components`, on bars of the series the snapshots
+        wrap), with a small margin so that rounding can only make a bar be checked, never skipped;
+        every bar at or past the returned count gets the exact bar-by-bar evaluation (the running
+        sums catch up over the skipped bars there). Time exits are checked at every bar anyway.
+        """
+        n = t.seen_n
+        bars = self.series[pos.symbol] if self.series is not None else snapshot.bars(pos.symbol)
+        hi = min(len(bars), n + _PREDICT_BARS)
+        if hi <= n:
+            return n
+        c = bars.close[n:hi]
+        prevs = np.empty_like(c)
+        prevs[0] = t.prev_close
+        prevs[1:] = c[:-1]
+        d = c - prevs
+        h, lo = bars.high[n:hi], bars.low[n:hi]
+        tr = np.where(h > prevs, h, prevs) - np.where(lo < prevs, lo, prevs)
+        held = t.held + np.arange(1, hi - n + 1)
+        s, unit = t.sign, t.unit
+        with np.errstate(divide="ignore", invalid="ignore"):
+            path = t.path + np.cumsum(np.abs(d))
+            regime = np.where(path > 0, -s * (c - t.entry_close) / path, 0.0)
+            tr_sum = t.tr_sum + np.cumsum(tr)
+            spike = np.where((held >= 2) & (tr > 0), 1.0 - (tr_sum / held) / tr, 0.0)
+            if s > 0:
+                best = np.maximum.accumulate(np.maximum(c, t.best_close))
+            else:
+                best = np.minimum.accumulate(np.minimum(c, t.best_close))
+            if unit > 0:
+                drop = s * (best - c) / unit
+                age = np.where(held >= 2, (t.sq + np.cumsum(d * d)) / (unit * unit), 0.0)
+            else:
+                drop = age = np.zeros_like(c)
+            score = sum(_clip01_array(x) for x in (regime, spike, drop, age)) / len(KILL_COMPONENTS)
+        near = _PREDICT_MARGIN
+        fires = np.zeros(len(c), dtype=bool)
+        if pos.kill_threshold is not None:
+            fires |= score >= pos.kill_threshold - near
+        if (
+            not pos.kill_reduced
+            and pos.kill_reduce_threshold is not None
+            and pos.kill_reduce_frac is not None
+        ):
+            fires |= score >= pos.kill_reduce_threshold - near
+        ladder, r = pos.harvest, pos.r_distance
+        if ladder is not None and r:
+            r_now = s * (c - pos.entry_price) / r
+            rungs = (ladder.t1_r, ladder.t2_r, ladder.t3_r)
+            stage = pos.harvest_stage
+            if ladder.close_fracs is not None and stage < len(rungs):
+                fires |= r_now >= rungs[stage] - near
+            stop = pos.stop_price
+            lock_moves = stop is None or s * (self.break_even_plus(pos) - stop) > 0
+            if lock_moves:
+                fires |= r_now >= ladder.lock_r - near
+        first = int(np.argmax(fires)) if fires.any() else hi - n
+        return n + first + 1 if first < hi - n else hi
 
     def _evaluate_one(
         self,
