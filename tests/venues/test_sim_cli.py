@@ -1,0 +1,85 @@
+"""`qctl sim serve` as a user runs it: starts, answers ccxt, stops cleanly on SIGTERM; user errors
+are one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from engine.venues.ccxt_setup import make_exchange
+from qctl.cli import app
+
+QCTL = [sys.executable, "-c", "from qctl.cli import main; main()"]
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_serve_answers_ccxt_and_stops_on_sigterm() -> None:
+    env = {**os.environ, "QCTL_API_KEY": "cli-key", "QCTL_API_SECRET": "cli-secret"}
+    proc = subprocess.Popen(
+        [*QCTL, "sim", "serve", "--port", "0", "--bar-seconds", "0", "--symbols", "BTC"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        assert first.startswith("local exchange on http://127.0.0.1:"), first + proc.stderr.read()  # type: ignore[union-attr]
+        url = first.split(" on ", 1)[1].strip()
+        ex = make_exchange("binanceusdm", url, "cli-key", "cli-secret", async_=False)
+        ex.load_markets()
+        ex.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
+        with urllib.request.urlopen(url + "/qctl-sim/ledger", timeout=5) as r:  # noqa: S310
+            ledger = json.loads(r.read())
+        assert ledger["positions"][0]["qty"] == 0.01 and ledger["symbols"] == ["BTC-USDT"]
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and out.strip().endswith("stopped")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_port_in_use_is_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [*QCTL, "sim", "serve", "--port", str(port), "--symbols", "BTC"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: cannot listen on 127.0.0.1:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_data_folder_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*QCTL, "sim", "serve", "--data", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "data folder not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_values_are_usage_errors() -> None:
+    for args in (["--bar-seconds", "-1"], ["--start", "yesterday"], ["--port", "70000"]):
+        result = runner.invoke(app, ["sim", "serve", *args])
+        assert result.exit_code == 2, args
