@@ -12,9 +12,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from engine.venues.ccxt_setup import make_exchange
+from engine.venues.exchange_sim import DEFAULT_API_KEY, DEFAULT_SECRET
 from qctl.cli import app
 
 QCTL = [sys.executable, "-c", "from qctl.cli import main; main()"]
@@ -22,8 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
-def test_serve_answers_ccxt_and_stops_on_sigterm() -> None:
-    env = {**os.environ, "QCTL_API_KEY": "cli-key", "QCTL_API_SECRET": "cli-secret"}
+@pytest.mark.parametrize("keys_in_env", [True, False], ids=["env-keys", "demo-keys"])
+def test_serve_answers_ccxt_and_stops_on_sigterm(keys_in_env: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("QCTL_API_KEY", "QCTL_API_SECRET")}
+    key, secret = DEFAULT_API_KEY, DEFAULT_SECRET
+    if keys_in_env:
+        key, secret = "cli-key", "cli-secret"
+        env.update(QCTL_API_KEY=key, QCTL_API_SECRET=secret)
     proc = subprocess.Popen(
         [*QCTL, "sim", "serve", "--port", "0", "--bar-seconds", "0", "--symbols", "BTC"],
         stdout=subprocess.PIPE,
@@ -33,10 +40,14 @@ def test_serve_answers_ccxt_and_stops_on_sigterm() -> None:
         cwd=REPO,
     )
     try:
-        first = proc.stdout.readline()  # type: ignore[union-attr]
-        assert first.startswith("local exchange on http://127.0.0.1:"), first + proc.stderr.read()  # type: ignore[union-attr]
-        url = first.split(" on ", 1)[1].strip()
-        ex = make_exchange("binanceusdm", url, "cli-key", "cli-secret", async_=False)
+        assert proc.stdout is not None and proc.stderr is not None
+        banner = [proc.stdout.readline() for _ in range(4)]
+        assert banner[0].startswith("local exchange on http://127.0.0.1:"), banner
+        key_line = next(line for line in banner if "api key:" in line)
+        assert key in key_line
+        assert (secret in key_line) is (not keys_in_env)  # a secret of the user's is not printed
+        url = banner[0].split(" on ", 1)[1].strip()
+        ex = make_exchange("binanceusdm", url, key, secret, async_=False)
         ex.load_markets()
         ex.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
         with urllib.request.urlopen(url + "/qctl-sim/ledger", timeout=5) as r:  # noqa: S310
