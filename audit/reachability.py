@@ -79,6 +79,14 @@ _PLUMBING_KEYWORDS = frozenset(
 _PASS_THROUGH = frozenset(
     {"float", "int", "Decimal", "str", "abs", "round", "min", "max", "clip", "clamp", "bool"}
 )
+_PURE_BUILTINS = frozenset(
+    {
+        "len", "sum", "min", "max", "abs", "round", "float", "int", "str", "bool", "list", "dict",
+        "tuple", "set", "sorted", "reversed", "enumerate", "zip", "range", "isinstance", "any",
+        "all", "map", "filter", "iter", "next", "repr", "hash", "id", "type", "getattr",
+        "hasattr", "divmod", "pow",
+    }
+)  # fmt: skip
 _LOOKUPS = frozenset({"get", "getattr", "pop", "setdefault", "getenv"})
 _BUDGET = 400
 _EARLY_EXIT = (cst.Return, cst.Raise, cst.Continue, cst.Break)
@@ -158,7 +166,9 @@ class _Indexer(cst.CSTVisitor):
                 self.calls[callee.rsplit(".", 1)[-1]].append(node)
         elif isinstance(node, cst.Return) and current is not None:
             current.returns.append(node)
-        elif isinstance(node, cst.AssignTarget | cst.AnnAssign | cst.AugAssign | cst.For):
+        elif isinstance(
+            node, cst.AssignTarget | cst.AnnAssign | cst.AugAssign | cst.For | cst.CompFor
+        ):
             for name in _target_names(node.target):
                 (current.bound if current else self.module_bound).add(name)
         elif isinstance(node, cst.WithItem) and node.asname is not None:
@@ -420,6 +430,8 @@ class FlowIndex:
 
     def _into_call_as_gate(self, call: cst.Call) -> list:
         callee = _dotted(call.func)
+        if callee in _PURE_BUILTINS:
+            return []  # `len(values)` in a branch does nothing a gate could decide
         seq = set(words(callee))
         here = f"passed to {callee}()"
         if seq & _DISPLAY_CALL_WORDS:

@@ -354,6 +354,7 @@ class ArithmeticWeight(Rule):
         "ms = s * 1000",
         "mid = (high + low) / 2",
         "h = sec / 3600",
+        "def f(qty):\n    return qty * (1 - 1e-9)",  # a float tolerance
         # an indicator overlay drawn on a chart
         "def draw(ax, close, ema):\n    ax.plot(ema * 1.02, label='band')",
     )
@@ -814,6 +815,8 @@ class Judge:
             return  # a number under a credential name (`"apikey": 10` in a rate-limit table)
         if value == 0 or 0 < abs(value) < 1e-6:
             return
+        if site.role in ("weight", "fraction") and 0 < abs(abs(value) - 1) < 1e-6:
+            return  # `qty * (1 - 1e-9)`: a float tolerance around 1, not a decision
         if abs(value) == 1 and (
             not (match.strong or match.generic) or site.role in ("comparison", "weight")
         ):

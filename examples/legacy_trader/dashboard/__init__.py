@@ -1,0 +1,1 @@
+"""The ops dashboard: chart data and the copy-trading table."""

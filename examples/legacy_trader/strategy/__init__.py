@@ -1,0 +1,1 @@
+"""Signal strategies ported from the research notebooks."""
