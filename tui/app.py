@@ -2,7 +2,8 @@
 
 The journal is read in a thread worker on a timer; the worker returns plain data in a message and
 never touches a widget. The only write is a control request (`engine.journal.request_control`),
-which the engine polls and acts on; a run that has ended polls nothing, so its controls are refused.
+which the engine polls and acts on; a run that has ended (or whose engine crashed) polls nothing,
+so its controls are refused.
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ from textual.worker import Worker, WorkerState
 
 from engine.domain import ControlCommand
 from engine.journal.store import Journal, JournalError, request_control
-from tui.data import Snapshot, load_snapshot, resolve_run, run_has_ended, stale_after_ms
+from tui.data import Snapshot, load_snapshot, resolve_run, run_state, stale_after_ms
 from tui.widgets import ConfirmBar, MonitorBody, PositionsTable, RunHeader
 
 CONTROL_SOURCE = "tui"
 WIDE_AT = Size(120, 36)  # from this terminal size up every panel shows at once; below, tabs
+
+
+def refusal(command: str, run_id: str, state: str, mode: str) -> str:
+    """One line: why a control for this run is not sent, and what to do instead."""
+    line = f"cannot {command}: run {run_id} is {state}, nothing would act on the request"
+    if mode != "backtest":
+        line += "; `qctl ctl` queues one for when `qctl trade` resumes it"
+    return line
 
 
 def is_compact(size: Size) -> bool:
@@ -244,11 +253,8 @@ class MonitorApp(App[None]):
         snap = self.snapshot
         if snap is None:
             return f"cannot {command}: no run shown"
-        if snap.run.ended:
-            return (
-                f"cannot {command}: run {snap.run.id} has ended ({snap.run.status}); "
-                "nothing would act on the request"
-            )
+        if not snap.run.accepts_controls:
+            return refusal(str(command), snap.run.id, snap.run.state, snap.run.mode)
         return None
 
     def _confirm(self, command: ControlCommand, symbol: str | None, question: str) -> None:
@@ -281,11 +287,11 @@ class MonitorApp(App[None]):
         """Check the run is still going (it may have ended since the last read), then queue."""
         try:
             with Journal.open_readonly(db) as journal:
-                ended = run_has_ended(resolve_run(journal, run_id))
-            if ended:
-                self.post_message(
-                    self.ControlRefused(f"cannot {command}: run {run_id} has just ended")
-                )
+                row = resolve_run(journal, run_id)
+            state = run_state(row)
+            if row["ended_ts"] is not None or state not in ("running", "unknown"):
+                reason = refusal(str(command), run_id, state, str(row["mode"]))
+                self.post_message(self.ControlRefused(reason))
                 return
             request_id = request_control(
                 db, command, symbol=symbol, source=CONTROL_SOURCE, run_id=run_id

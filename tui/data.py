@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.core.tiers import LeverageTiers, TiersError
 from engine.domain import LimitsError, SafetyLimits, Side
+from engine.journal import store
 from engine.journal.store import Journal, JournalError
 from engine.venues.simulated import cross_liquidation_price
 
@@ -41,16 +42,30 @@ class RunInfo:
     started_ts: int
     ended_ts: int | None
     heartbeat_ts: int | None = None  # the engine's own heartbeat (wall clock), if it writes one
+    state: str = ""  # `run_state`: the status, or the writer's liveness while `running`
 
     @property
     def ended(self) -> bool:
-        """A run that is over: nothing polls its control requests any more."""
-        return self.ended_ts is not None or self.status != "running"
+        """The run's record is closed (finished, failed, stopped; or crashed)."""
+        return self.ended_ts is not None or self.state not in ("running", "unknown")
+
+    @property
+    def accepts_controls(self) -> bool:
+        """Something may still act on a control request for this run."""
+        return not self.ended
 
 
-def run_has_ended(row: dict[str, Any]) -> bool:
-    """`RunInfo.ended` for a raw `run` row."""
-    return row["ended_ts"] is not None or row["status"] != "running"
+def run_state(row: dict[str, Any]) -> str:
+    """The run's status, except that a `running` row whose writer is gone reads `crashed`.
+
+    Uses the journal's own liveness rule (`run_liveness`: heartbeat, pid and host of the writer)
+    when the journal schema has one; `unknown` when it cannot tell (another host, an old schema).
+    """
+    status = str(row["status"])
+    liveness = getattr(store, "run_liveness", None)
+    if status == "running" and liveness is not None:
+        return str(liveness(row))
+    return status
 
 
 TIMEFRAME_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -70,9 +85,13 @@ def timeframe_ms(timeframe: str) -> int | None:
 def stale_after_ms(run: RunInfo) -> int:
     """How old a heartbeat may be before the monitor shows it stale (red).
 
-    The engine writes at least once per bar, so two bars plus some slack; `qctl tui --stale`
-    overrides it.
+    With a heartbeat in the run row, the journal's own limit (`STALE_AFTER_MS`); without one the
+    latest equity point stands in, written once per bar: two bars plus some slack.
+    `qctl tui --stale` overrides both.
     """
+    journal_limit = getattr(store, "STALE_AFTER_MS", None)
+    if run.heartbeat_ts is not None and journal_limit is not None:
+        return int(journal_limit)
     bar = timeframe_ms(run.timeframe)
     return UNKNOWN_BAR_STALE_MS if bar is None else 2 * bar + STALE_SLACK_MS
 
@@ -274,6 +293,7 @@ def _run_info(row: dict[str, Any]) -> RunInfo:
         started_ts=int(row["started_ts"]),
         ended_ts=None if row["ended_ts"] is None else int(row["ended_ts"]),
         heartbeat_ts=_heartbeat(row),
+        state=run_state(row),
     )
 
 

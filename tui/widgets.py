@@ -66,6 +66,7 @@ class RunHeader(Static):
     """
 
     stale_ms: int | None = None
+    lines: Text | None = None  # what is shown (kept for tests and screenshots)
 
     def show(self, snap: Snapshot) -> None:
         run, eq = snap.run, snap.equity
@@ -85,13 +86,16 @@ class RunHeader(Static):
         second = Text(no_wrap=True, overflow="ellipsis")
         second.append(run.id, style="bold")
         second.append(f" {run.mode} · {run.policy} v{run.policy_version or '-'} · ")
-        second.append(run.status, style="bold yellow" if run.ended else "")
+        second.append(run.state or run.status, style="bold red" if run.ended else "")
         if snap.pending_controls and not run.ended:
             second.append(f" · {snap.pending_controls} control request(s) pending", style="yellow")
         second.append(f" · {run.timeframe} · {', '.join(run.symbols) or '-'}")
-        self.update(Text("\n", no_wrap=True).join([first, second]))
+        self.lines = Text("\n", no_wrap=True).join([first, second])
+        self.update(self.lines)
 
     def _heartbeat(self, snap: Snapshot) -> Text:
+        if snap.run.state == "crashed":
+            return Text("engine CRASHED", style="bold white on red")
         if snap.run.ended:
             return Text(f"ended {fmt_ts(snap.run.ended_ts, '%m-%d %H:%M')}", style="dim")
         age = snap.heartbeat_age_ms

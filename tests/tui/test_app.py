@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from rich.text import Text
 from textual.widgets import DataTable, Sparkline, Static
 
 from tests.tui.conftest import settle as _settle
+from tui import data
 from tui.app import ConfirmControl, MonitorApp
-from tui.widgets import LimitGauge, fmt_pct
+from tui.data import Snapshot
+from tui.widgets import LimitGauge, RunHeader, fmt_pct
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = (160, 45)
@@ -141,7 +148,8 @@ def test_a_finished_run_refuses_controls(journal_path: Path, run_async: Callable
                 assert not isinstance(app.screen, ConfirmControl)
             messages = [n.message for n in app._notifications]
             assert len(messages) == 5
-            assert all("has ended (finished)" in m for m in messages)
+            run_id = app.snapshot.run.id
+            assert all(f"run {run_id} is finished, nothing would act" in m for m in messages)
             assert "pending" not in str(app.query_one("#header").render())
 
     run_async(scenario())
@@ -159,7 +167,7 @@ def test_a_run_that_ends_while_shown_refuses_controls(
                 conn.execute("UPDATE run SET status = 'finished', ended_ts = 1")
             await pilot.press("p")  # the monitor still shows the run as running
             await _settle(app, pilot)
-            assert any("has just ended" in n.message for n in app._notifications)
+            assert any("is finished, nothing would act" in n.message for n in app._notifications)
             assert app.snapshot is not None and app.snapshot.run.ended  # re-read after refusal
 
     run_async(scenario())
@@ -223,3 +231,74 @@ def test_timer_picks_up_new_rows_and_flags_a_breach(
             assert "REDUCING" in str(app.query_one("#header").render())
 
     run_async(scenario())
+
+
+def _header_style(lines: Text | None, word: str) -> str:
+    """The style of `word` in the header (the heartbeat's colour)."""
+    assert lines is not None and word in lines.plain, lines
+    start = lines.plain.index(word)
+    return " ".join(str(s.style) for s in lines.spans if s.start <= start < s.end)
+
+
+def _set_run(path: Path, **values: object) -> None:
+    with sqlite3.connect(path) as conn:
+        have = {r[1] for r in conn.execute("PRAGMA table_info(run)")}
+        for name in values:
+            if name not in have:  # a journal of a schema before the run heartbeat
+                conn.execute(f"ALTER TABLE run ADD COLUMN {name}")
+        sets = ", ".join(f"{name} = ?" for name in values)
+        conn.execute(f"UPDATE run SET {sets}", tuple(values.values()))
+
+
+def test_heartbeat_fresh_stale_and_fallback(running_journal: Path, run_async: Callable) -> None:
+    now = time.time_ns() // 1_000_000
+    _set_run(running_journal, mode="paper", heartbeat_ts=now, pid=os.getpid(),
+             host=socket.gethostname())  # fmt: skip
+
+    async def show() -> tuple[Snapshot, Text]:
+        app = MonitorApp(running_journal, refresh_seconds=NO_TIMER)
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            lines = app.query_one("#header", RunHeader).lines
+            assert app.snapshot is not None and lines is not None
+            return app.snapshot, lines
+
+    snap, lines = asyncio.run(show())
+    assert "STALE" not in lines.plain and "green" in _header_style(lines, "heartbeat")
+
+    _set_run(running_journal, heartbeat_ts=now - 3_600_000)  # an hour old, the writer alive
+    snap, lines = asyncio.run(show())
+    assert (snap.heartbeat_age_ms or 0) >= 3_600_000
+    assert "red" in _header_style(lines, "STALE")
+
+    # no heartbeat column value: the latest equity point stands in (its bar is long past)
+    _set_run(running_journal, heartbeat_ts=None)
+    snap, lines = asyncio.run(show())
+    assert snap.equity is not None and snap.heartbeat_ts == snap.equity.ts
+    assert "red" in _header_style(lines, "STALE")
+
+
+def test_a_crashed_engine_is_shown_and_refuses_controls(
+    running_journal: Path, run_async: Callable
+) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    _set_run(running_journal, mode="live", heartbeat_ts=1, pid=int(gone.stdout),
+             host=socket.gethostname())  # fmt: skip
+    if data.run_state({"status": "running", "heartbeat_ts": 1, "pid": int(gone.stdout),
+                       "host": socket.gethostname()}) != "crashed":  # fmt: skip
+        pytest.skip("this journal schema has no writer liveness (run_liveness)")
+
+    async def scenario() -> None:
+        app = MonitorApp(running_journal, refresh_seconds=NO_TIMER)
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            assert app.snapshot is not None and app.snapshot.run.state == "crashed"
+            assert "red" in _header_style(app.query_one("#header", RunHeader).lines, "CRASHED")
+            await pilot.press("p")
+            await _settle(app, pilot)
+            (note,) = [n.message for n in app._notifications]
+            assert "is crashed, nothing would act" in note and "qctl ctl" in note
+
+    run_async(scenario())
+    assert _sql(running_journal, "SELECT COUNT(*) FROM control") == [(0,)]
