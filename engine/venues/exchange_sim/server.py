@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import pandas as pd
+
 from engine.core.tiers import LeverageTiers
 from engine.venues.candle_files import load_market_data
 from engine.venues.exchange_sim.api import SimExchange
@@ -290,7 +292,7 @@ class LocalExchange:
 def build_exchange(
     data_dir: str | Path,
     symbols: Sequence[str] | None = None,
-    start: int | None = None,
+    start: int | str | None = None,
     bar_seconds: float = 1.0,
     timeframe: str = "1h",
     starting_balance: float | None = None,
@@ -300,6 +302,9 @@ def build_exchange(
 ) -> SimExchange:
     """Load the candles and set up the replay and the account (no server yet)."""
     cfg = config or ExchangeConfig.from_toml()
+    if isinstance(start, str):
+        stamp = pd.Timestamp(start)
+        start = int((stamp.tz_localize("UTC") if stamp.tz is None else stamp).timestamp() * 1000)
     if starting_balance is not None:
         cfg = ExchangeConfig(
             starting_balance,
@@ -331,7 +336,7 @@ def serve(
 def start_local_exchange(
     data_dir: str | Path,
     symbols: Sequence[str] | None = None,
-    start: int | None = None,
+    start: int | str | None = None,
     bar_seconds: float = 1.0,
     port: int = 0,
     api_key: str = DEFAULT_API_KEY,
@@ -340,7 +345,7 @@ def start_local_exchange(
 ) -> LocalExchange:
     """Load, set up and serve a local exchange in this process; `.stop()` it when done.
 
-    `start` is the simulated start time in epoch ms (default: after `history_bars` of history);
+    `start` is the simulated start (epoch ms or an ISO date, UTC; default: after `history_bars`);
     `bar_seconds=0` moves the clock only through `advance()` (deterministic tests).
     """
     exchange = build_exchange(data_dir, symbols, start, bar_seconds, **options)
