@@ -109,3 +109,64 @@ def test_timeout_outlasts_ccxts_default_client_timeout() -> None:
     import ccxt
 
     assert parse_fault({"kind": "timeout"}).seconds * 1000 > ccxt.binanceusdm().timeout
+
+
+def test_wallet_is_start_plus_pnl_minus_fees_and_funding(sim: LocalExchange, client) -> None:
+    client.create_order(BTC, "market", "buy", 0.02)
+    sim.advance(12)
+    client.create_order(BTC, "market", "sell", 0.03)  # flips short
+    sim.advance(12)
+    client.create_order(BTC, "market", "buy", 0.01, params={"reduceOnly": True})
+    led = sim.ledger()
+    t = led["totals"]
+    assert t["fees"] > 0 and t["realized_pnl"] != 0 and t["funding_paid"] != 0
+    start = ExchangeConfig.from_toml().starting_balance
+    assert led["balance"]["wallet"] == pytest.approx(
+        start + t["realized_pnl"] - t["fees"] - t["funding_paid"]
+    )
+    assert led["positions"] == []
+
+
+def test_liquidation_price_is_where_equity_meets_maintenance(sim: LocalExchange, client) -> None:
+    client.set_leverage(100, BTC)
+    client.create_order(BTC, "market", "buy", 0.5)
+    (pos,) = sim.ledger()["positions"]
+    liq = pos["liquidation_price"]
+    assert 0 < liq < pos["entry_price"]
+    wallet = sim.ledger()["balance"]["wallet"]
+    tiers = sim.exchange.ledger.tiers
+    equity_at_liq = wallet + pos["qty"] * (liq - pos["entry_price"])
+    # Binance's formula: the maintenance rate and amount of the bracket the position is in now
+    tier = tiers.tier("BTC-USDT", pos["notional"])
+    maintenance = pos["qty"] * liq * tier.maintenance_margin_rate - tier.maintenance_amount
+    assert equity_at_liq == pytest.approx(maintenance, rel=1e-9)
+
+
+def test_same_requests_same_ledger() -> None:
+    """Deterministic: two exchanges fed the same calls end in the same ledger, ids included."""
+    from engine.venues.candle_files import sample_data_dir
+    from engine.venues.ccxt_setup import make_exchange
+    from engine.venues.exchange_sim import start_local_exchange
+
+    ledgers = []
+    for _ in range(2):
+        with start_local_exchange(sample_data_dir(), symbols=["BTC-USDT"], bar_seconds=0) as h:
+            ex = make_exchange("binanceusdm", h.url, h.api_key, h.secret, async_=False)
+            ex.load_markets()
+            ex.create_order(BTC, "market", "buy", 0.01, params={"clientOrderId": "a"})
+            price = h.exchange.market.price("BTC-USDT")
+            ex.create_order(
+                BTC,
+                "market",
+                "sell",
+                0.01,
+                params={
+                    "stopLossPrice": round(price * 0.99, 1),
+                    "clientOrderId": "b",
+                    "reduceOnly": True,
+                },
+            )
+            h.advance(48)
+            ledgers.append(h.ledger())
+    assert ledgers[0] == ledgers[1]
+    assert [f["client_order_id"] for f in ledgers[0]["fills"]][:1] == ["a"]

@@ -719,6 +719,11 @@ class Ledger:
                 "maint_margin": t["maint_margin"],
                 "available": t["available"],
             },
+            "totals": {
+                "fees": sum(f.fee for f in self.fills),
+                "realized_pnl": sum(f.realized_pnl for f in self.fills),
+                "funding_paid": sum(e.paid for e in self.funding if e.position_qty),
+            },
             "positions": positions,
             "leverage": dict(self.leverage),
             "open_orders": [],  # market orders fill at once: nothing rests on the book
