@@ -66,6 +66,10 @@ class AuditConfig:
     test_paths: tuple[str, ...] = DEFAULT_TEST_PATHS
     tests: str = "separate"
     max_file_bytes: int = 5_000_000
+    # Per-file budgets: a file over one is reported as "too large/slow to audit", never a hang.
+    max_file_tokens: int = 200_000  # checked before parsing (libcst needs ~1 KB of memory a token)
+    max_file_seconds: float = 60.0  # wall time to scan one file
+    max_file_mb: int = 2048  # memory a worker process may add while scanning one file
     # The owner's hard limits, as {field: (bound, "max"|"min", is_percent)}. Given by the caller (the
     # qctl CLI passes engine.domain.SafetyLimits); the auditor itself knows no trading number.
     reference_limits: Mapping[str, tuple[float, str, bool]] = field(default_factory=dict)
@@ -184,7 +188,8 @@ def config_from_table(table: Mapping[str, object], root: Path, source: str = "")
     where = source or "config"
     known = {
         "include", "exclude", "extend-exclude", "per-path-ignores", "severity", "vocabulary",
-        "safety-limits", "test-paths", "tests", "max-file-bytes",
+        "safety-limits", "test-paths", "tests", "max-file-bytes", "max-file-tokens",
+        "max-file-seconds", "max-file-mb",
     }  # fmt: skip
     unknown = set(table) - known - {k.replace("-", "_") for k in known}
     if unknown:
@@ -245,6 +250,16 @@ def config_from_table(table: Mapping[str, object], root: Path, source: str = "")
     max_bytes = get("max-file-bytes", 5_000_000)
     if not isinstance(max_bytes, int) or max_bytes <= 0:
         raise ConfigError(f"{where}: `max-file-bytes` must be a positive integer")
+    budgets = {}
+    for key, kind in (("max-file-tokens", int), ("max-file-seconds", float), ("max-file-mb", int)):
+        value = get(key, None)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{where}: `{key}` must be a positive number")
+        if kind is int and not isinstance(value, int):
+            raise ConfigError(f"{where}: `{key}` must be a positive integer")
+        budgets[key.replace("-", "_")] = kind(value)
 
     return AuditConfig(
         root=str(root),
@@ -259,4 +274,5 @@ def config_from_table(table: Mapping[str, object], root: Path, source: str = "")
         test_paths=str_list("test-paths", DEFAULT_TEST_PATHS),
         tests=str(tests),
         max_file_bytes=max_bytes,
+        **budgets,
     )
