@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,6 +223,62 @@ def run_backtest(
         elapsed_s=elapsed,
         broker=broker_info,
     )
+
+
+@dataclass(slots=True)
+class BacktestInputs:
+    """Market data and venue of a backtest from files, checked before any policy is built."""
+
+    market: MarketData
+    broker_config: BrokerConfig
+    data_source: str
+
+    @property
+    def symbol_bars(self) -> int:
+        return self.market.n_bars
+
+
+def load_inputs(
+    data_dir: str | Path | None = None,
+    *,
+    symbols: Sequence[str] | None = None,
+    timeframe: str = "1h",
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    broker_file: str | Path | None = None,
+) -> BacktestInputs:
+    """Load candles (default: the shipped sample) and the venue file; bad values are user
+    errors (BacktestError, DataError, BrokerConfigError), raised before anything runs."""
+    from engine.venues.candle_files import load_market_data, sample_data_dir
+
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise BacktestError("the end of the window is not after its start")
+    folder = Path(data_dir) if data_dir is not None else sample_data_dir()
+    md = load_market_data(folder, symbols=list(symbols) if symbols else None,
+                          timeframe=timeframe, start_ms=start_ms, end_ms=end_ms)  # fmt: skip
+    return BacktestInputs(md, BrokerConfig.from_toml(broker_file), str(folder))
+
+
+def run_journaled(
+    inputs: BacktestInputs,
+    policy: Policy,
+    *,
+    equity: float,
+    db: str | Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> BacktestResult:
+    """`run_backtest` writing every row to the SQLite journal `db` (":memory:" keeps none)."""
+    from engine.journal.store import Journal
+
+    if not (equity > 0 and np.isfinite(equity)):
+        raise BacktestError(f"starting equity must be a positive number of USDT, got {equity}")
+    journal = Journal(db)
+    try:
+        return run_backtest(inputs.market, policy, equity=equity,
+                            broker_config=inputs.broker_config, journal=journal,
+                            progress=progress, data_source=inputs.data_source)  # fmt: skip
+    finally:
+        journal.close()
 
 
 def default_policy_path() -> Path:

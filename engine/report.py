@@ -83,6 +83,82 @@ def metric_rows(r: BacktestResult) -> list[tuple[str, str]]:
     ]
 
 
+JSON_SCHEMA_VERSION = 1
+
+
+def _pct_number(x: float | None) -> float | None:
+    """A fraction as a percentage number; None (JSON null) where undefined or infinite."""
+    return None if x is None or not math.isfinite(x) else x * 100.0
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def metrics_json(r: BacktestResult) -> dict[str, float | int | None]:
+    """The headline metrics as numbers, snake_case keys ending in their unit (README: JSON).
+
+    `_pct` keys are percentages (1.5 = 1.5 %), `_usdt` amounts, `_hours` durations, `_ms` epoch
+    milliseconds; ratios (sharpe, sortino, calmar, profit_factor) have no unit. null: undefined
+    for this run (no trade, no loss for the profit factor, too short for CAGR)."""
+    m = r.metrics
+    hours = m.avg_holding_ms / MS_PER_HOUR if m.avg_holding_ms is not None else None
+    return {
+        "start_ms": int(m.start_ts),
+        "end_ms": int(m.end_ts),
+        "start_equity_usdt": float(m.start_equity),
+        "end_equity_usdt": float(m.end_equity),
+        "total_return_pct": _pct_number(m.total_return),
+        "cagr_pct": _pct_number(m.cagr),
+        "sharpe": _finite(m.sharpe),
+        "sortino": _finite(m.sortino),
+        "calmar": _finite(m.calmar),
+        "max_drawdown_pct": _pct_number(m.max_drawdown),
+        "max_drawdown_duration_hours": m.max_drawdown_duration_ms / MS_PER_HOUR,
+        "trades": int(m.n_trades),
+        "win_rate_pct": _pct_number(m.win_rate),
+        "profit_factor": _finite(m.profit_factor),
+        "expectancy_usdt": _finite(m.expectancy),
+        "realised_pnl_usdt": float(sum(t.pnl for t in r.trades)),
+        "avg_holding_hours": _finite(hours),
+        "exposure_time_pct": _pct_number(m.exposure_time),
+        "avg_exposure_pct": _pct_number(m.avg_exposure),
+        "max_exposure_pct": _pct_number(m.max_exposure),
+        "fees_usdt": float(m.fees_paid),
+        "funding_paid_usdt": float(m.funding_paid),
+        "liquidations": int(r.stats.liquidations),
+    }
+
+
+def result_json(r: BacktestResult, journal: str | None = None) -> dict[str, object]:
+    """One run as `qctl backtest --json` prints it: numbers only where a number is meant."""
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "run_id": r.run_id,
+        "policy": r.policy,
+        "policy_version": r.policy_version,
+        "timeframe": r.timeframe,
+        "symbols": list(r.symbols),
+        "journal": journal,
+        "metrics": metrics_json(r),
+        "counts": {
+            "steps": int(r.stats.steps),
+            "symbol_bars": int(r.stats.symbol_bars),
+            "decisions": int(r.stats.decisions),
+            "entries": int(r.stats.entries),
+            "funding_events": int(r.stats.funding_events),
+        },
+        "skips": {str(k): int(v) for k, v in sorted(r.stats.skips.items())},
+        "safety_events": {str(k): int(v) for k, v in sorted(r.stats.safety_events.items())},
+        "exits": {str(k): int(v) for k, v in sorted(r.stats.exits.items())},
+        "funding_modelled": bool(r.has_funding),
+        "elapsed_s": float(r.elapsed_s),
+        "symbol_bars_per_s": float(r.symbol_bars_per_s),
+        "notes": list(r.notes),
+        "issues": [str(i) for i in r.issues],
+    }
+
+
 def _counter_rows(counter: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
 

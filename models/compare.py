@@ -19,6 +19,7 @@ from rich.table import Table
 
 from engine.backtest import BacktestResult, run_backtest
 from engine.core.bars import resolve_symbol
+from engine.core.loop import JournalSink
 from engine.core.policy import Policy, StaticPolicy
 from engine.core.tiers import LeverageTiers
 from engine.domain import Decision, MarketSnapshot, PolicyKey, Portfolio, SafetyLimits
@@ -111,8 +112,10 @@ def compare(
     universe: UniverseConfig | None = None,
     broker_config: BrokerConfig | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    journal: JournalSink | None = None,
 ) -> Comparison:
-    """Backtest the legacy StaticPolicy and the AIPolicy on the same out-of-sample bars."""
+    """Backtest the legacy StaticPolicy and the AIPolicy on the same out-of-sample bars
+    (each run journaled as a run of its own when a journal is given)."""
     models = load_models(model_dir)
     card = models.card
     start = int(card["training_window"]["end_ms"])
@@ -178,6 +181,7 @@ def compare(
             tiers=tiers,
             broker_config=broker_config,
             progress=callback,
+            journal=journal,
         )
         result.runs.append(PolicyRun(label, run, gated.decisions))
     return result
