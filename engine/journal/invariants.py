@@ -13,7 +13,12 @@ stricter by the limits each run recorded:
   holds the limit at each bar close: a book that prices pushed past it is trimmed, REDUCING,
   before the equity row is written);
 - `journal.protective_stop`: every opened position has a stop on the losing side of its entry
-  and a reduce-only STOP_MARKET order at that price, placed with it and never rejected.
+  and a reduce-only STOP_MARKET order at that price, placed with it and never rejected;
+- `journal.events`: every committed event is whole (`engine.journal.consistency`): a FILLED
+  order has its fill, a fill its order and position row, an entry its decision;
+- `journal.run_status`: no run crashed (marked `crashed`, or still `running` with a stale
+  heartbeat and its process gone: `engine.journal.store.run_liveness`); a run whose writer
+  cannot be judged (another host, a pre-3 journal) is listed, not failed.
 
 Size and exposure are compared with `FILL_TOLERANCE` of slack: the kernel sizes at the reference
 price, the fill pays slippage and a fee.
@@ -47,6 +52,8 @@ JOURNAL_CHECKS = (
     "journal.position_size",
     "journal.exposure",
     "journal.protective_stop",
+    "journal.events",
+    "journal.run_status",
 )
 VARIATION_FIELDS = ("leverage", "size_pct", "harvest_t1_r")
 ENTRY_ACTIONS = ("long", "short")
@@ -141,6 +148,7 @@ class _Tally:
     what: str  # what was checked, for the summary: "rows", "equity points"...
     checked: int = 0
     violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown when it passes
 
     def result(self, limit_text: str) -> CheckResult:
         n = len(self.violations)
@@ -196,7 +204,9 @@ def check_journal(
     size = _Tally("journal.position_size", "opened positions")
     exposure = _Tally("journal.exposure", "equity points")
     stop = _Tally("journal.protective_stop", "opened positions")
-    tallies = (lev, margin, size, exposure, stop)
+    events = _Tally("journal.events", "orders, fills and position rows")
+    status = _Tally("journal.run_status", "runs")
+    tallies = (lev, margin, size, exposure, stop, events, status)
     strictest = base
     for run in runs:
         rid = run["id"]
@@ -209,17 +219,49 @@ def check_journal(
         _check_margin(conn, rid, lim, margin)
         _check_size_and_exposure(conn, rid, lim, size, exposure)
         _check_stops(conn, rid, stop)
+        _check_events(conn, rid, events)
+        _check_status(run, status)
     texts = {
         "journal.leverage": f"leverage <= min({strictest.max_leverage:g}x, bracket)",
         "journal.margin_ratio": f"margin ratio >= {strictest.min_margin_ratio:g}",
         "journal.position_size": f"position <= {strictest.max_position_fraction:g} of equity",
         "journal.exposure": f"exposure <= {strictest.max_exposure_fraction:g} of equity",
         "journal.protective_stop": "a protective stop on every position",
+        "journal.events": "whole events (order, fill, position, decision)",
+        "journal.run_status": "no crashed run",
     }
     results = [t.result(texts[t.name]) for t in tallies]
     for r in results:
         r.data["runs"] = len(runs)
+    if status.notes and results[-1].status is CheckStatus.PASS:
+        results[-1].details = status.notes[:MAX_DETAILS]
     return results
+
+
+def _check_events(conn, rid: str, t: _Tally) -> None:
+    from engine.journal.consistency import event_problems
+
+    for table in ('"order"', "fill", "position"):
+        t.checked += int(
+            conn.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id = ?", (rid,)).fetchone()[0]
+        )
+    for link, lines in event_problems(conn, [rid]).items():
+        t.violations.extend(f"{line}: {link}" for line in lines)
+
+
+def _check_status(run: dict[str, Any], t: _Tally) -> None:
+    from engine.journal.store import run_liveness
+
+    t.checked += 1
+    rid, liveness = run["id"], run_liveness(run)
+    if liveness == "crashed":
+        beat = run.get("heartbeat_ts") or run.get("ended_ts")
+        t.violations.append(
+            f"run {rid}: crashed (last heartbeat at {beat}, pid {run.get('pid')} on "
+            f"{run.get('host')} gone); its committed rows are checked, the rest was lost"
+        )
+    elif liveness in ("running", "unknown"):
+        t.notes.append(f"run {rid}: {liveness} (not finished)")
 
 
 def _check_leverage(conn, rid: str, lim: SafetyLimits, tiers: LeverageTiers, t: _Tally) -> None:

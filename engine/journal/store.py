@@ -5,11 +5,19 @@ Tables are sqlmodel models whose columns mirror the domain dataclasses (a test k
 aligned). Every REAL column is nullable: SQLite stores NaN as NULL, and a NaN that reaches the
 journal is recorded as unknown instead of making the flush fail.
 
-Writes are buffered and flushed in one transaction every `batch_size` rows, on `flush()`, on
-`close()` and at interpreter exit; a row is either committed or still in the buffer, so a crash
-loses at most the unflushed tail and never a committed row. Inserts go through `executemany` on
-the connection (the ORM is too slow for thousands of rows per second); sqlmodel defines the
-schema and serves ORM reads via `session()`.
+Writes are buffered and committed on event boundaries: the loop's equity row closes a bar (its
+decisions, orders, fills, position snapshots and safety events), and the buffer is flushed there,
+in one transaction, once `batch_size` rows are waiting or `HEARTBEAT_MS` has passed; also on
+`flush()`, `close()` and at interpreter exit. A reader (or a `kill -9`) therefore never sees half
+an event: an order FILLED without its fill, a fill without its position row. A crash loses at
+most the bars since the last commit and never a committed row. Inserts go through
+`executemany` on the connection (the ORM is too slow for thousands of rows per second); sqlmodel
+defines the schema and serves ORM reads via `session()`.
+
+Liveness: the run row holds the writer's `pid`, `host` and a wall-clock `heartbeat_ts`, renewed
+by every commit and by `heartbeat()`. Opening a journal for writing marks `crashed` each run
+still `running` whose heartbeat is older than `STALE_AFTER_MS` and whose process is gone from
+this host (`mark_crashed_runs`); read-only users ask `run_liveness(row)`.
 
 This module is the single place that opens the database (`Journal(...)`, `Journal.open_readonly`).
 """
@@ -19,6 +27,8 @@ from __future__ import annotations
 import atexit
 import json
 import math
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -28,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import text
+from sqlalchemy import Index, text
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 from sqlmodel import Field, Session, SQLModel, create_engine
@@ -46,9 +56,13 @@ from engine.domain import (
     SafetyLimits,
 )
 
-SCHEMA_VERSION = 2  # 2: harvest close fractions, kill reduce and time exit columns
+# 2: harvest close fractions, kill reduce and time exit columns
+# 3: run liveness (heartbeat_ts, pid, host); index position(run_id, symbol, id)
+SCHEMA_VERSION = 3
 DEFAULT_JOURNAL = Path("qctl.db")
 MEMORY = ":memory:"
+HEARTBEAT_MS = 5_000  # a writer commits (and beats) at the first event boundary after this long
+STALE_AFTER_MS = 60_000  # a heartbeat older than this, process gone: the run crashed
 
 
 class JournalError(Exception):
@@ -71,7 +85,7 @@ class RunRow(SQLModel, table=True):
     policy_version: str = ""
     started_ts: int
     ended_ts: int | None = None
-    status: str = "running"  # running | finished | failed
+    status: str = "running"  # running | finished | failed | stopped | crashed
     timeframe: str = ""
     symbols: str = "[]"  # JSON list
     data_source: str = ""
@@ -79,6 +93,10 @@ class RunRow(SQLModel, table=True):
     limits: str = "{}"  # JSON of SafetyLimits in force
     config: str = "{}"  # JSON, anything else worth keeping (fees, slippage, policy file...)
     summary: str = "{}"  # JSON, written by finish_run (metrics)
+    # schema 3: liveness of the writing process (see the module docstring)
+    heartbeat_ts: int | None = None  # wall clock, ms
+    pid: int | None = None
+    host: str | None = None
 
 
 class DecisionRow(SQLModel, table=True):
@@ -144,9 +162,13 @@ class FillRow(SQLModel, table=True):
 
 
 class PositionRow(SQLModel, table=True):
-    """A snapshot of a position each time it changes (`event`: open, harvest, stop, close...)."""
+    """A snapshot of a position each time it changes (`event`: open, harvest, stop, close...).
+
+    The (run_id, symbol, id) index finds a run's latest row per symbol without a scan (the TUI's
+    open positions: one index seek per symbol)."""
 
     __tablename__: ClassVar[str] = "position"
+    __table_args__ = (Index("ix_position_run_symbol_id", "run_id", "symbol", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(index=True)
     ts: int
@@ -446,6 +468,63 @@ def safety_event_row(run_id: str, e: SafetyEvent) -> tuple:
     )
 
 
+# the latest row per symbol of a run: a skip-scan over ix_position_run_symbol_id (one seek to
+# the next symbol, one to its highest id), never a scan of the run's rows
+LATEST_POSITIONS_SQL = """
+WITH RECURSIVE sym(s) AS (
+    SELECT (SELECT MIN(symbol) FROM position WHERE run_id = :run)
+    UNION ALL
+    SELECT (SELECT MIN(symbol) FROM position WHERE run_id = :run AND symbol > sym.s)
+    FROM sym WHERE sym.s IS NOT NULL
+)
+SELECT p.* FROM sym JOIN position p
+    ON p.id = (SELECT MAX(id) FROM position WHERE run_id = :run AND symbol = sym.s)
+ORDER BY p.symbol
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# liveness of a run's writer
+
+
+def process_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this host (a zombie counts as gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc (macOS): kill(0) said it exists
+
+
+def run_liveness(
+    run: Mapping[str, Any], now: int | None = None, stale_after_ms: int = STALE_AFTER_MS
+) -> str:
+    """What a run row says of its writer: its status, or for a `running` row one of
+    `running` (heartbeat fresh or process alive), `crashed` (heartbeat stale and the process
+    gone from this host) or `unknown` (stale, written on another host or before schema 3)."""
+    status = str(run.get("status") or "")
+    if status != "running":
+        return status
+    now = now_ms() if now is None else now
+    beat = run.get("heartbeat_ts")
+    if beat is not None and now - int(beat) <= stale_after_ms:
+        return "running"
+    pid, host = run.get("pid"), run.get("host")
+    if pid is None or host != socket.gethostname():
+        return "unknown"
+    return "running" if process_alive(int(pid)) else "crashed"
+
+
 # ---------------------------------------------------------------------------------------------
 # the journal
 
@@ -497,9 +576,11 @@ class Journal:
             self._conn.close()
             raise
         self._engine = create_engine("sqlite://", creator=lambda: self._conn, poolclass=StaticPool)
+        self._last_commit_ms = now_ms()
         if not _readonly:
             self._create_schema()
             _OPEN_JOURNALS.add(self)
+            self.crashed_runs = self.mark_crashed_runs()
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -675,8 +756,8 @@ class Journal:
             raise JournalError(f"run {run_id} already exists in {self.path}")
         self._commit(
             "INSERT INTO run (id, mode, policy, policy_version, started_ts, status, timeframe, "
-            "symbols, data_source, initial_equity, limits, config, summary) "
-            "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, '{}')",
+            "symbols, data_source, initial_equity, limits, config, summary, heartbeat_ts, pid, "
+            "host) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?)",
             (
                 run_id,
                 mode,
@@ -689,16 +770,87 @@ class Journal:
                 _num(initial_equity),
                 json.dumps(limits.as_dict() if limits is not None else {}),
                 json.dumps(dict(config or {}), default=str),
+                now_ms(),
+                os.getpid(),
+                socket.gethostname(),
             ),
         )
         self.run_id = run_id
         return run_id
 
     def resume_run(self, run_id: str) -> None:
-        """Attach to an existing run (crash-only restart of paper/live: start-up is recovery)."""
+        """Attach to an existing run (crash-only restart of paper/live: start-up is recovery).
+
+        The run is `running` again, owned by this process (a `crashed` mark is lifted)."""
         if not self._conn.execute("SELECT 1 FROM run WHERE id = ?", (run_id,)).fetchone():
             raise JournalError(f"no run {run_id} in {self.path}")
         self.run_id = run_id
+        if not self.readonly:
+            self._commit(
+                "UPDATE run SET status = 'running', ended_ts = NULL, heartbeat_ts = ?, pid = ?, "
+                "host = ? WHERE id = ?",
+                (now_ms(), os.getpid(), socket.gethostname(), run_id),
+            )
+
+    def heartbeat(self, ts_ms: int | None = None) -> None:
+        """Say the current run's writer is alive at wall-clock `ts_ms` (default now).
+
+        Commits only the run row, never buffered rows (call it anywhere, even mid-event); the
+        live runtime calls it while it waits for the next bar. A no-op without a current run."""
+        self._writable()
+        if self.run_id is None:
+            return
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._beat(ts_ms)
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise JournalError(f"journal {self.path}: heartbeat failed: {exc}") from None
+
+    def _beat(self, ts_ms: int | None = None) -> None:
+        """Inside a write transaction: renew the current run's heartbeat (and owner)."""
+        ts = now_ms() if ts_ms is None else int(ts_ms)
+        self._conn.execute(
+            "UPDATE run SET heartbeat_ts = ?, pid = ?, host = ? WHERE id = ? AND status = 'running'",
+            (ts, os.getpid(), socket.gethostname(), self.run_id),
+        )
+        self._last_commit_ms = ts
+
+    def mark_crashed_runs(
+        self, stale_after_ms: int = STALE_AFTER_MS, now: int | None = None
+    ) -> list[str]:
+        """Mark `crashed` every run still `running` whose heartbeat is stale and whose process
+        is gone from this host (`run_liveness`); returns their ids. Runs on by itself on every
+        writable open; runs of other hosts or of pre-3 journals are left as they are."""
+        self._writable()
+        now = now_ms() if now is None else now
+        rows = self._conn.execute(
+            "SELECT id, status, heartbeat_ts, pid, host FROM run WHERE status = 'running'"
+        ).fetchall()
+        crashed = []
+        for rid, status, beat, pid, host in rows:
+            row = {"status": status, "heartbeat_ts": beat, "pid": pid, "host": host}
+            if rid != self.run_id and run_liveness(row, now, stale_after_ms) == "crashed":
+                crashed.append(rid)
+        for rid in crashed:
+            self._commit(
+                "UPDATE run SET status = 'crashed', ended_ts = COALESCE(heartbeat_ts, started_ts), "
+                "summary = ? WHERE id = ? AND status = 'running'",
+                (
+                    json.dumps(
+                        {
+                            "status": "crashed",
+                            "detail": "process gone, heartbeat stale; "
+                            f"marked by pid {os.getpid()} at {now}",
+                        }  # fmt: skip
+                    ),
+                    rid,
+                ),
+            )
+        return crashed
 
     def finish_run(
         self,
@@ -722,8 +874,13 @@ class Journal:
         with self._lock:
             self._buffers[table].append(row)
             self._pending += 1
-            if self._pending >= self.batch_size:
-                self.flush()
+
+    def end_event(self) -> None:
+        """An event boundary: everything buffered so far forms whole events (the loop's equity
+        row ends a bar). Commits when `batch_size` rows wait or `HEARTBEAT_MS` has passed;
+        rows are never committed between two boundaries by the batch rule."""
+        if self._pending >= self.batch_size or now_ms() - self._last_commit_ms >= HEARTBEAT_MS:
+            self.flush()
 
     def record_decision(self, decision: Decision) -> None:
         self._writable()
@@ -744,8 +901,10 @@ class Journal:
         self._add("position", position_row(self._run(), position, ts, event))
 
     def record_equity(self, point: EquityPoint) -> None:
+        """The bar's last row: an event boundary (`end_event`)."""
         self._writable()
         self._add("equity", equity_row(self._run(), point))
+        self.end_event()
 
     def record_safety_event(self, event: SafetyEvent) -> None:
         self._writable()
@@ -761,7 +920,9 @@ class Journal:
         return self._pending
 
     def flush(self) -> None:
-        """Commit every buffered row in one transaction.
+        """Commit every buffered row in one transaction (with the run's heartbeat).
+
+        Call it at an event boundary: what it commits is what a reader, or a crash, leaves.
 
         If the database is unavailable (locked, disk full) nothing is dropped: the rows stay
         buffered and the error is raised. A row that breaks the schema (e.g. a missing symbol)
@@ -786,6 +947,8 @@ class Journal:
                     conn.execute("ROLLBACK TO batch")
                     conn.execute("RELEASE batch")
                     rejected = self._insert_one_by_one()
+                if self.run_id is not None:
+                    self._beat()
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
@@ -894,6 +1057,21 @@ class Journal:
             cur = self._conn.execute(sql, args)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def latest_positions(self, run_id: str, open_only: bool = True) -> list[dict[str, Any]]:
+        """The latest position row of each symbol of a run (only open ones by default).
+
+        Index seeks only (`LATEST_POSITIONS_SQL` walks the (run_id, symbol, id) index from one
+        symbol to the next): the cost grows with the symbols the run traded, not its rows."""
+        if not self.readonly:
+            self.flush()
+        with self._lock:
+            cur = self._conn.execute(LATEST_POSITIONS_SQL, {"run": run_id})
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        if open_only:
+            rows = [r for r in rows if r["closed_ts"] is None and (r["qty"] or 0) > 0]
+        return rows
 
     def count(self, table: str, run_id: str | None = None) -> int:
         if table not in TABLE_MODELS:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.domain import EquityPoint
 from engine.journal.store import SCHEMA_VERSION, Journal, JournalError
+from tests.engine.conftest import T0
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,19 +40,24 @@ def test_memory_journal_works(make_entry) -> None:
         assert j.count("decision") == 1
 
 
-def test_rows_are_batched_and_flushed_every_n(journal_path: Path, make_entry) -> None:
+def test_rows_are_committed_at_event_boundaries_once_a_batch_waits(
+    journal_path: Path, make_entry
+) -> None:
+    """A full batch waits for the event's end (the equity row) before it is committed."""
     with Journal(journal_path, batch_size=3) as j:
         j.start_run("backtest", "legacy")
+        for _ in range(4):
+            j.record_decision(make_entry())
+        assert j.pending == 4 and count_from_outside(journal_path) == 0  # mid-event: nothing
+        j.record_equity(EquityPoint(T0, 1.0, 1.0, 0.0, 1.0, 0.0, 0))  # the bar's last row
+        assert j.pending == 0 and count_from_outside(journal_path) == 4
         j.record_decision(make_entry())
-        j.record_decision(make_entry())
-        assert j.pending == 2 and count_from_outside(journal_path) == 0
-        j.record_decision(make_entry())  # third row: flushed in one transaction
-        assert j.pending == 0 and count_from_outside(journal_path) == 3
-        j.record_decision(make_entry())
+        j.record_equity(EquityPoint(T0, 1.0, 1.0, 0.0, 1.0, 0.0, 0))
+        assert j.pending == 2  # below the batch: still buffered
         j.flush()
-        assert count_from_outside(journal_path) == 4
+        assert count_from_outside(journal_path) == 5
         j.record_decision(make_entry())
-    assert count_from_outside(journal_path) == 5  # close flushes
+    assert count_from_outside(journal_path) == 6  # close flushes
 
 
 def test_context_manager_flushes_when_the_body_raises(journal_path: Path, make_entry) -> None:

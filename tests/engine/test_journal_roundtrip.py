@@ -31,6 +31,7 @@ from engine.domain import (
     TradingState,
 )
 from engine.journal.store import (
+    LATEST_POSITIONS_SQL,
     SCHEMA_VERSION,
     TABLES,
     DecisionRow,
@@ -38,6 +39,7 @@ from engine.journal.store import (
     JournalError,
     columns,
     request_control,
+    run_liveness,
 )
 from tests.engine.conftest import T0, position
 
@@ -257,6 +259,26 @@ SCHEMA_2_COLUMNS = {
     "decision": HARVEST_COLUMNS[4:] + EXIT_COLUMNS,
     "position": HARVEST_COLUMNS[4:] + EXIT_COLUMNS + ["kill_reduced"],
 }
+SCHEMA_3_COLUMNS = {"run": ["heartbeat_ts", "pid", "host"]}
+SCHEMA_3_INDEX = "ix_position_run_symbol_id"
+
+
+def _downgrade(path: Path, version: int) -> None:
+    """Turn a journal into what schema `version` wrote (columns and index of later ones gone)."""
+    conn = sqlite3.connect(path)
+    conn.execute(f"DROP INDEX {SCHEMA_3_INDEX}")
+    drops = dict(SCHEMA_3_COLUMNS)
+    if version < 2:
+        drops.update(SCHEMA_2_COLUMNS)
+    for table, cols in drops.items():
+        for col in cols:
+            conn.execute(f'ALTER TABLE "{table}" DROP COLUMN {col}')
+    conn.execute("DELETE FROM schema_version")
+    for v in range(1, version + 1):
+        conn.execute("INSERT INTO schema_version (version, applied_ts) VALUES (?, 0)", (v,))
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()
+    conn.close()
 
 
 def test_a_schema_1_journal_is_upgraded_in_place(journal_path: Path, make_entry) -> None:
@@ -265,26 +287,50 @@ def test_a_schema_1_journal_is_upgraded_in_place(journal_path: Path, make_entry)
         j.start_run("backtest", "legacy", "1", run_id="run-old")
         j.record_decision(make_entry())
         j.record_position(position("BTC-USDT", Side.LONG, 0.002, 100_000.0), T0, "open")
-    conn = sqlite3.connect(journal_path)  # turn it into what schema 1 wrote
-    for table, cols in SCHEMA_2_COLUMNS.items():
-        for col in cols:
-            conn.execute(f'ALTER TABLE "{table}" DROP COLUMN {col}')
-    conn.execute("DELETE FROM schema_version")
-    conn.execute("INSERT INTO schema_version (version, applied_ts) VALUES (1, 0)")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
+    _downgrade(journal_path, 1)
     with Journal.open_readonly(journal_path) as ro:  # a reader does not change it
         assert ro.schema_version() == 1 and "max_hold_sec" not in ro.rows("decision")[0]
 
     with Journal(journal_path) as j:
-        assert j.schema_version() == SCHEMA_VERSION == 2
+        assert j.schema_version() == SCHEMA_VERSION == 3
         j.resume_run("run-old")
         j.record_decision(make_entry(symbol="ETH-USDT"))
         old, new = j.rows("decision", order_by="id")
         (pos,) = j.rows("position")
         versions = [r["version"] for r in j.rows("schema_version", order_by="version")]
-    assert versions == [1, 2]
+    assert versions == [1, 3]
     assert old["max_hold_sec"] is None and old["leverage"] == 10.0
     assert new["max_hold_sec"] == 86_400.0 and new["harvest_t2_close_frac"] == 0.3
     assert pos["kill_reduced"] == 0  # the column's default for rows written before it existed
+
+
+def test_a_schema_2_journal_gets_the_liveness_columns_and_the_position_index(
+    journal_path: Path,
+) -> None:
+    """v2 -> v3 in place: run liveness columns and the (run_id, symbol, id) index appear; the
+    latest row per symbol is then found by index seeks, not by scanning the run's rows."""
+    with Journal(journal_path) as j:
+        j.start_run("backtest", "legacy", "1", run_id="run-2")
+        for k in range(50):
+            p = position("BTC-USDT" if k % 2 else "ETH-USDT", Side.LONG, 0.002 + k, 100.0)
+            if k == 48:
+                p.closed_ts = T0 + k  # ETH's last row closes it
+            j.record_position(p, T0 + k, "close" if k == 48 else "open")
+    _downgrade(journal_path, 2)
+    with Journal.open_readonly(journal_path) as ro:
+        assert ro.schema_version() == 2 and "heartbeat_ts" not in ro.rows("run")[0]
+    with Journal(journal_path) as j:
+        assert j.schema_version() == 3
+        (run,) = j.rows("run")
+        assert run["status"] == "running" and run["pid"] is None  # pre-3 row: liveness unknown
+        assert run_liveness(run) == "unknown"
+        indexes = {r[1] for r in j.connection.execute("PRAGMA index_list(position)")}
+        assert SCHEMA_3_INDEX in indexes
+        plan = [str(r[-1]) for r in j.connection.execute(
+            "EXPLAIN QUERY PLAN " + LATEST_POSITIONS_SQL, {"run": "run-2"})]  # fmt: skip
+        latest = j.latest_positions("run-2", open_only=False)
+        open_now = j.latest_positions("run-2")
+    assert not any(step.startswith("SCAN p") for step in plan), plan  # no scan of position
+    assert sum(SCHEMA_3_INDEX in step for step in plan) == 3, plan  # three kinds of seek
+    assert [(r["symbol"], r["qty"]) for r in latest] == [("BTC-USDT", 49.002), ("ETH-USDT", 48.002)]
+    assert [r["symbol"] for r in open_now] == ["BTC-USDT"]
