@@ -22,7 +22,16 @@ from audit.finding import Category, Finding
 from audit.scan import scan_source
 from migrations.bindings import Bindings
 from migrations.repo import RepoIndex
-from migrations.syntax import CONSTRUCTORS, code, defined_name, q, used_names, without
+from migrations.syntax import (
+    CLI_DEFAULT,
+    CONSTRUCTORS,
+    code,
+    declares_cli_option,
+    defined_name,
+    q,
+    used_names,
+    without,
+)
 
 SNIPPET = "snippet.py"
 _SYMBOL_PARAMS = ("symbol", "sym", "pair", "ticker")
@@ -282,6 +291,16 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
             )
         )
         return updated.with_changes(args=args)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        """Findings inside a command-line option's declaration are never rewritten (see
+        CLI_DEFAULT); they are listed with the reason before any leave_* can touch them."""
+        if not declares_cli_option(node) or not self.targets:
+            return
+        pos = self.get_metadata(PositionProvider, node)
+        start, end = (pos.start.line, pos.start.column), (pos.end.line, pos.end.column)
+        for where in [k for k in self.targets if start <= k <= end]:
+            self.refuse(self.targets.pop(where), CLI_DEFAULT)
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         return self.pass_symbol(original_node, updated_node)

@@ -33,7 +33,14 @@ from libcst.metadata import (
 
 from audit.finding import Finding
 from migrations.keys import NOTIONAL
-from migrations.syntax import CONSTRUCTORS, code, defined_name, without
+from migrations.syntax import (
+    CLI_DEFAULT,
+    CONSTRUCTORS,
+    code,
+    declares_cli_option,
+    defined_name,
+    without,
+)
 
 if TYPE_CHECKING:
     from migrations.base import PolicyCodemod
@@ -158,6 +165,18 @@ class Bindings:
             func = self._enclosing_function(node)
             if func is None or func.name.value in CONSTRUCTORS or self._in_default(node):
                 binding.kept = True
+            elif self._in_cli_declaration(node):
+                binding.kept = True
+                binding.why = f"{binding.name} is read in {CLI_DEFAULT}"
+
+    def _in_cli_declaration(self, node: cst.CSTNode) -> bool:
+        """Inside `p.add_argument(...)` (or click/typer): evaluated at program start."""
+        for parent, _ in self._ancestors(node):
+            if isinstance(parent, cst.Call) and declares_cli_option(parent):
+                return True
+            if isinstance(parent, cst.FunctionDef | cst.ClassDef | cst.Module):
+                return False
+        return False
 
     def _ancestors(self, node: cst.CSTNode) -> Iterator[tuple[cst.CSTNode, cst.CSTNode]]:
         """(parent, child) pairs from `node` up to the module (original nodes only)."""

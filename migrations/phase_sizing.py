@@ -71,7 +71,9 @@ class SizingFallbacks(PolicyCodemod):
         "class is not known",
         "heuristic rules inside functions that do not themselves return leverage or size, and "
         "factors used outside a product or from other files",
-        "a size in money where no account equity is in scope (outside a fallback branch)",
+        "a size in money with no symbol in scope; with a symbol but no equity, the function "
+        "is given `equity=` (its callers must pass it, else it skips)",
+        "values in a command-line option's declaration (they run at program start)",
     )
 
     REASONS = {
@@ -213,12 +215,18 @@ class SizingFallbacks(PolicyCodemod):
         self.fallback_stmts.update(id(s) for s in node.body.body)
 
     # -- look-ups -------------------------------------------------------------------------------
-    def lookup(self, key: str) -> cst.Call | None:
+    def lookup(self, key: str, inject_equity: bool = False) -> cst.Call | None:
         sym = self.symbol_here()
         if sym is None:
             return None
         if key == NOTIONAL:
             equity = self.equity_here()
+            if not equity and inject_equity and self.scope.node is not None:
+                equity = self.inject_param("equity", "float")
+                self.note(
+                    f"{self.scope.node.name.value}() takes equity= now (the account equity, in "
+                    "the quote currency): until its callers pass it, it sizes nothing (logged skip)"
+                )
             if equity:
                 self.note(
                     "a size in money is now a notional (equity x the policy's size_pct): check "
@@ -267,7 +275,9 @@ class SizingFallbacks(PolicyCodemod):
             return updated_node
         what = "size_pct" if key == NOTIONAL else key
         fallback = id(original_node) in self.fallback_stmts
-        new_value = self.lookup(key)
+        # a size in money written out in a decision (`position_size_usd = 200.0`) becomes
+        # equity x size_pct even with no equity in scope: the function is given `equity=`
+        new_value = self.lookup(key, inject_equity=not (fallback or or_form))
         line = updated_node.with_changes(trailing_whitespace=_clean(updated_node))
         if new_value is not None:
             guard = self.guard(code(target), what, self.symbol_here())

@@ -14,6 +14,20 @@ import libcst.matchers as m
 
 # methods that run while an object is built: no symbol in scope and nowhere to skip to
 CONSTRUCTORS = frozenset(("__init__", "__post_init__", "__new__", "__init_subclass__"))
+# why a value inside a command-line option's declaration is never rewritten
+CLI_DEFAULT = (
+    "a command-line option's default runs at program start, before the arguments are parsed: a "
+    "policy look-up there would stop the program (even --help) with no policy file; left as is "
+    "(by hand: default=None, and look the value up where the decision reads the option)"
+)
+# calls that declare a command-line option: their arguments run when the program starts
+_CLI_DECLARATIONS = {
+    "add_argument": None,  # argparse, on any parser or group
+    "option": ("click",),
+    "argument": ("click",),
+    "Option": ("typer",),
+    "Argument": ("typer",),
+}
 
 
 def q(text: str) -> str:
@@ -23,6 +37,18 @@ def q(text: str) -> str:
 
 def code(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
+
+
+def declares_cli_option(call: cst.Call) -> bool:
+    """`p.add_argument(...)`, `click.option(...)`, `typer.Option(...)`: a command-line option
+    whose default is evaluated at start-up, before the arguments are even parsed."""
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        owners = _CLI_DECLARATIONS.get(func.attr.value, ())
+        if owners is None:
+            return True
+        return isinstance(func.value, cst.Name) and func.value.value in owners
+    return False
 
 
 def defined_name(stmt: cst.CSTNode) -> str | None:

@@ -97,7 +97,7 @@ class TestSizingFallbacks(CodemodTest):
             def run(symbol, overrides):
                 for attempt in range(3):
                     leverage = overrides.get(symbol) or 10
-                    print(attempt, leverage)
+                    exchange.set_leverage(leverage, symbol)  # a decision, not a log line
         """
         after = """
             import qctl_policy
@@ -108,7 +108,7 @@ class TestSizingFallbacks(CodemodTest):
                     if leverage is None:
                         qctl_policy.skip("leverage", symbol)
                         continue
-                    print(attempt, leverage)
+                    exchange.set_leverage(leverage, symbol)  # a decision, not a log line
         """
         self.assertCodemod(before, after)
 
