@@ -19,11 +19,31 @@ def tui_command(
     refresh: Annotated[
         float, typer.Option("--refresh", min=0.1, help="Seconds between journal reads.")
     ] = 2.0,
+    stale: Annotated[
+        float | None,
+        typer.Option(
+            "--stale",
+            min=1.0,
+            help="Seconds after which the engine's heartbeat shows stale (red). Default: the "
+            "journal's own limit, or two bars when the run writes no heartbeat.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Monitor a run live: positions, AI decisions with reasons, safety-limit gauges, equity.
+    """Monitor a run live (a running `qctl trade` or a finished backtest): positions with
+    unrealised PnL and distance to stop and liquidation, AI decisions with reasons, safety-limit
+    gauges, the engine's state and heartbeat, equity.
 
-    Keys: p pause, r resume, f flatten (asks to confirm), q quit. The monitor reads the journal
-    read-only; pause / resume / flatten are queued in its control table for the engine to act on.
+    Keys: p pause, r resume, f flatten the selected position, F flatten all, h halt (flatten and
+    halt ask to confirm), 1/2/3 tabs on a small terminal, q quit. The monitor reads the journal
+    read-only; controls are queued in its control table for the engine to act on, and refused
+    for a run that is no longer running.
+
+    Examples:
+
+      qctl tui                                  # the latest run of ./qctl.db
+
+      qctl tui --db live.db --refresh 1         # follow `qctl trade --db live.db` in tmux
     """
     from tui.data import check_journal
 
@@ -32,4 +52,4 @@ def tui_command(
     from tui.app import MonitorApp
 
     # without --run the monitor follows the latest run, so a run started later shows up
-    MonitorApp(db, run_id=run, refresh_seconds=refresh).run()
+    MonitorApp(db, run_id=run, refresh_seconds=refresh, stale_seconds=stale).run()

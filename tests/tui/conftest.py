@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import shutil
 import sqlite3
@@ -13,6 +14,7 @@ import pytest
 from rich.console import Console
 from textual.app import App
 from textual.pilot import Pilot
+from textual.worker import WorkerCancelled
 
 from engine.backtest import default_policy_path, run_backtest
 from engine.core.policy import StaticPolicy
@@ -66,9 +68,13 @@ def screen_text(app: App) -> str:
 
 
 async def settle(app: App, pilot: Pilot) -> None:
-    """Wait for the worker threads, then for their messages to be handled."""
+    """Wait for the worker threads, then for their messages to be handled.
+
+    With a short refresh a newer read may cancel the one waited for (the reads are exclusive).
+    """
     for _ in range(2):
-        await app.workers.wait_for_complete()
+        with contextlib.suppress(WorkerCancelled):
+            await app.workers.wait_for_complete()
         await pilot.pause()
 
 
