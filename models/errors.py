@@ -37,3 +37,7 @@ class UniverseConfigError(ValueError):
 
 class CompareError(ValueError):
     """The comparison cannot be out of sample (symbols trained on, no bars after training)."""
+
+
+class ClusterError(TrainConfigError):
+    """`--dask`: Dask is not installed, or the scheduler cannot be reached."""

@@ -29,6 +29,7 @@ from models import heads as H
 from models.config import LADDER, TrainConfig
 from models.errors import TrainDataError
 from models.features import FeatureSpec, build_features, funding_arrays
+from models.jobs import InProcess, Runner
 from models.labels import (
     funding_over_horizon,
     net_trade_returns,
@@ -711,6 +712,45 @@ def _validation_metrics(
     return metrics, outputs
 
 
+def fold_jobs(ts_set: TrainingSet, cfg: TrainConfig) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(training rows, validation block) of each walk-forward fold.
+
+    Training rows end `horizon_bars` (purge: no label reaches into the block) plus
+    `embargo_bars` (embargo) before the block starts.
+    """
+    frame, bar_ms = ts_set.frame, ts_set.bar_ms
+    out = []
+    for lo, hi in fold_bounds(frame["timestamp"].to_numpy(), cfg):
+        gap_start = lo - (cfg.horizon_bars + cfg.embargo_bars) * bar_ms
+        rows = _strided(frame[frame["timestamp"] < gap_start], cfg, bar_ms)
+        if rows.empty:
+            raise TrainDataError("the first walk-forward fold has no training rows before it")
+        out.append((rows, frame[(frame["timestamp"] >= lo) & (frame["timestamp"] < hi)]))
+    return out
+
+
+def fit_job(
+    rows: pd.DataFrame, block: pd.DataFrame | None, features: Sequence[str], cfg: TrainConfig
+) -> pd.DataFrame | dict[str, str]:
+    """One job: fit every head on `rows`; with a validation `block`, return the block with the
+    heads' out-of-fold predictions, else the boosters as LightGBM model text."""
+    boosters = fit_heads(rows, features, cfg)
+    if block is None:
+        return {name: b.model_to_string() for name, b in boosters.items()}
+    return pd.concat([block, _predict_block(boosters, block, features)], axis=1)
+
+
+def validation_outputs(
+    val: pd.DataFrame, ts_set: TrainingSet, cfg: TrainConfig, zone: AutonomyZone, cost: float
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Metrics and decision outputs from the pooled out-of-fold predictions (`val`)."""
+    interval = ts_set.funding_interval_ms
+    settlements = cfg.horizon_bars * ts_set.bar_ms / interval if interval else 0.0
+    return _validation_metrics(
+        val, cfg, zone, ts_set.bar_ms, val["fold"].to_numpy(), cost, settlements
+    )
+
+
 def count_steps(cfg: TrainConfig) -> int:
     """Progress steps of one training run: every booster of every fold and of the final fit."""
     return (cfg.folds + 1) * len(H.heads_for(cfg)) + 1
@@ -729,11 +769,14 @@ def train_models(
     progress: Progress | None = None,
     created_at: datetime | None = None,
     broker: BrokerConfig | None = None,
+    runner: Runner | None = None,
 ) -> TrainResult:
     """Train, validate and store a model set (LightGBM text models + JSON cards) in `out_dir`.
 
     `broker`: the venue whose taker fee and slippage every label and decision is net of
-    (default: the packaged venue file, as `qctl backtest` uses).
+    (default: the packaged venue file, as `qctl backtest` uses). `runner`: where the fold jobs
+    and the final fit run (default: here, one after the other; `models.jobs.DaskRunner` for
+    Dask); the model set is the same either way.
     """
     cfg = cfg or TrainConfig.defaults()
     broker = broker or BrokerConfig.from_toml()
@@ -748,33 +791,24 @@ def train_models(
     ts_set = build_training_set(candles, funding, spec, cfg, train_end_ms, holdout_symbols)
     frame, features = ts_set.frame, ts_set.features
 
-    val_parts = []
-    for k, (lo, hi) in enumerate(fold_bounds(frame["timestamp"].to_numpy(), cfg)):
-        purge_end = lo - (cfg.horizon_bars + cfg.embargo_bars) * ts_set.bar_ms
-        train_rows = _strided(frame[frame["timestamp"] < purge_end], cfg, ts_set.bar_ms)
-        if train_rows.empty:
-            raise TrainDataError("the first walk-forward fold has no training rows before it")
-        boosters = fit_heads(train_rows, features, cfg, progress)
-        block = frame[(frame["timestamp"] >= lo) & (frame["timestamp"] < hi)]
-        preds = _predict_block(boosters, block, features)
-        val_parts.append(pd.concat([block, preds], axis=1).assign(fold=k))
-    val = pd.concat(val_parts, ignore_index=True)
-    interval = ts_set.funding_interval_ms
-    settlements = cfg.horizon_bars * ts_set.bar_ms / interval if interval else 0.0
-    metrics, outputs = _validation_metrics(
-        val,
-        cfg,
-        zone,
-        ts_set.bar_ms,
-        val["fold"].to_numpy(),
-        costs["round_trip"],
-        settlements,
-    )
+    runner = runner or InProcess()
+    jobs: list[tuple] = [(rows, block, features, cfg) for rows, block in fold_jobs(ts_set, cfg)]
+    final_rows = _strided(frame, cfg, ts_set.bar_ms)
+    jobs.append((final_rows, None, features, cfg))
+    heads = len(H.heads_for(cfg))
+
+    def done(i: int) -> None:
+        if progress is not None:
+            label = f"fold {i + 1}" if i < len(jobs) - 1 else "final fit"
+            for _ in range(heads):
+                progress(label)
+
+    results = runner.map(fit_job, jobs, done)
+    val = pd.concat([part.assign(fold=k) for k, part in enumerate(results[:-1])], ignore_index=True)
+    metrics, outputs = validation_outputs(val, ts_set, cfg, zone, costs["round_trip"])
     if progress is not None:
         progress("validation")
-
-    final_rows = _strided(frame, cfg, ts_set.bar_ms)
-    boosters = fit_heads(final_rows, features, cfg, progress)
+    boosters = {name: lgb.Booster(model_str=text) for name, text in results[-1].items()}
 
     feature_hash = spec.version()
     set_id = hashlib.sha256(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from qctl.options import DEFAULT_MODEL_DIR, DataDir, parse_date_ms, split_names
+from qctl.options import DEFAULT_MODEL_DIR, DataDir, OptionError, parse_date_ms, split_names
 
 
 def train_command(
@@ -49,15 +50,52 @@ def train_command(
         Path | None,
         typer.Option("--config", help="TOML file with a [train] table of hyper-parameters."),
     ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help='Run the fold jobs on Dask: "local" (a LocalCluster of worker processes) or '
+            "a scheduler address such as tcp://10.0.0.5:8786. Same seed, same models.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes of --dask local (default: the CPU count).",
+            show_default=False,
+        ),
+    ] = None,
+    sweep: Annotated[
+        Path | None,
+        typer.Option(
+            "--sweep",
+            help="TOML file of parameters and values to try (grid or random); the one with the "
+            "best validation net Sharpe is trained. Results also go to OUT/sweep.json.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train the five LightGBM heads (universe, direction, adverse, favourable, kill).
 
-    Walk-forward with a purge gap, deterministic for a seed; writes LightGBM text models and
-    JSON cards to --out and prints the validation metrics of each head.
+    Walk-forward with a purge and an embargo, deterministic for a seed, every decision value
+    chosen on validation net of the venue's costs; writes LightGBM text models and sealed JSON
+    cards to --out and prints the validation metrics of each head.
+
+    Examples:
+
+      qctl train --data ../shared/data --out qctl_models --holdout-symbols AAVE,NEAR,SUI
+
+      qctl train --data ../shared/data --sweep sweep.toml --dask local --workers 4
+
+      qctl train --data ../shared/data/history --dask tcp://10.0.0.5:8786
     """
     from engine.core.bars import resolve_symbol
     from engine.venues.candle_files import load_market_data, sample_data_dir
     from models.config import TrainConfig
+    from models.sweep import SweepSpec
     from models.train import count_steps, train_models
 
     console = Console()
@@ -74,25 +112,37 @@ def train_command(
     candles = {s: d.candles for s, d in market.symbols.items()}
     funding = {s: d.funding for s, d in market.symbols.items()}
 
-    with Progress(
-        TextColumn("training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("", total=count_steps(cfg))
-        result = train_models(
-            candles,
-            funding,
-            out,
-            cfg,
-            holdout_symbols=held,
-            train_end_ms=end_ms,
-            progress=lambda step: progress.update(task, advance=1, description=step),
-        )
+    if workers is not None and dask != "local":
+        raise OptionError("--workers goes with --dask local")
+    spec = SweepSpec.from_toml(sweep) if sweep is not None else None
+    with ExitStack() as stack:
+        runner = None
+        if dask is not None:
+            from models.jobs import DaskRunner
+
+            runner = stack.enter_context(DaskRunner(dask, workers))
+        if spec is not None:
+            cfg = _run_sweep(console, spec, cfg, candles, funding, held, end_ms, runner, out)
+        with Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("", total=count_steps(cfg))
+            result = train_models(
+                candles,
+                funding,
+                out,
+                cfg,
+                holdout_symbols=held,
+                train_end_ms=end_ms,
+                progress=lambda step: progress.update(task, advance=1, description=step),
+                runner=runner,
+            )
     console.print(render_training(result.cards))
     card = result.cards["direction"]
     console.print(
@@ -100,6 +150,55 @@ def train_command(
         f"{', '.join(card['symbols'])} from {card['training_window']['start']} to "
         f"{card['training_window']['end']}; valid for data until {card['valid_until']}"
     )
+
+
+def _run_sweep(console, spec, base, candles, funding, held, end_ms, runner, out: Path):
+    """Score the sweep's configurations (progress bar), print and save the table; the best."""
+    import json
+
+    from engine.venues.simulated import BrokerConfig
+    from models.sweep import count_jobs, run_sweep
+
+    with Progress(
+        TextColumn("sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("", total=count_jobs(spec, base))
+        best, rows = run_sweep(
+            candles,
+            funding,
+            spec,
+            base,
+            BrokerConfig.from_toml().break_even_offset(),
+            holdout_symbols=held,
+            train_end_ms=end_ms,
+            runner=runner,
+            done=lambda _: progress.update(task, advance=1),
+        )
+    table = Table(title="sweep: validation net Sharpe per trade (0: no trades)")
+    for column in ("#", *spec.params, "net Sharpe", "trades", "entry level", "auc"):
+        table.add_column(column)
+    for i, row in enumerate(rows):
+        entry = row.entry or {}
+        table.add_row(
+            str(i + 1),
+            *(_fmt(row.changes[k]) for k in spec.params),
+            f"{row.score:.4f}",
+            str(entry.get("trades", 0)),
+            _fmt(entry.get("min_confidence", "-")),
+            f"{row.auc:.4f}",
+        )
+    console.print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = [{"params": r.changes, "net_sharpe": r.score, "entry": r.entry} for r in rows]
+    (out / "sweep.json").write_text(json.dumps(payload, indent=1, default=str))
+    chosen = {k: getattr(best, k) for k in spec.params}
+    console.print(f"best: {', '.join(f'{k}={_fmt(v)}' for k, v in chosen.items())}")
+    return best
 
 
 def _fmt(value: object) -> str:
