@@ -160,3 +160,40 @@ def test_stale_timestamp(sim: LocalExchange) -> None:
         ex.fetch_balance()
     ex.options["timeDifference"] = 0
     assert ex.fetch_balance()["USDT"]["total"] == 10_000.0
+
+
+def test_async_client_meets_the_same_faults(sim: LocalExchange) -> None:
+    """The live loop is async (aiohttp): the faults surface as the same ccxt exceptions."""
+    import asyncio
+
+    async def session() -> list[type]:
+        ex = make_exchange("binanceusdm", sim.url, sim.api_key, sim.secret)
+        ex.timeout = 300
+        seen = []
+        try:
+            await ex.load_markets()
+            for kind, options in (
+                ("drop_after_accept", {}),
+                ("timeout", {"seconds": 1.0}),
+                ("http_429", {}),
+                ("http_5xx", {}),
+            ):
+                sim.fault(kind, **options)
+                try:
+                    await ex.create_order(BTC, "market", "buy", 0.01)
+                except ccxt.BaseError as exc:
+                    seen.append(type(exc))
+            await ex.fetch_balance()  # the client still works afterwards
+        finally:
+            await ex.close()
+        return seen
+
+    seen = asyncio.run(session())
+    assert len(seen) == 4 and issubclass(
+        seen[0], ccxt.NetworkError
+    )  # aiohttp: ExchangeNotAvailable
+    assert issubclass(seen[1], ccxt.RequestTimeout)
+    assert issubclass(seen[2], ccxt.DDoSProtection)
+    assert issubclass(seen[3], ccxt.ExchangeNotAvailable)
+    # drop_after_accept and timeout booked their orders; 429 and 503 did not reach the exchange
+    assert len(sim.ledger()["fills"]) == 2

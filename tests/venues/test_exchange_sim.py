@@ -305,3 +305,16 @@ def test_wall_clock_moves_the_replay() -> None:
         while h.ledger()["sim_time_ms"] < first + 3 * 3_600_000:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_an_internal_error_is_a_500_with_a_binance_body(sim: LocalExchange, client, capsys) -> None:
+    from engine.venues.exchange_sim.api import Route
+
+    def broken(params: object) -> object:
+        raise RuntimeError("a bug in the simulator")
+
+    sim.exchange.routes[("GET", "/fapi/v3/account")] = Route(broken, True)
+    with pytest.raises(ccxt.OperationFailed, match="-1000"):
+        client.fetch_balance()
+    assert "a bug in the simulator" in capsys.readouterr().err  # the traceback is not swallowed
+    assert client.fetch_positions() == []  # and the server keeps serving

@@ -16,8 +16,10 @@ import hashlib
 import hmac
 import json
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +44,7 @@ DEFAULT_RECV_WINDOW_MS = 5000  # Binance's default when a request sends none
 MAX_RECV_WINDOW_MS = 60000
 FUTURE_TOLERANCE_MS = 1000  # Binance accepts a timestamp up to 1 s ahead of its clock
 LISTEN_BACKLOG = 256
+INTERNAL_ERROR_MSG = "An unknown error occurred while processing the request."
 
 
 @dataclass(slots=True)
@@ -137,6 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as err:
             self._after(fault)
             self._error(err)
+            return
+        except Exception:  # a bug here must not look like a network fault to the client
+            traceback.print_exc(file=sys.stderr)
+            self._error(ApiError(-1000, INTERNAL_ERROR_MSG, http_status=500))
             return
         if self._after(fault):
             return
