@@ -51,6 +51,7 @@ class IssueKind(StrEnum):
     NO_MARK = "no_mark"
     SPOT_AS_PERP = "spot_as_perpetual"
     SHADOWED_FILE = "shadowed_file"
+    TIMESTAMP_UNIT = "timestamp_unit"  # epoch seconds (or us, ns) converted to milliseconds
 
 
 class Severity(StrEnum):

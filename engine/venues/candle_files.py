@@ -9,6 +9,7 @@ rows are dropped and reported, and gaps stay gaps (the engine simply has no bar 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,14 @@ _FILE_RE = re.compile(
 # Market labels in file names that denote a perpetual (linear or inverse) contract.
 _PERP_MARKETS = frozenset({"usdm", "coinm", "perp", "swap", "futures", "linear"})
 _MAX_LISTED = 5  # how many example timestamps an issue lists
+# Epoch timestamp units told apart by magnitude: (lower bound of the band, factor to ms, name).
+# Candles exist from 2009 on: seconds then lie in [1e8, 1e11), milliseconds in [1e11, 1e14)...
+_TS_UNITS = (
+    (1e8, 1e3, "seconds"),
+    (1e11, 1.0, "milliseconds"),
+    (1e14, 1e-3, "microseconds"),
+    (1e17, 1e-6, "nanoseconds"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +135,47 @@ def _read_table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     missing = [c for c in ("timestamp", *columns) if c not in df.columns]
     if missing:
         raise ValueError(f"missing column(s) {', '.join(missing)}")
-    ts = df["timestamp"]
-    if pd.api.types.is_datetime64_any_dtype(ts) or not pd.api.types.is_numeric_dtype(ts):
-        ts = pd.to_datetime(ts, utc=True).dt.as_unit("ms").astype("int64")
-    ts = pd.to_numeric(ts, errors="coerce")
+    ts, unit = _epoch_ms(df["timestamp"])
     out = pd.DataFrame(
         {c: pd.to_numeric(df[c], errors="coerce").astype("float64") for c in columns}
     )
     out.insert(0, "timestamp", ts)
+    out.attrs["timestamp_unit"] = unit
     return out
+
+
+def _epoch_ms(ts: pd.Series) -> tuple[pd.Series, str]:
+    """Timestamps as float ms since the epoch, and the unit they were written in.
+
+    Dates (text or datetime) are parsed; numbers are told apart by magnitude (`_TS_UNITS`), so
+    seconds are never read as 1970 milliseconds. A cell that cannot be read, or whose magnitude
+    belongs to another unit than the file's, becomes NaN: that row is dropped and reported, the
+    rest of the file is kept. A file whose times lie before 1973 in any unit is refused.
+    """
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        return ts.dt.tz_localize(None).dt.as_unit("ms").astype("int64").astype("float64"), "date"
+    num = pd.to_numeric(ts, errors="coerce").astype("float64")
+    if not pd.api.types.is_numeric_dtype(ts) and num.notna().sum() * 2 < ts.notna().sum():
+        with warnings.catch_warnings():  # unparseable cells become NaT; nothing on stderr
+            warnings.simplefilter("ignore")
+            dt = pd.to_datetime(ts, utc=True, errors="coerce", format="mixed")
+        ms = dt.dt.tz_localize(None).dt.as_unit("ms").astype("int64").astype("float64")
+        return ms.where(dt.notna()), "date"
+    finite = num[np.isfinite(num)]
+    if finite.empty:
+        return num, "milliseconds"
+    magnitude = float(np.median(np.abs(finite)))
+    if magnitude < _TS_UNITS[0][0]:
+        raise ValueError(
+            f"timestamps around {magnitude:.0f} are neither seconds nor milliseconds since "
+            "1970 of a date with candles (expected e.g. 1704067200 or 1704067200000)"
+        )
+    k = max(j for j, (low, _, _) in enumerate(_TS_UNITS) if magnitude >= low)
+    low, factor, unit = _TS_UNITS[k]
+    high = _TS_UNITS[k + 1][0] if k + 1 < len(_TS_UNITS) else np.inf
+    with np.errstate(invalid="ignore"):
+        outside = ~((num >= low) & (num < high))
+    return (num * factor).where(~outside), unit
 
 
 def _check_order(
@@ -148,7 +189,7 @@ def _check_order(
                 symbol,
                 IssueKind.NAN,
                 Severity.WARNING,
-                f"{int(bad_ts.sum())} {what} row(s) without a timestamp dropped",
+                f"{int(bad_ts.sum())} {what} row(s) without a readable timestamp dropped",
                 int(bad_ts.sum()),
                 source=source,
             )
@@ -196,12 +237,13 @@ def _validate_candles(
     price_cols: Sequence[str],
     what: str,
 ) -> pd.DataFrame:
-    """Drop and report rows with NaN, non-positive prices or inconsistent high/low."""
+    """Drop and report rows with NaN or infinite values, non-positive prices or inconsistent
+    high/low (1e400 reads as infinity: a bad row like NaN)."""
     df = _check_order(df, symbol, source, issues, what)
     values = df[list(price_cols)].to_numpy()
-    nan_rows = np.isnan(values).any(axis=1)
+    nan_rows = ~np.isfinite(values).all(axis=1)
     if "volume" in df.columns:
-        nan_rows |= np.isnan(df["volume"].to_numpy())
+        nan_rows |= ~np.isfinite(df["volume"].to_numpy())
     with np.errstate(invalid="ignore"):
         nonpos = (values <= 0).any(axis=1) & ~nan_rows
         o, h, lo, c = (df[k].to_numpy() for k in ("open", "high", "low", "close"))
@@ -210,7 +252,7 @@ def _validate_candles(
             nonpos |= (df["volume"].to_numpy() < 0) & ~nan_rows
     ts = df["timestamp"].to_numpy()
     for mask, kind, label in (
-        (nan_rows, IssueKind.NAN, "with NaN values"),
+        (nan_rows, IssueKind.NAN, "with NaN or infinite values"),
         (nonpos, IssueKind.NON_POSITIVE_PRICE, "with zero/negative prices or negative volume"),
         (bad_hl, IssueKind.HIGH_BELOW_LOW, "with high < low (or open/close outside high..low)"),
     ):
@@ -230,6 +272,21 @@ def _validate_candles(
             )
     keep = ~(nan_rows | nonpos | bad_hl)
     return df[keep] if not keep.all() else df
+
+
+def _report_unit(df: pd.DataFrame, symbol: str, source: str, issues: list[DataIssue]) -> None:
+    """Say so when a file's numeric timestamps were not milliseconds (they were converted)."""
+    unit = df.attrs.get("timestamp_unit", "milliseconds")
+    if unit not in ("milliseconds", "date"):
+        issues.append(
+            DataIssue(
+                symbol,
+                IssueKind.TIMESTAMP_UNIT,
+                Severity.INFO,
+                f"timestamps of {source} are in {unit} since 1970; converted to milliseconds",
+                source=source,
+            )
+        )
 
 
 def _report_gaps(
@@ -415,6 +472,7 @@ def _load_symbol(
             )
         )
         return None
+    _report_unit(raw, sym, fn.path.name, issues)
     df = _validate_candles(raw, sym, fn.path.name, issues, MARK_COLUMNS, "candle")
     df = _cut(df, start_ms, end_ms)
     if df.empty:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,75 @@ def test_align_keeps_gaps_as_nan_and_counts_known_bars(tmp_path: Path) -> None:
     assert a.funding[2, j_btc] == 0.0003 and a.funding_ts[2, j_btc] == T0 + 2 * H + 17
     assert np.isnan(a.funding[:, j_eth]).all()
     assert a.has_funding.tolist() == [True, False]
+
+
+# -- hostile cells (issue 15) ------------------------------------------------------------------
+
+
+def _csv_text(folder: Path, rows: list[str], name: str = "binance_usdm_BTC-USDT_1h.csv") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
+    p.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    return p
+
+
+def _rows(n: int, scale: float = 1.0, start: int = T0) -> list[str]:
+    return [f"{int((start + H * k) * scale)},100,101,99,100,5" for k in range(n)]
+
+
+@pytest.mark.parametrize("cell", ["inf", "1e400", "-inf", "Infinity"])
+def test_infinite_prices_are_bad_rows(tmp_path: Path, cell: str) -> None:
+    rows = _rows(10)
+    rows[4] = f"{T0 + 4 * H},100,{cell},99,100,5"
+    _csv_text(tmp_path, rows)
+    md = load_market_data(tmp_path)
+    candles = md.symbols["BTC-USDT"].candles
+    assert len(candles) == 9 and np.isfinite(candles.to_numpy()).all()
+    (issue,) = [i for i in md.issues_for("BTC-USDT") if i.kind is IssueKind.NAN]
+    assert issue.count == 1 and "infinite" in issue.detail and issue.first_ts == T0 + 4 * H
+
+
+@pytest.mark.parametrize("column", ["timestamp", "close"])
+def test_one_bad_cell_drops_its_row_not_the_symbol(tmp_path: Path, column: str, capfd) -> None:
+    rows = _rows(10)
+    cells = rows[3].split(",")
+    cells[0 if column == "timestamp" else 4] = "not-a-number"
+    rows[3] = ",".join(cells)
+    _csv_text(tmp_path, rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a pandas warning would fail the test
+        md = load_market_data(tmp_path)
+    assert len(md.symbols["BTC-USDT"].candles) == 9
+    assert not [i for i in md.issues_for("BTC-USDT") if i.severity is Severity.ERROR]
+    assert any(i.count == 1 for i in md.issues_for("BTC-USDT") if i.kind is IssueKind.NAN)
+    assert capfd.readouterr().err == ""  # nothing on stderr
+
+
+def test_a_bad_cell_in_a_date_column_drops_its_row_quietly(tmp_path: Path, capfd) -> None:
+    dates = pd.to_datetime(T0 + H * np.arange(6), unit="ms", utc=True).strftime("%Y-%m-%d %H:%M")
+    rows = [f"{d},100,101,99,100,5" for d in dates]
+    rows[2] = "someday,100,101,99,100,5"
+    _csv_text(tmp_path, rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        md = load_market_data(tmp_path)
+    assert list(md.symbols["BTC-USDT"].candles.index[:2]) == [T0, T0 + H]
+    assert len(md.symbols["BTC-USDT"].candles) == 5 and capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("scale", "unit"), [(1e-3, "seconds"), (1e3, "microseconds")])
+def test_timestamp_units_are_detected(tmp_path: Path, scale: float, unit: str) -> None:
+    _csv_text(tmp_path / "ms", _rows(24))
+    _csv_text(tmp_path / "other", _rows(24, scale))
+    ms, other = load_market_data(tmp_path / "ms"), load_market_data(tmp_path / "other")
+    pd.testing.assert_frame_equal(ms.symbols["BTC-USDT"].candles, other.symbols["BTC-USDT"].candles)
+    (issue,) = [i for i in other.issues_for("BTC-USDT") if i.kind is IssueKind.TIMESTAMP_UNIT]
+    assert unit in issue.detail and issue.severity is Severity.INFO
+    assert not [i for i in other.issues_for("BTC-USDT") if i.kind is IssueKind.TIMEFRAME_MISMATCH]
+
+
+def test_timestamps_of_no_known_unit_are_refused_in_one_line(tmp_path: Path) -> None:
+    _csv_text(tmp_path, [f"{k},100,101,99,100,5" for k in range(1, 30)])
+    with pytest.raises(DataError) as exc:
+        load_market_data(tmp_path)
+    assert "neither seconds nor milliseconds" in str(exc.value) and "\n" not in str(exc.value)
