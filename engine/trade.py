@@ -268,7 +268,7 @@ class TradeSession:
         broker = self.broker
         assert isinstance(broker, CcxtBroker)
         notes: list[str] = []
-        ts = int(time.time() * 1000)
+        ts = self._exchange_now(broker)
         broker.portfolio.ts = ts
         held = broker.fetch_positions()
         journal = self.journal
@@ -346,25 +346,40 @@ class TradeSession:
         broker.portfolio.wallet_balance = broker.fetch_wallet()
         return notes
 
+    def _exchange_now(self, broker: Any) -> int:
+        """The exchange's clock (journal rows of a recovery carry the venue's time)."""
+        try:
+            return int(broker._run(self.exchange.fetch_time()))
+        except Exception:  # noqa: BLE001 - no time endpoint: the wall clock will do
+            return int(time.time() * 1000)
+
     def _journal_fills_of(self, pos: Any, client_order_id: str | None) -> None:
-        """The exchange trades that built an adopted position, journaled as its fills (the
-        journal holds every fill of the account's positions, ours or not)."""
+        """The exchange trades that built an adopted position (those after the journal's last
+        fill of the symbol, on the position's side), journaled as its fills: the journal holds
+        every fill of the account's positions, ours or not. The position opened at the first."""
         from engine.domain import Fill
 
         broker = self.broker
-        known = {
-            (r["ts"], round(r["qty"], 12), round(r["price"], 10))
-            for r in self.journal.rows(
-                "fill", self.run_id, where="symbol = ?", params=(pos.symbol,)
-            )
-        }
-        for t in broker.fetch_trades(pos.symbol):
+        last = self.journal.rows(
+            "fill",
+            self.run_id,
+            where="symbol = ?",
+            params=(pos.symbol,),
+            order_by="ts DESC",
+            limit=1,
+        )
+        since = int(last[0]["ts"]) + 1 if last else None
+        opened = None
+        for t in broker.fetch_trades(pos.symbol, since):
             broker._seen_trades.add(t.id)
-            if t.side is not pos.side or (t.ts, round(t.qty, 12), round(t.price, 10)) in known:
+            if (since is not None and t.ts < since) or t.side is not pos.side:
                 continue
             cid = client_order_id or f"exchange-{t.order_id}"
             self.journal.record_fill(Fill(cid, t.ts, pos.symbol, t.side, t.qty, t.price, t.fee))
             pos.fees_paid += t.fee
+            opened = t.ts if opened is None else min(opened, t.ts)
+        if opened is not None:
+            pos.opened_ts = opened
 
     def _journal_events(self, events: list[Any]) -> None:
         """Journal broker events outside a step (reconciliation) the way the loop does."""

@@ -11,11 +11,14 @@ from rich.markup import escape
 from qctl import __version__
 from qctl.audit_cmd import audit_command
 from qctl.backtest_cmd import backtest_command
+from qctl.ctl_cmd import ctl_app
 from qctl.data_cmd import data_app
 from qctl.migrate_cmd import migrate_app
 from qctl.models_cmd import models_app
 from qctl.options import show_flags_as_flags
 from qctl.policy_cmd import policy_app
+from qctl.sim_cmd import sim_app
+from qctl.trade_cmd import trade_command
 from qctl.train_cmd import train_command
 from qctl.tui_cmd import tui_command
 from qctl.verify_cmd import verify_command
@@ -46,7 +49,10 @@ app.add_typer(migrate_app, name="migrate")
 app.add_typer(policy_app, name="policy")
 app.add_typer(data_app, name="data")
 app.command("verify")(verify_command)
+app.command("trade")(trade_command)
+app.add_typer(ctl_app, name="ctl")
 app.command("tui")(tui_command)
+app.add_typer(sim_app, name="sim")
 
 
 def _version(value: bool) -> None:
@@ -75,6 +81,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from engine.domain import LimitsError
     from engine.journal.store import JournalError
     from engine.policy_file import PolicyBuildError, PolicyFileError
+    from engine.trade import TradeError
     from engine.venues.ccxt_feed import FeedError
     from engine.venues.simulated import BrokerConfigError
     from migrations.errors import MigrateError
@@ -92,7 +99,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         + (BacktestError, OptionError, BrokerConfigError, DataError, JournalError)
         + (LimitsError, PolicyConfigError, TiersError, MigrateError)
         + (PolicyBuildError, PolicyFileError)
-        + (CompareError, UniverseConfigError, FeedError)
+        + (CompareError, UniverseConfigError, FeedError, TradeError)
     )
 
 
