@@ -318,3 +318,10 @@ def test_an_internal_error_is_a_500_with_a_binance_body(sim: LocalExchange, clie
         client.fetch_balance()
     assert "a bug in the simulator" in capsys.readouterr().err  # the traceback is not swallowed
     assert client.fetch_positions() == []  # and the server keeps serving
+
+
+def test_a_stopped_exchange_answers_nobody(sim: LocalExchange, client) -> None:
+    client.fetch_balance()  # a keep-alive connection is open now
+    sim.stop()
+    with pytest.raises(ccxt.NetworkError):
+        client.fetch_balance()
