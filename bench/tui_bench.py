@@ -9,7 +9,9 @@ and safety events around them. Then, in the same process and on the same file:
   position event of the run): O(history);
 - `new`: `tui.data.open_positions` — a skip-scan over an index on position(run_id, symbol, ...),
   O(symbols x log rows); on a journal without that index it falls back to one scan;
-- `snapshot`: one whole refresh of the monitor (`tui.data.load_snapshot`), the goal is < 100 ms.
+- `refresh`: one whole read of the monitor (`tui.data.load_snapshot`) as it follows a run, i.e.
+  given its previous read (safety events are counted from where that one stopped); the goal is
+  < 100 ms. The first read of a run also counts its whole safety-event history: printed apart.
 
 If the journal schema does not index positions by (run_id, symbol) yet, the figures are printed
 as they are, then the bench adds that index itself (as the schema bump does) and measures again.
@@ -144,14 +146,17 @@ def measure(path: Path, run_id: str, repeat: int) -> None:
         assert [r[4] for r in old_rows] == [p.symbol for p in new], "old and new disagree"
         old_ms = median_ms(lambda: conn.execute(OLD_SCAN, (run_id, run_id)).fetchall(), repeat)
         new_ms = median_ms(lambda: open_positions(journal, run_id), repeat)
-    snap_ms = median_ms(lambda: load_snapshot(path, run_id), repeat)
+    first_ms = median_ms(lambda: load_snapshot(path, run_id), repeat)
+    previous = load_snapshot(path, run_id)
+    snap_ms = median_ms(lambda: load_snapshot(path, run_id, previous=previous), repeat)
     load = os.getloadavg()
     print(f"  position index (run_id, symbol): {'yes' if indexed else 'no'}; "
           f"open positions: {len(new)}")  # fmt: skip
     print(f"  open positions, old scan : {old_ms:8.2f} ms")
     print(f"  open positions, new query: {new_ms:8.2f} ms   ratio old/new {old_ms / new_ms:7.1f}x")
     verdict = "under" if snap_ms < GOAL_MS else "OVER"
-    print(f"  one whole refresh        : {snap_ms:8.2f} ms   ({verdict} the {GOAL_MS:.0f} ms goal)")
+    print(f"  refresh, following a run : {snap_ms:8.2f} ms   ({verdict} the {GOAL_MS:.0f} ms goal)")
+    print(f"  first read of the run    : {first_ms:8.2f} ms   (counts every safety event once)")
     print(f"  load average (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
@@ -161,18 +166,25 @@ def main() -> None:
     ap.add_argument("--position-rows", type=int, default=400_000)
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--keep", type=Path, help="write the journal here and keep it")
+    ap.add_argument(
+        "--keep", type=Path, help="write the journal here and keep it (reused if there)"
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "bench.db"
         if path.exists():
-            sys.exit(f"{path} exists: give a new file")
-        t0 = time.perf_counter()
-        run_id, total = build_journal(path, args.symbols, args.position_rows, args.seed)
-        print(f"journal: {total:,} rows ({args.position_rows:,} position events, "
-              f"{args.symbols} symbols), built in {time.perf_counter() - t0:.1f} s; "
-              f"{os.cpu_count()} cores")  # fmt: skip
+            with Journal.open_readonly(path) as journal:
+                run_id = journal.latest_run_id() or ""
+                total = sum(journal.count(t) for t in ("position", "decision", "equity",
+                                                       "safety_event"))  # fmt: skip
+            print(f"journal: {total:,} rows, reused from {path}; {os.cpu_count()} cores")
+        else:
+            t0 = time.perf_counter()
+            run_id, total = build_journal(path, args.symbols, args.position_rows, args.seed)
+            print(f"journal: {total:,} rows ({args.position_rows:,} position events, "
+                  f"{args.symbols} symbols), built in {time.perf_counter() - t0:.1f} s; "
+                  f"{os.cpu_count()} cores")  # fmt: skip
         with sqlite3.connect(path) as conn:
             indexed = has_symbol_index(conn)
         print("as the journal schema writes it:")

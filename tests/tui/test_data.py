@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from engine.core.tiers import LeverageTiers
 from engine.domain import SafetyLimits
 from engine.journal.store import Journal, JournalError
 from tui.data import (
     LATEST_PER_SYMBOL_INDEXED,
     MonitorError,
+    OpenPosition,
     check_journal,
     has_symbol_index,
     latest_positions_sql,
     load_snapshot,
     open_positions,
     run_limits,
+    with_liquidation_prices,
 )
 
 
@@ -205,3 +209,37 @@ def test_safety_counts_continue_from_the_previous_read(journal_path: Path) -> No
     assert second.safety_counts == want == load_snapshot(journal_path).safety_counts
     assert list(second.safety_counts.values()) == sorted(want.values(), reverse=True)
     assert load_snapshot(journal_path, previous=second).safety_counts == want  # no double count
+
+
+def test_position_pnl_and_distances(backtest_journal: Path) -> None:
+    snap = load_snapshot(backtest_journal)
+    assert snap.equity is not None and snap.positions
+    for p in snap.positions:
+        row = _sql(
+            backtest_journal,
+            "SELECT side, qty, entry_price, mark_price, stop_price FROM position "
+            "WHERE symbol = ? ORDER BY id DESC LIMIT 1",
+            p.symbol,
+        )[0]
+        side, qty, entry, mark, stop = row
+        sign = 1 if side == "long" else -1
+        assert p.unrealised_pnl == pytest.approx(sign * qty * (mark - entry))
+        assert p.stop_distance == pytest.approx(sign * (mark - stop) / mark)
+        assert p.stop_distance > 0  # an open position is on the safe side of its stop
+        assert p.liquidation_price is not None and p.liquidation_distance is not None
+        assert p.liquidation_distance > p.stop_distance  # the stop fires first
+
+    # one position: the cross liquidation price is where equity meets maintenance margin
+    one = OpenPosition("BTC-USDT", "long", 1.0, 100_000.0, 100_000.0, 10.0, 95_000.0, None, 0,
+                       "open", 0)  # fmt: skip
+    tiers = LeverageTiers.load()
+    (priced,) = with_liquidation_prices((one,), wallet_balance=10_000.0, tiers=tiers)
+    liq = priced.liquidation_price
+    assert liq is not None and 90_000.0 < liq < 100_000.0
+    equity_at_liq = 10_000.0 + (liq - 100_000.0)
+    assert equity_at_liq == pytest.approx(tiers.maintenance_margin("BTC-USDT", liq), rel=1e-9)
+    assert priced.liquidation_distance == pytest.approx((100_000.0 - liq) / 100_000.0)
+    short = dataclasses.replace(one, side="short", stop_price=105_000.0)
+    (priced,) = with_liquidation_prices((short,), wallet_balance=10_000.0, tiers=tiers)
+    assert priced.liquidation_price is not None and priced.liquidation_price > 100_000.0
+    assert priced.stop_distance == pytest.approx(0.05)  # a short's stop is 5 % above the mark
