@@ -69,32 +69,41 @@ def widen(md: MarketData, tiers: LeverageTiers, copies: int) -> tuple[MarketData
 
 
 def lengthen(md: MarketData, copies: int) -> MarketData:
-    """Each symbol's history repeated `copies` times back in time, prices kept continuous."""
+    """Each symbol's history repeated `copies` times back in time, prices kept continuous.
+
+    Built in one (5, n) block per symbol, so that the data take what a loaded file would
+    (no transient copies that would inflate the peak memory the bench reports)."""
     import pandas as pd
 
     out: dict[str, SymbolData] = {}
     for sym, sd in md.symbols.items():
         c = sd.candles
         ts = c.index.to_numpy().astype(np.int64)
+        n = len(ts)
         step = int(np.median(np.diff(ts)))
         span = int(ts[-1] - ts[0]) + step
-        parts, fparts = [c], [sd.funding] if sd.funding is not None else []
+        block = np.empty((5, n * copies))
+        src = c[["open", "high", "low", "close", "volume"]].to_numpy().T
+        index = np.empty(n * copies, dtype=np.int64)
         scale = 1.0
-        for k in range(1, copies):
-            # copy k ends (close) where copy k-1 starts (open): multiply its prices accordingly
-            scale *= float(c["open"].iloc[0]) / float(c["close"].iloc[-1])
-            part = c.copy()
-            for col in ("open", "high", "low", "close"):
-                part[col] = part[col] * scale
-            part.index = pd.Index(ts - k * span, name=c.index.name)
-            parts.append(part)
-            if sd.funding is not None:
-                f = sd.funding.copy()
-                f.index = pd.Index(f.index.to_numpy().astype(np.int64) - k * span,
-                                   name=sd.funding.index.name)  # fmt: skip
-                fparts.append(f)
-        candles = pd.concat(parts[::-1])
-        funding = pd.concat(fparts[::-1]) if fparts else None
+        for k in range(copies):
+            if k:  # copy k ends (close) where copy k-1 starts (open): scale its prices
+                scale *= float(src[0, 0]) / float(src[3, -1])
+            lo = (copies - 1 - k) * n
+            block[:4, lo : lo + n] = src[:4] * scale
+            block[4, lo : lo + n] = src[4]
+            index[lo : lo + n] = ts - k * span
+        candles = pd.DataFrame(block.T, index=pd.Index(index, name=c.index.name),
+                               columns=["open", "high", "low", "close", "volume"], copy=False)  # fmt: skip
+        funding = None
+        if sd.funding is not None:
+            f_ts = sd.funding.index.to_numpy().astype(np.int64)
+            rates = sd.funding["funding_rate"].to_numpy()
+            funding = pd.DataFrame(
+                {"funding_rate": np.tile(rates, copies)},
+                index=pd.Index(np.concatenate([f_ts - k * span for k in range(copies)][::-1]),
+                               name=sd.funding.index.name),
+            )  # fmt: skip
         out[sym] = SymbolData(sym, sd.timeframe, sd.market, candles, funding, sd.source, None,
                               sd.exchange)  # fmt: skip
     return MarketData(out, md.timeframe, list(md.issues))
@@ -148,14 +157,27 @@ def numpy_reference(
         qty = cfg.notional_usdt / entry
         stop = entry * (1 - side * cfg.stop_loss_pct)
         tp = entry * (1 + side * cfg.take_profit_pct)
-        fwd_lo, fwd_hi = low[i + 1 :, chosen], high[i + 1 :, chosen]
-        hit_stop = np.where(side > 0, fwd_lo <= stop, fwd_hi >= stop)
-        hit_tp = np.where(side > 0, fwd_hi >= tp, fwd_lo <= tp)
-        any_stop, any_tp = hit_stop.any(axis=0), hit_tp.any(axis=0)
-        first_stop = np.where(any_stop, hit_stop.argmax(axis=0), n)
-        first_tp = np.where(any_tp, hit_tp.argmax(axis=0), n)
-        stop_first = first_stop <= first_tp
-        exit_at = np.minimum(first_stop, first_tp)
+        # first bar after i that reaches the stop or the take-profit (the stop when both), found
+        # in windows that grow 4x: linear in the bars a trade lasts, not in the whole history
+        exit_at = np.full(chosen.size, n)  # absolute bar index; n = still open at the end
+        stop_first = np.ones(chosen.size, dtype=bool)
+        todo = np.arange(chosen.size)
+        lo_bar, width = i + 1, 64
+        while todo.size and lo_bar < n:
+            hi_bar = min(n, lo_bar + width)
+            cols, sd_ = chosen[todo], side[todo]
+            seg_lo, seg_hi = low[lo_bar:hi_bar, cols], high[lo_bar:hi_bar, cols]
+            hit_stop = np.where(sd_ > 0, seg_lo <= stop[todo], seg_hi >= stop[todo])
+            hit_tp = np.where(sd_ > 0, seg_hi >= tp[todo], seg_lo <= tp[todo])
+            any_stop, any_tp = hit_stop.any(axis=0), hit_tp.any(axis=0)
+            width_now = hi_bar - lo_bar
+            first_stop = np.where(any_stop, hit_stop.argmax(axis=0), width_now)
+            first_tp = np.where(any_tp, hit_tp.argmax(axis=0), width_now)
+            found = any_stop | any_tp
+            exit_at[todo[found]] = lo_bar + np.minimum(first_stop, first_tp)[found]
+            stop_first[todo[found]] = (first_stop <= first_tp)[found]
+            todo = todo[~found]
+            lo_bar, width = hi_bar, width * 4
         done = exit_at < n
         exit_px = np.where(stop_first, stop, tp) * (1 - side * slip)
         last = close[-1, chosen]
@@ -163,7 +185,7 @@ def numpy_reference(
         pnl = side * qty * (px - entry) - fee * qty * (entry + px)
         wallet += float(pnl.sum())
         trades += int(chosen.size)
-        busy_until[chosen] = np.where(done, i + 1 + exit_at, n)
+        busy_until[chosen] = np.where(done, exit_at, n)
     return wallet, trades
 
 
