@@ -52,3 +52,29 @@ def test_fifty_concurrent_async_requests(sim: LocalExchange) -> None:
 
     tickers = asyncio.run(burst())
     assert len(tickers) == 50 and len({t["last"] for t in tickers}) == 1
+
+
+def test_leverage_margin_mode_and_fees_read_back(client) -> None:
+    client.set_leverage(7, BTC)
+    client.set_margin_mode("isolated", BTC)
+    lev = client.fetch_leverage(BTC)
+    assert lev["longLeverage"] == lev["shortLeverage"] == 7
+    assert client.fetch_margin_mode(BTC)["marginMode"] == "isolated"
+    assert client.fetch_margin_mode(ETH)["marginMode"] == "cross"
+    from engine.venues.simulated import BrokerConfig
+
+    fee = client.fetch_trading_fee(BTC)
+    assert fee["taker"] == BrokerConfig.from_toml().taker_fee
+
+
+def test_cancel_all_trigger_orders(sim: LocalExchange, client) -> None:
+    client.create_order(BTC, "market", "buy", 0.01)
+    for level in (1000, 2000):
+        client.create_order(
+            BTC, "market", "sell", 0.01, params={"stopLossPrice": level, "reduceOnly": True}
+        )
+    client.cancel_all_orders(BTC)  # plain orders: none rest, the stops stay
+    assert len(client.fetch_open_orders(BTC, params={"trigger": True})) == 2
+    client.cancel_all_orders(BTC, params={"trigger": True})
+    assert client.fetch_open_orders(BTC, params={"trigger": True}) == []
+    assert {a["status"] for a in sim.ledger()["algo_orders"]} == {"CANCELED"}

@@ -383,6 +383,30 @@ class SimExchange:
         assert sym is not None
         return self.ledger.set_margin_type(sym, params.get("marginType", "").upper())
 
+    def symbol_config(self, params: Params) -> list[dict[str, Any]]:
+        """Leverage and margin type per symbol (ccxt: fetch_leverage, fetch_margin_mode)."""
+        sym = self._symbol(params, required=False)
+        led = self.ledger
+        return [
+            {
+                "symbol": self.market.series[s].market_id,
+                "marginType": led.margin_type[s],
+                "isAutoAddMargin": "false",
+                "leverage": led.leverage[s],
+                "maxNotionalValue": fmt(led.max_notional_at(s, led.leverage[s])),
+            }
+            for s in ([sym] if sym else list(self.market.series))
+        ]
+
+    def commission_rate(self, params: Params) -> dict[str, Any]:
+        sym = self._symbol(params)
+        assert sym is not None
+        return {
+            "symbol": self.market.series[sym].market_id,
+            "makerCommissionRate": fmt(self.ledger.broker.maker_fee),
+            "takerCommissionRate": fmt(self.ledger.broker.taker_fee),
+        }
+
     def income(self, params: Params) -> list[dict[str, Any]]:
         """Funding fees, commissions and realized PnL, as Binance's income history lists them."""
         sym = self._symbol(params, required=False)
@@ -516,6 +540,18 @@ class SimExchange:
             "msg": "success",
         }
 
+    def cancel_all_orders(self, params: Params) -> dict[str, Any]:
+        """Nothing rests on the book here (market orders fill at once): a no-op, as on Binance."""
+        self._symbol(params)
+        return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+    def cancel_all_algo_orders(self, params: Params) -> dict[str, Any]:
+        sym = self._symbol(params)
+        for a in self.ledger.algos.values():
+            if a.symbol == sym and a.status == "NEW":
+                self.ledger.cancel_algo(sym, str(a.algo_id), None)
+        return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
     def open_algo_orders(self, params: Params) -> list[dict[str, Any]]:
         sym = self._symbol(params, required=False)
         return [
@@ -575,6 +611,10 @@ class SimExchange:
             ("POST", "/fapi/v1/leverage"): self.set_leverage,
             ("POST", "/fapi/v1/marginType"): self.set_margin_type,
             ("GET", "/fapi/v1/income"): self.income,
+            ("GET", "/fapi/v1/symbolConfig"): self.symbol_config,
+            ("GET", "/fapi/v1/commissionRate"): self.commission_rate,
+            ("DELETE", "/fapi/v1/allOpenOrders"): self.cancel_all_orders,
+            ("DELETE", "/fapi/v1/algoOpenOrders"): self.cancel_all_algo_orders,
             ("POST", "/fapi/v1/order"): self.new_order,
             ("GET", "/fapi/v1/order"): self.get_order,
             ("DELETE", "/fapi/v1/order"): self.cancel_order,
