@@ -197,3 +197,17 @@ def test_async_client_meets_the_same_faults(sim: LocalExchange) -> None:
     assert issubclass(seen[3], ccxt.ExchangeNotAvailable)
     # drop_after_accept and timeout booked their orders; 429 and 503 did not reach the exchange
     assert len(sim.ledger()["fills"]) == 2
+
+
+def test_faults_listed_and_cleared_over_http(sim: LocalExchange, client) -> None:
+    sim.fault("http_5xx", count=3)
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        client.fetch_balance()
+    with urllib.request.urlopen(sim.url + "/qctl-sim/fault", timeout=5) as r:  # noqa: S310
+        listed = json.loads(r.read())
+    assert listed["pending"][0]["count"] == 2
+    assert listed["applied"] == [{"kind": "http_5xx", "method": "GET", "path": "/fapi/v3/account"}]
+    req = urllib.request.Request(sim.url + "/qctl-sim/fault", method="DELETE")
+    with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310
+        assert json.loads(r.read()) == {"pending": []}
+    assert client.fetch_balance()["USDT"]["total"] == 10_000.0
