@@ -23,6 +23,7 @@ CLI_DEFAULT = (
 # calls that declare a command-line option: their arguments run when the program starts
 _CLI_DECLARATIONS = {
     "add_argument": None,  # argparse, on any parser or group
+    "set_defaults": None,
     "option": ("click",),
     "argument": ("click",),
     "Option": ("typer",),
@@ -40,8 +41,8 @@ def code(node: cst.CSTNode) -> str:
 
 
 def declares_cli_option(call: cst.Call) -> bool:
-    """`p.add_argument(...)`, `click.option(...)`, `typer.Option(...)`: a command-line option
-    whose default is evaluated at start-up, before the arguments are even parsed."""
+    """`p.add_argument(...)`, `p.set_defaults(...)`, `click.option(...)`, `typer.Option(...)`: a
+    command-line option whose default is evaluated at start-up, before the arguments are parsed."""
     func = call.func
     if isinstance(func, cst.Attribute):
         owners = _CLI_DECLARATIONS.get(func.attr.value, ())

@@ -38,6 +38,7 @@ def main():
     p.add_argument("--budget", type=float, default=float(os.getenv("BOT_BUDGET", "500")))
     p.add_argument("--leverage", type=float, default=10.0)
     p.add_argument("--max-leverage", type=float, default=DEFAULT_LEVERAGE)
+    p.set_defaults(size_usd=250.0)
     args = p.parse_args()
     open_trade(None, "BTCUSDT", {})
     return args
@@ -74,6 +75,7 @@ class TestCommandLineDefaults(CodemodTest):
                 p.add_argument("--budget", type=float, default=float(os.getenv("BOT_BUDGET", "500")))
                 p.add_argument("--leverage", type=float, default=10.0)
                 p.add_argument("--max-leverage", type=float, default=DEFAULT_LEVERAGE)
+                p.set_defaults(size_usd=250.0)
                 args = p.parse_args()
                 open_trade(None, "BTCUSDT", {})
                 return args
@@ -108,6 +110,7 @@ def test_each_cli_finding_is_listed_with_the_reason() -> None:
     refused = {u.finding.name: u.reason for u in codemod.cannot}
     assert refused["BOT_BUDGET"] == CLI_DEFAULT
     assert refused["leverage"] == CLI_DEFAULT
+    assert refused["size_usd"] == CLI_DEFAULT  # p.set_defaults(size_usd=250.0)
     assert refused["DEFAULT_LEVERAGE"].startswith("DEFAULT_LEVERAGE is read in ")
     assert [f.name for f in codemod.resolved] == ["lev"]
 

@@ -140,10 +140,11 @@ def test_phases_1_to_4_on_legacy_trader(tmp_path):
     assert skipped["kill"] == "ok"
     assert "SKIP MODEL_MISSING: no policy leverage for BTCUSDT" in without.stderr
 
-    for phase in "4321":
-        api.rollback(root, phase)
+    api.rollback(root, "4")  # one phase, then the rest with --all (which also undoes init)
+    undone = api.rollback_all(root)
+    assert undone.phases == ["3", "2", "1"] and undone.removed == ["qctl_policy.py"]
     restored = _snapshot(root)
-    for extra in ("qctl_policy.py", ".qctl/migrations.db", ".qctl/.gitignore"):
+    for extra in (".qctl/migrations.db", ".qctl/.gitignore"):  # the ledger stays, as history
         restored.pop(extra)
     assert restored == original
 
