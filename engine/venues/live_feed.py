@@ -25,14 +25,33 @@ class FeedStalled(Exception):
 
 @dataclass(slots=True)
 class _Series:
-    ts: list[int] = field(default_factory=list)
-    rows: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+    """One symbol's closed bars in growing arrays (amortised appends, no per-cycle copies)."""
+
+    ts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    values: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
+    n: int = 0
     funding_ts: list[int] = field(default_factory=list)
     funding: list[float] = field(default_factory=list)
 
     @property
     def last(self) -> int | None:
-        return self.ts[-1] if self.ts else None
+        return int(self.ts[self.n - 1]) if self.n else None
+
+    def append(self, t: int, row: Sequence[float]) -> None:
+        if self.n == len(self.ts):
+            size = max(64, 2 * self.n)
+            self.ts = np.resize(self.ts, size)
+            self.values = np.resize(self.values, (size, 5))
+        self.ts[self.n] = t
+        self.values[self.n] = row
+        self.n += 1
+
+    def keep_last(self, k: int) -> None:
+        if self.n > k:
+            cut = self.n - k
+            self.ts[:k] = self.ts[cut : self.n]
+            self.values[:k] = self.values[cut : self.n]
+            self.n = k
 
 
 @dataclass(slots=True)
@@ -74,12 +93,9 @@ class LiveFeed:
             t = int(r[0])
             if t >= newest or (s.last is not None and t <= s.last):
                 continue
-            s.ts.append(t)
-            s.rows.append(tuple(float(x) for x in r[1:6]))  # type: ignore[arg-type]
+            s.append(t, [float(x) for x in r[1:6]])
             added += 1
-        if len(s.ts) > self.max_bars_kept:
-            cut = len(s.ts) - self.max_bars_kept
-            del s.ts[:cut], s.rows[:cut]
+        s.keep_last(self.max_bars_kept)
         return added
 
     async def _catch_up(self, symbol: str) -> int:
@@ -104,9 +120,9 @@ class LiveFeed:
     async def _funding(self, symbol: str) -> None:
         """Funding prints settled up to the newest closed bar (kept from the first bar kept)."""
         s = self._series[symbol]
-        if not s.ts:
+        if not s.n:
             return
-        since = s.funding_ts[-1] + 1 if s.funding_ts else s.ts[0]
+        since = s.funding_ts[-1] + 1 if s.funding_ts else int(s.ts[0])
         self.requests += 1
         rows = await self.exchange.fetch_funding_rate_history(self.markets[symbol], since, 1000)
         for r in sorted(rows, key=lambda r: r["timestamp"]):
@@ -135,11 +151,8 @@ class LiveFeed:
         out: dict[str, SymbolData] = {}
         for sym in self.symbols:
             s = self._series.get(sym, _Series())
-            ts = np.asarray(s.ts, dtype=np.int64)
-            vals = np.asarray(s.rows, dtype=np.float64).reshape(-1, 5)
-            if until is not None:
-                keep = ts <= until
-                ts, vals = ts[keep], vals[keep]
+            k = s.n if until is None else int(np.searchsorted(s.ts[: s.n], until, side="right"))
+            ts, vals = s.ts[:k].copy(), s.values[:k].copy()
             frame = pd.DataFrame(
                 vals, columns=list(CANDLE_COLUMNS), index=pd.Index(ts, name="timestamp")
             )
