@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +45,7 @@ DEFAULT_RECV_WINDOW_MS = 5000  # Binance's default when a request sends none
 MAX_RECV_WINDOW_MS = 60000
 FUTURE_TOLERANCE_MS = 1000  # Binance accepts a timestamp up to 1 s ahead of its clock
 LISTEN_BACKLOG = 256
+REQUEST_LOG_SIZE = 10_000  # bounded: a long demo run must not grow memory without end
 INTERNAL_ERROR_MSG = "An unknown error occurred while processing the request."
 
 
@@ -53,7 +55,8 @@ class ServerState:
     faults: FaultBook
     api_key: str
     secret: bytes
-    requests: list[tuple[str, str]] = field(default_factory=list)
+    # the latest requests (method, path), for tests that check what a client sent
+    requests: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
 
 
 class _Server(ThreadingHTTPServer):
@@ -287,7 +290,7 @@ class LocalExchange:
 
     @property
     def requests(self) -> list[tuple[str, str]]:
-        """(method, path) of every exchange request received, in order (faulted ones too)."""
+        """(method, path) of the latest exchange requests, oldest first (faulted ones too)."""
         return list(self._server.state.requests)
 
     def ledger(self) -> dict[str, Any]:
