@@ -672,6 +672,26 @@ def check_document(
     return problems
 
 
+def never_trades(policy: Any, equity: float, limits: SafetyLimits | None = None) -> str | None:
+    """Why a StaticPolicy can never enter at this equity (every entry OUT_OF_ZONE), or None.
+
+    Its values are checked when the file loads; its size is a fixed notional, a fraction of the
+    equity that only this check can judge. Other policies: None (they decide per bar)."""
+    size_of = getattr(policy, "size_pct", None)
+    config = getattr(policy, "config", None)
+    if size_of is None or config is None:
+        return None
+    zone = AutonomyZone.for_limits(limits or SafetyLimits())
+    size = size_of(float(equity))
+    if 0 < size <= zone.max_size_pct:
+        return None
+    return (
+        f"policy {policy.name} can never trade at {equity:g} USDT: notional_usdt "
+        f"{config.notional_usdt:g} is {size:.4g} of equity, outside (0, {zone.max_size_pct:g}]: "
+        "every entry would be skipped OUT_OF_ZONE"
+    )
+
+
 def _error_for(problems: list[PolicyProblem], prefix: str) -> PolicyFileError:
     first = problems[0]
     more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""

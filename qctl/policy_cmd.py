@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from qctl.options import DEFAULT_EQUITY_USDT, DataDir, OptionError, parse_date_ms, split_names
@@ -212,14 +213,26 @@ def publish_command(
 
 @policy_app.command("check")
 def check_command(
-    file: Annotated[Path, typer.Argument(help="Policy file to check.")],
+    file: Annotated[Path, typer.Argument(help="Policy file (JSON) or StaticPolicy TOML to check.")],
     now: Annotated[
         str | None,
         typer.Option("--now", help="Judge staleness at this UTC time (2026-11-25T14:00:00Z)."),
     ] = None,
+    equity: Annotated[
+        float,
+        typer.Option(
+            "--equity", help="TOML: account equity in USDT its fixed notional sizes against."
+        ),
+    ] = DEFAULT_EQUITY_USDT,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="A TOML policy that can never trade fails (exit 1).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Validate a policy file: schema, hash, staleness and bounds (limits and autonomy zone).
+
+    A StaticPolicy TOML (`*.toml`): every value inside the autonomy zone, and whether it can
+    trade at all at `--equity` (said in one line; a failure with `--strict`).
 
     Exit codes: 0 valid, 1 refused (every problem is listed), 2 usage error.
 
@@ -228,9 +241,14 @@ def check_command(
       qctl policy check qctl_policy.json
 
       qctl policy check qctl_policy.json --now 2026-11-25T14:00:00Z --json
+
+      qctl policy check examples/legacy_policy.toml --equity 300 --strict
     """
     from engine.policy_file import PolicyFileError, check_document, now_ms, parse_utc, read_document
 
+    if file.suffix == ".toml":
+        _check_toml(file, equity, strict, as_json)
+        return
     try:
         at = parse_utc(now) if now is not None else now_ms()
     except ValueError as exc:
@@ -264,6 +282,38 @@ def check_command(
                 highlight=False,
             )
     raise typer.Exit(1 if problems else 0)
+
+
+def _check_toml(file: Path, equity: float, strict: bool, as_json: bool) -> None:
+    """`policy check` of a StaticPolicy TOML: loads (every value checked), then can it trade."""
+    from engine.core.policy import PolicyConfigError, StaticPolicy
+    from engine.policy_file import never_trades
+
+    if not equity > 0:
+        raise OptionError(f"--equity must be a positive amount of USDT, got {equity:g}")
+    if not file.is_file():
+        raise OptionError(f"policy file {file} does not exist")
+    try:
+        policy = StaticPolicy.from_toml(file)
+        problems, idle = [], never_trades(policy, equity)
+    except PolicyConfigError as exc:
+        problems, idle = [str(exc)], None
+    failed = bool(problems) or (strict and idle is not None)
+    if as_json:
+        payload = {"file": str(file), "valid": not problems, "problems": problems,
+                   "never_trades": idle}  # fmt: skip
+        typer.echo(json.dumps(payload, indent=1))
+    elif problems:
+        Console().print(f"[bold red]refused[/] {escape(problems[0])}", highlight=False)
+    elif idle is not None:
+        Console().print(f"[yellow]never trades[/] {escape(idle)}", highlight=False)
+    else:
+        Console().print(
+            f"[green]valid[/] {file}: StaticPolicy {policy.name}, every value inside the "
+            f"autonomy zone, trades at {equity:g} USDT",
+            highlight=False,
+        )
+    raise typer.Exit(1 if failed else 0)
 
 
 @policy_app.command("seal")

@@ -196,9 +196,8 @@ def _table(doc: Mapping[str, Any], dotted: str, source: str) -> Mapping[str, Any
             else isinstance(value, kind) and not isinstance(value, bool)
         )
         if not ok:
-            raise PolicyConfigError(
-                f"{source}: [{dotted}].{key} must be {kind.__name__}, got {value!r}"
-            )
+            what = "a finite number" if kind is float else kind.__name__
+            raise PolicyConfigError(f"{source}: [{dotted}].{key} must be {what}, got {value!r}")
     return node
 
 
@@ -231,7 +230,7 @@ def load_static_config(path: str | Path) -> StaticConfig:
     for key in ("volatility_ref", "trend_z_scale", "probability_slope"):
         if signal[key] <= 0:
             raise PolicyConfigError(f"{source}: [signal].{key} must be positive")
-    return StaticConfig(
+    config = StaticConfig(
         name=pol["name"],
         version=pol["version"],
         leverage=float(entry["leverage"]),
@@ -264,6 +263,41 @@ def load_static_config(path: str | Path) -> StaticConfig:
         trend_z_scale=float(signal["trend_z_scale"]),
         probability_slope=float(signal["probability_slope"]),
     )
+    problem = static_zone_problem(config)
+    if problem is not None:
+        raise PolicyConfigError(f"{source}: {problem}")
+    return config
+
+
+def static_zone_problem(config: StaticConfig, zone: AutonomyZone | None = None) -> str | None:
+    """The first value of the file outside the autonomy zone, or None.
+
+    Every value is checked, not only the effective one: the decision carries the lower of
+    kill_threshold and close_threshold, and a higher one out of the zone must not hide behind it.
+    Size is not checked here (it depends on the equity; see `engine.policy_file.never_trades`).
+    """
+    zone = zone or AutonomyZone()
+    for name in ("kill_threshold", "close_threshold"):
+        probe = Decision(
+            ts=0,
+            symbol=config.name,
+            side=Side.LONG,
+            leverage=config.leverage,
+            size_pct=zone.max_size_pct,
+            stop_loss_pct=config.stop_loss_pct,
+            take_profit_pct=config.take_profit_pct,
+            harvest=config.harvest,
+            kill_threshold=getattr(config, name),
+            kill_reduce_threshold=config.kill_reduce_threshold,
+            kill_reduce_frac=config.kill_reduce_frac,
+            max_hold_sec=config.max_hold_sec,
+            confidence=1.0,  # not in the file: the top of its [0, 1] scale
+        )
+        problem = zone.explain(probe)
+        if problem is not None:
+            detail = problem[1].replace("kill_threshold", f"[harvest].{name}", 1)
+            return f"{detail} (the autonomy zone; every value of the file must lie inside it)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

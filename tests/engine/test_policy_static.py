@@ -245,7 +245,7 @@ def test_every_key_is_required(tmp_path: Path, table: str, key: str) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("\nleverage = 10.0", '\nleverage = "ten"', "must be float"),
+        ("\nleverage = 10.0", '\nleverage = "ten"', "must be a finite number"),
         ("\nleverage = 10.0", "\nleverage = 10.0\nlevrage = 5.0", "unknown key [entry].levrage"),
         ("count = 10 ", "count = 0 ", "count must be at least 1"),
         ("[signal]", "[extra]\nx = 1\n\n[signal]", "unknown table [extra]"),
