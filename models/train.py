@@ -490,6 +490,7 @@ class EntryTrades:
     net: np.ndarray
     funding_now: np.ndarray
     fold: np.ndarray
+    ts: np.ndarray
 
 
 def entry_trades(
@@ -511,6 +512,7 @@ def entry_trades(
         net=net_trade_returns(fwd, val["funding_h"].to_numpy(), side, cost),
         funding_now=side * rate * settlements,
         fold=fold_of,
+        ts=val["timestamp"].to_numpy(),
     )
 
 
@@ -579,6 +581,19 @@ def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, obj
         "net_mean": float(t.net.mean()),
         "gross_mean": float((t.net + cost).mean()),
     }
+    chosen = (
+        (t.confidence >= best["min_confidence"]) & (pred > 0)
+        if best is not None
+        else np.zeros(len(t.net), dtype=bool)
+    )
+    by_fold = [
+        {
+            "fold": int(k),
+            "ai": fold_figures(t, chosen & (t.fold == k), cost),
+            "every_signal": fold_figures(t, t.fold == k, cost),
+        }
+        for k in folds
+    ]
     return {
         "min_confidence": None if best is None else best["min_confidence"],
         "validation": best,
@@ -587,6 +602,35 @@ def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, obj
         "criterion": "t-statistic of net trade returns (n / horizon_bars), mean > 0, "
         f"t >= {cfg.min_entry_t}",
         "edge_knots": {"confidence": knots[0], "edge": knots[1]},
+        "by_fold": by_fold,
+    }
+
+
+def fold_figures(t: EntryTrades, taken: np.ndarray, cost: float, points: int = 60) -> dict:
+    """Net figures of the validation trades `taken` in one fold, in their row order.
+
+    Per trade, as a fraction of its notional: mean, Sharpe, sum; the share of it that went to
+    fees and slippage and to funding; and the running sum (at most `points` samples) for a plot.
+    """
+    order = np.argsort(t.ts[taken], kind="stable")  # the running sum in time order
+    r = t.net[taken][order]
+    n = len(r)
+    if n == 0:
+        return {"trades": 0, "net_sum": 0.0, "net_mean": 0.0, "net_sharpe": 0.0,
+                "costs": 0.0, "funding": 0.0, "curve": [0.0]}  # fmt: skip
+    gross = (t.edge[taken] * t.vol_unit[taken])[order]
+    funding = gross - cost - r  # what the side paid (received: negative)
+    curve = np.cumsum(r)
+    step = max(1, n // points)
+    sd = float(r.std())
+    return {
+        "trades": n,
+        "net_sum": float(r.sum()),
+        "net_mean": float(r.mean()),
+        "net_sharpe": float(r.mean() / sd) if sd > 0 else 0.0,
+        "costs": cost * n,
+        "funding": float(funding.sum()),
+        "curve": [0.0, *curve[step - 1 :: step].tolist()],
     }
 
 
@@ -637,6 +681,7 @@ def _validation_metrics(
     else:
         p_up = H.platt_apply(raw, a, b)
     entry = choose_entry(entry_trades(val, p_up, cost, settlements, fold_of), cfg, cost)
+    by_fold = entry.pop("by_fold")
     per_fold = [
         H.auc(y[fold_of[moved] == k], raw[moved][fold_of[moved] == k]) for k in np.unique(fold_of)
     ]
@@ -650,6 +695,7 @@ def _validation_metrics(
         "up_rate": float(y.mean()),
         "entry": entry["validation"],
         "all_validation_trades": entry["all_validation_trades"],
+        "by_fold": by_fold,
     }
     outputs["direction"] = {
         "calibration": cfg.calibration,

@@ -23,7 +23,8 @@ from qctl.options import (
 
 models_app = typer.Typer(
     name="models",
-    help="Inspect trained model sets (cards, metrics, validity).",
+    help="Inspect trained model sets (cards, metrics, validity, reports).\n\n"
+    "Example: qctl models list --dir qctl_models",
     no_args_is_help=True,
 )
 
@@ -112,7 +113,10 @@ def show_command(
     directory: ModelDir = DEFAULT_MODEL_DIR,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw card.")] = False,
 ) -> None:
-    """The model's card: features and their hash, training window, data hash, metrics, outputs."""
+    """The model's card: features and their hash, training window, data hash, metrics, outputs.
+
+    Example: qctl models show direction --dir qctl_models --json
+    """
     from models.errors import ModelMissingError
     from models.registry import HEAD_NAMES, read_card
 
@@ -187,7 +191,10 @@ def compare_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
 ) -> None:
     """AI versus legacy on the same bars, out of sample only (after the models' training end;
-    with --holdout-symbols also on symbols they never saw), side by side."""
+    with --holdout-symbols also on symbols they never saw), side by side.
+
+    Example: qctl models compare --dir qctl_models --data ../shared/data --holdout-symbols AAVE,NEAR,SUI
+    """
     from engine.backtest import default_policy_path
     from engine.venues.candle_files import sample_data_dir
     from models.compare import compare, metric_rows, render
@@ -250,3 +257,22 @@ def _count(text: str) -> int:
         return int(text)
     except ValueError:
         raise typer.BadParameter(f'--universe must be a number or "auto", got {text!r}') from None
+
+
+@models_app.command("report")
+def report_command(
+    directory: Annotated[Path, typer.Argument(help="The model directory (`qctl train --out`).")],
+    html_file: Annotated[
+        Path, typer.Option("--html", help="Where to write the self-contained HTML report.")
+    ],
+) -> None:
+    """An HTML report of a model set: the entry rule and its validation figures, each
+    walk-forward fold (AI, every signal, flat: net return, Sharpe, trades, costs, funding, and
+    the running net return as a plot), calibration, edge map, feature importance, kill levels.
+
+    Example: qctl models report qctl_models --html report.html
+    """
+    from models.report import write_report
+
+    path = write_report(directory, html_file)
+    Console().print(f"report written to {path}", highlight=False)

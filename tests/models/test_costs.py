@@ -43,6 +43,7 @@ def _trades(confidence, edge, net, cost=0.0):
         net=np.asarray(net, float) - cost,
         funding_now=np.zeros(n),
         fold=np.arange(n) % 2,
+        ts=np.arange(n),
     )
 
 
