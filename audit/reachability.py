@@ -20,6 +20,7 @@ raises: any path longer than the budget counts as open.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -122,6 +123,30 @@ class _Func:
     returns: list[cst.Return] = field(default_factory=list)
 
 
+def _concrete(classes: tuple[type, ...]) -> frozenset[type]:
+    out: set[type] = set()
+    pending = list(classes)
+    while pending:
+        cls = pending.pop()
+        if cls not in out:
+            out.add(cls)
+            pending.extend(cls.__subclasses__())
+    return frozenset(out)
+
+
+# Syntax that carries no value flow: whitespace, punctuation, operators, imports, decorators.
+_SKIP = _concrete(
+    (
+        cst.Comment, cst.SimpleWhitespace, cst.ParenthesizedWhitespace, cst.TrailingWhitespace,
+        cst.EmptyLine, cst.Newline, cst.Comma, cst.Dot, cst.Colon, cst.Semicolon, cst.AssignEqual,
+        cst.LeftParen, cst.RightParen, cst.LeftSquareBracket, cst.RightSquareBracket,
+        cst.LeftCurlyBrace, cst.RightCurlyBrace, cst.BaseBinaryOp, cst.BaseBooleanOp,
+        cst.BaseCompOp, cst.BaseUnaryOp, cst.BaseAugOp, cst.Import, cst.ImportFrom, cst.Decorator,
+        cst.Annotation, cst.FormattedStringText, cst.Pass,
+    )
+)  # fmt: skip
+
+
 class _Indexer(cst.CSTVisitor):
     """One walk: parents, name uses by scope, functions by name, calls by callee name."""
 
@@ -136,12 +161,32 @@ class _Indexer(cst.CSTVisitor):
         self.name_uses: list[tuple[_Func | None, cst.Name]] = []
         self.attr_uses: dict[str, list[cst.Attribute]] = defaultdict(list)
         self.module_bound: set[str] = set()
+        # preorder numbers: the calls and statements inside a subtree are a range, found by
+        # bisection instead of a walk (libcst's `children` is costly on large files)
+        self.count = 0
+        self.pre: dict[int, int] = {}
+        self.post: dict[int, int] = {}
+        self.boundary: dict[int, int] = {}  # innermost def, class or lambda around a node
+        self.defs: list[int] = [0]
+        self.call_seq: list[tuple[int, cst.Call]] = []
+        self.stmt_seq: list[tuple[int, cst.CSTNode]] = []
 
     def on_visit(self, node: cst.CSTNode) -> bool:
+        if type(node) in _SKIP:
+            return False
         if isinstance(node, cst.If) and len(self.stack) <= 1 and _is_main_guard(node.test):
             return False  # a `__main__` demo is not the program's flow (the scanner skips it too)
         if self.stack:
             self.parent[id(node)] = self.stack[-1]
+        self.count += 1
+        self.pre[id(node)] = self.count
+        self.boundary[id(node)] = self.defs[-1]
+        if isinstance(node, cst.BaseSmallStatement):
+            self.stmt_seq.append((self.count, node))
+        elif isinstance(node, cst.Call):
+            self.call_seq.append((self.count, node))
+        if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+            self.defs.append(id(node))
         current = self.funcs[-1] if self.funcs else None
         if isinstance(node, cst.FunctionDef):
             params = [
@@ -182,6 +227,9 @@ class _Indexer(cst.CSTVisitor):
         if not self.stack or self.stack[-1] is not original_node:
             return  # a skipped `__main__` block
         self.stack.pop()
+        self.post[id(original_node)] = self.count
+        if isinstance(original_node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+            self.defs.pop()
         if isinstance(original_node, cst.FunctionDef):
             self.funcs.pop()
 
@@ -198,6 +246,12 @@ class FlowIndex:
         self._calls = indexer.calls
         self._attr_uses = indexer.attr_uses
         self._module_bound = indexer.module_bound
+        self._pre, self._post, self._boundary = indexer.pre, indexer.post, indexer.boundary
+        self._call_seq, self._stmt_seq = indexer.call_seq, indexer.stmt_seq
+        self._call_keys = [k for k, _ in indexer.call_seq]
+        self._stmt_keys = [k for k, _ in indexer.stmt_seq]
+        self._gates: dict[int, list] = {}
+        self._trading_funcs: dict[str, str] = {}
         uses: dict[tuple[int, str], list[cst.Name]] = defaultdict(list)
         for func, name in indexer.name_uses:
             if not self._is_load(name):
@@ -399,17 +453,23 @@ class FlowIndex:
 
     def _gate(self, stmt: cst.If | cst.While) -> list:
         """A comparison in an `if` decides what its branches do: follow that."""
+        done = self._gates.get(id(stmt))
+        if done is None:
+            done = self._gates[id(stmt)] = self._gate_uncached(stmt)
+        return done
+
+    def _gate_uncached(self, stmt: cst.If | cst.While) -> list:
         branches = [stmt.body]
         if isinstance(stmt, cst.If) and stmt.orelse is not None:
             branches.append(stmt.orelse)
-        if any(isinstance(s, _EARLY_EXIT) for b in branches for s in _statements_in(b)):
+        if any(isinstance(s, _EARLY_EXIT) for b in branches for s in self._statements_in(b)):
             # an early return or raise gates everything after the `if` as well
             func = self._parent_of_type(stmt, cst.FunctionDef)
             if func is not None:
                 branches.append(func.body)
         out: list = []
         for branch in branches:
-            for call in _calls_in(branch):
+            for call in self._calls_in(branch):
                 out += self._into_call_as_gate(call)
         trading = [k for k in out if k[0] == TRADING]
         if trading:
@@ -418,7 +478,7 @@ class FlowIndex:
                 (TRADING, None, Step(step.node, f"gates {step.what.removeprefix('passed to ')}"))
             ]
         for branch in branches:
-            for small in _statements_in(branch):
+            for small in self._statements_in(branch):
                 if isinstance(small, cst.Return):
                     out += self._into_callers(small)
                 elif isinstance(small, cst.Assign | cst.AnnAssign | cst.AugAssign):
@@ -440,20 +500,42 @@ class FlowIndex:
             return [(TRADING, None, Step(call, here))]
         if seq & _PLUMBING_CALL_WORDS:
             return [(PLUMBING, None, Step(call, here))]
-        short = callee.rsplit(".", 1)[-1]
-        for func in self._by_name.get(short, []):
-            for inner in _calls_in(func.node.body):
-                if set(words(_dotted(inner.func))) & _TRADING_CALL_WORDS:
-                    return [
-                        (
-                            TRADING,
-                            None,
-                            Step(
-                                call, f"passed to {callee}(), which calls {_dotted(inner.func)}()"
-                            ),
-                        )
-                    ]
+        inner = self._trading_call_in(callee.rsplit(".", 1)[-1])
+        if inner:
+            return [(TRADING, None, Step(call, f"passed to {callee}(), which calls {inner}()"))]
         return [(OPEN, None, Step(call, here))]
+
+    def _trading_call_in(self, name: str) -> str:
+        """The first order or risk call made by a function of this module named `name`, or ''."""
+        found = self._trading_funcs.get(name)
+        if found is None:
+            found = ""
+            for func in self._by_name.get(name, []):
+                for inner in self._calls_in(func.node.body):
+                    if set(words(_dotted(inner.func))) & _TRADING_CALL_WORDS:
+                        found = _dotted(inner.func)
+                        break
+                if found:
+                    break
+            self._trading_funcs[name] = found
+        return found
+
+    def _inside(self, node: cst.CSTNode, keys: list[int], seq: list) -> list:
+        """The items of `seq` inside `node`'s subtree, not inside a nested def, class or lambda."""
+        start, end = self._pre.get(id(node)), self._post.get(id(node))
+        if start is None or end is None:
+            return []
+        owner = self._boundary.get(id(node), 0)
+        if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+            owner = id(node)
+        lo, hi = bisect_right(keys, start), bisect_right(keys, end)
+        return [item for key, item in seq[lo:hi] if self._boundary[id(item)] == owner]
+
+    def _calls_in(self, node: cst.CSTNode) -> list[cst.Call]:
+        return self._inside(node, self._call_keys, self._call_seq)
+
+    def _statements_in(self, node: cst.CSTNode) -> list[cst.CSTNode]:
+        return self._inside(node, self._stmt_keys, self._stmt_seq)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _is_load(self, node: cst.CSTNode) -> bool:
@@ -535,36 +617,6 @@ def _target_names(target: cst.CSTNode) -> list[str]:
     if isinstance(target, cst.StarredElement):
         return _target_names(target.value)
     return []
-
-
-def _statements_in(body: cst.BaseSuite) -> list[cst.CSTNode]:
-    out: list[cst.CSTNode] = []
-    pending: list[cst.CSTNode] = [body]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
-            continue
-        if isinstance(node, cst.BaseSmallStatement):
-            out.append(node)
-        pending.extend(node.children)
-    return out
-
-
-def _calls_in(body: cst.CSTNode) -> list[cst.Call]:
-    out: list[cst.Call] = []
-    pending: list[cst.CSTNode] = [body]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
-            continue
-        if isinstance(node, cst.Call):
-            out.append(node)
-        pending.extend(node.children)
-    return out
-
-
-def _returns_in(body: cst.BaseSuite) -> list[cst.Return]:
-    return [s for s in _statements_in(body) if isinstance(s, cst.Return)]
 
 
 def render_path(verdict: Verdict, positions: dict, source_lines: list[str], path: str) -> list[str]:

@@ -253,3 +253,19 @@ def test_cli_explain(tmp_path) -> None:
     missing = run("--explain", "bot.py:7")
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_continue_in_a_loop_gates_the_order_after_it() -> None:
+    code = (
+        "def scan(client, rows):\n    for row in rows:\n        if row.rsi > 70:\n            continue\n"
+        "        client.create_order(row.symbol, 'BUY', 1)"
+    )
+    assert _verdict(code, "70").kind == TRADING
+
+
+def test_a_nested_function_is_not_part_of_the_branch() -> None:
+    code = (
+        "def _outer(log, z):\n    if z > 2.5:\n        def later(client):\n"
+        "            client.create_order('X', 'BUY', 1)\n        log.info('high')"
+    )
+    assert _verdict(code, "2.5").display_only
