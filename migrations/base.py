@@ -25,6 +25,7 @@ from migrations.repo import RepoIndex
 from migrations.syntax import (
     CLI_DEFAULT,
     CONSTRUCTORS,
+    cli_names,
     code,
     declares_cli_option,
     defined_name,
@@ -99,6 +100,7 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
         self.default_indent = "    "
         self.lazy_annotations = True
         self.bindings = Bindings(self)
+        self.cli_names: frozenset[str] = frozenset()
         self.injected: set[str] = set()  # functions given a `symbol` parameter in this file
         self._inject: dict[int, dict[str, str]] = {}  # FunctionDef id -> {param: annotation}
 
@@ -175,6 +177,7 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
 
     # -- module, classes, bindings read at import time ---------------------------------------
     def visit_Module(self, node: cst.Module) -> None:
+        self.cli_names = cli_names(node)  # `from click import option`: bare declarations
         self.bindings.record(node)
         # without `from __future__ import annotations`, `X | None` runs at definition time and
         # fails before Python 3.10: new annotations are then written as strings
@@ -295,7 +298,7 @@ class PolicyCodemod(VisitorBasedCodemodCommand):
     def visit_Call(self, node: cst.Call) -> None:
         """Findings inside a command-line option's declaration are never rewritten (see
         CLI_DEFAULT); they are listed with the reason before any leave_* can touch them."""
-        if not declares_cli_option(node) or not self.targets:
+        if not declares_cli_option(node, self.cli_names) or not self.targets:
             return
         pos = self.get_metadata(PositionProvider, node)
         start, end = (pos.start.line, pos.start.column), (pos.end.line, pos.end.column)

@@ -172,7 +172,7 @@ class Bindings:
     def _in_cli_declaration(self, node: cst.CSTNode) -> bool:
         """Inside `p.add_argument(...)` (or click/typer): evaluated at program start."""
         for parent, _ in self._ancestors(node):
-            if isinstance(parent, cst.Call) and declares_cli_option(parent):
+            if isinstance(parent, cst.Call) and declares_cli_option(parent, self.codemod.cli_names):
                 return True
             if isinstance(parent, cst.FunctionDef | cst.ClassDef | cst.Module):
                 return False

@@ -40,16 +40,38 @@ def code(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
 
 
-def declares_cli_option(call: cst.Call) -> bool:
-    """`p.add_argument(...)`, `p.set_defaults(...)`, `click.option(...)`, `typer.Option(...)`: a
-    command-line option whose default is evaluated at start-up, before the arguments are parsed."""
+def declares_cli_option(call: cst.Call, bare: frozenset[str] = frozenset()) -> bool:
+    """`p.add_argument(...)`, `p.set_defaults(...)`, `click.option(...)`, `typer.Option(...)`
+    (or a name in `bare`, see `cli_names`): a command-line option whose default is evaluated at
+    start-up, before the arguments are parsed."""
     func = call.func
     if isinstance(func, cst.Attribute):
         owners = _CLI_DECLARATIONS.get(func.attr.value, ())
         if owners is None:
             return True
         return isinstance(func.value, cst.Name) and func.value.value in owners
-    return False
+    return isinstance(func, cst.Name) and func.value in bare
+
+
+def cli_names(module: cst.Module) -> frozenset[str]:
+    """Names bound by `from click import option` / `from typer import Option` (with any alias)."""
+    out: set[str] = set()
+    for stmt in module.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if not isinstance(small, cst.ImportFrom) or not isinstance(small.module, cst.Name):
+                continue
+            owner = small.module.value
+            if owner not in ("click", "typer") or isinstance(small.names, cst.ImportStar):
+                continue
+            for alias in small.names:
+                name = alias.name.value if isinstance(alias.name, cst.Name) else ""
+                if owner in (_CLI_DECLARATIONS.get(name) or ()):
+                    bound = alias.asname.name if alias.asname is not None else alias.name
+                    if isinstance(bound, cst.Name):
+                        out.add(bound.value)
+    return frozenset(out)
 
 
 def defined_name(stmt: cst.CSTNode) -> str | None:

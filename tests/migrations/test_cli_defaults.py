@@ -90,6 +90,7 @@ class TestCommandLineDefaults(CodemodTest):
         before = """
             import click
             import typer
+            from typer import Option as Opt
 
 
             @click.command()
@@ -100,8 +101,56 @@ class TestCommandLineDefaults(CodemodTest):
 
             def serve(symbol: str, leverage: float = typer.Option(10.0, "--leverage")):
                 return leverage
+
+
+            def watch(symbol: str, leverage: float = Opt(10.0, "--leverage")):
+                return leverage
+
+
+            def Option(leverage: float) -> float:  # an options contract, not a CLI declaration
+                return leverage
+
+
+            def price(symbol: str) -> float:
+                leverage = None
+                if leverage is None:
+                    leverage = 10.0
+                return Option(leverage)
         """
-        self.assertCodemod(before, before)
+        after = """
+            import click
+            import typer
+            from typer import Option as Opt
+            import qctl_policy
+
+
+            @click.command()
+            @click.option("--leverage", default=10.0)
+            def run(leverage):
+                return leverage
+
+
+            def serve(symbol: str, leverage: float = typer.Option(10.0, "--leverage")):
+                return leverage
+
+
+            def watch(symbol: str, leverage: float = Opt(10.0, "--leverage")):
+                return leverage
+
+
+            def Option(leverage: float) -> float:  # an options contract, not a CLI declaration
+                return leverage
+
+
+            def price(symbol: str) -> float:
+                leverage = None
+                if leverage is None:
+                    leverage = qctl_policy.policy_value("leverage", symbol)
+                    if leverage is None:
+                        raise qctl_policy.PolicySkip("leverage", symbol)
+                return Option(leverage)
+        """
+        self.assertCodemod(before, after)
 
 
 def test_each_cli_finding_is_listed_with_the_reason() -> None:
