@@ -117,6 +117,13 @@ class FundingEvent:
     paid: float  # USDT the account paid (+) or received (-)
 
 
+@dataclass(slots=True)
+class LiquidationEvent:
+    time_ms: int
+    symbols: list[str]
+    clearance_fee: float  # the wallet left after the closes, lost to the insurance fund
+
+
 def _sign(x: float) -> int:
     return (x > 0) - (x < 0)
 
@@ -139,6 +146,7 @@ class Ledger:
     algo_by_client: dict[str, int] = field(default_factory=dict)
     fills: list[SimFill] = field(default_factory=list)
     funding: list[FundingEvent] = field(default_factory=list)
+    liquidations: list[LiquidationEvent] = field(default_factory=list)
     duplicate_fills_pending: int = 0
     update_ms: int = 0
     _next_order: int = FIRST_ORDER_ID
@@ -298,10 +306,30 @@ class Ledger:
             realized = self._realized(pos, d, price)
             if self.wallet + realized - fee + upnl_after - im_after < 0:
                 raise ApiError(-2019, "Margin is insufficient.")
+        return self._book(
+            sym, side, qty, price, fee, reduce_only, client_order_id, orig_type, stop_price, algo
+        )
+
+    def _book(
+        self,
+        sym: str,
+        side: str,
+        qty: float,
+        price: float,
+        fee: float,
+        reduce_only: bool,
+        client_order_id: str,
+        orig_type: str = "MARKET",
+        stop_price: float = 0.0,
+        algo: AlgoOrder | None = None,
+    ) -> SimOrder:
+        """Record a fill: position, wallet, the order and its trade (no checks: they came first)."""
+        pos = self.positions[sym]
+        d = qty if side == "BUY" else -qty
         now = self.market.now_ms
         realized = self._realized(pos, d, price)
         pos.entry_price = self._entry_after(pos, d, price)
-        pos.qty = round(new_qty, self.market.series[sym].qty_decimals)
+        pos.qty = round(pos.qty + d, self.market.series[sym].qty_decimals)
         if pos.qty == 0:
             pos.entry_price = 0.0
         pos.update_ms = now
@@ -473,6 +501,7 @@ class Ledger:
         """A bar closed: fire the conditional orders it crossed, then settle funding at the open."""
         for bar in bars:
             self._trigger(bar)
+        self._liquidate_if_due(bars)
         for fp in prints:
             pos = self.positions[fp.symbol]
             mark = self.market.price(fp.symbol)
@@ -480,6 +509,49 @@ class Ledger:
             if pos.qty:
                 self.wallet -= paid
             self.funding.append(FundingEvent(fp.symbol, fp.time_ms, fp.rate, mark, pos.qty, paid))
+
+    def _liquidate_if_due(self, bars: list[ClosedBar]) -> None:
+        """Cross margin: liquidate every position when the account's equity, with each position
+        at its bar's adverse extreme, falls to the total maintenance margin.
+
+        Each position closes at its liquidation price (at the open when the bar gapped through
+        it, at the bar's extreme when other positions dragged the account under first), with
+        `autoclose-` client ids as Binance's liquidation orders have; the wallet left is lost as
+        the clearance fee, so the account ends at zero.
+        """
+        held = [s for s, p in self.positions.items() if p.qty]
+        if not held:
+            return
+        by_symbol = {b.symbol: b for b in bars}
+        worst: dict[str, float] = {}
+        for sym in held:
+            bar, qty = by_symbol.get(sym), self.positions[sym].qty
+            worst[sym] = (bar.lo if qty > 0 else bar.h) if bar else self.market.price(sym)
+        equity = self.wallet + sum(
+            self.positions[s].qty * (worst[s] - self.positions[s].entry_price) for s in held
+        )
+        maintenance = sum(
+            self.tiers.maintenance_margin(s, abs(self.positions[s].qty) * worst[s]) for s in held
+        )
+        if equity > maintenance:
+            return
+        prices = {}
+        for sym in held:
+            bar, qty, liq = by_symbol.get(sym), self.positions[sym].qty, self.liquidation_price(sym)
+            if bar is None:
+                prices[sym] = worst[sym]
+            elif qty > 0:
+                prices[sym] = min(bar.o, max(liq, bar.lo))
+            else:
+                prices[sym] = max(bar.o, min(liq, bar.h) if liq > 0 else bar.h)
+        for sym in held:
+            qty = self.positions[sym].qty
+            side = "SELL" if qty > 0 else "BUY"
+            client_id = f"autoclose-{self.market.now_ms}-{self._next_order}"
+            self._book(sym, side, abs(qty), prices[sym], 0.0, True, client_id, "LIQUIDATION")
+        clearance = max(0.0, self.wallet)
+        self.wallet -= clearance
+        self.liquidations.append(LiquidationEvent(self.market.now_ms, held, clearance))
 
     def _trigger(self, bar: ClosedBar) -> None:
         waiting = [a for a in self.algos.values() if a.symbol == bar.symbol and a.status == "NEW"]
@@ -764,6 +836,10 @@ class Ledger:
                     "reported_twice": f.reported_twice,
                 }
                 for f in self.fills
+            ],
+            "liquidations": [
+                {"time_ms": e.time_ms, "symbols": e.symbols, "clearance_fee": e.clearance_fee}
+                for e in self.liquidations
             ],
             "funding": [
                 {
