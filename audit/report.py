@@ -374,7 +374,7 @@ def _file_table(path: str, findings: list[Finding]) -> Table:
     table.add_column("Conf", justify="right", no_wrap=True)
     table.add_column("Why", overflow="fold", ratio=1)
     for f in sorted(findings, key=lambda f: (f.line, f.column, f.rule_id)):
-        what = f"{f.name} = {f.value}" if f.name else f.value
+        what = _what(f)
         table.add_row(
             Text(f"{f.line}:{f.column + 1}"),
             Text(str(f.severity), style=SEVERITY_STYLE[f.severity]),
@@ -387,12 +387,82 @@ def _file_table(path: str, findings: list[Finding]) -> Table:
     return table
 
 
-def _print_files(console: Console, findings: list[Finding]) -> None:
+def _print_files(console: Console, findings: list[Finding], full: bool) -> None:
     by_file: dict[str, list[Finding]] = {}
     for finding in findings:
         by_file.setdefault(finding.path, []).append(finding)
     for path in sorted(by_file):
-        console.print(_file_table(path, by_file[path]))
+        if full:
+            console.print(_file_table(path, by_file[path]))
+        else:
+            for finding in sorted(by_file[path], key=lambda f: (f.line, f.column, f.rule_id)):
+                _print_concise(console, finding)
+
+
+# ---------------------------------------------------------------- concise (ruff-style) lines
+
+STYLES = ("auto", "concise", "full")
+# The full table is used (with style "auto") only when its "Why" column gets at least this much.
+_WHY_MIN_WIDTH = 60
+_VALUE_MIN_WIDTH = 8
+_NAME_MIN_WIDTH = 10
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    if width <= 1:
+        return flat[:width]
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def concise_lines(finding: Finding, width: int) -> tuple[str, str]:
+    """The two lines of a finding: `path:line:col rule category name = value`, then severity: why.
+
+    Both fit `width` columns: name and value are shortened first, then the first line is cut;
+    the why is cut to one line (the full text is in every machine format).
+    """
+    where = f"{finding.path}:{finding.line}:{finding.column + 1}"
+    why = "    " + shorten(f"{finding.severity}: {finding.message}", width - 4)
+    if finding.is_parse_error:
+        return shorten(f"{where} {finding.rule_id}", width), why
+    head = f"{where} {finding.rule_id} {finding.category}"
+    room = width - len(head) - 1
+    what = _what(finding, _VALUE_WIDTH)
+    if len(what) > room and finding.name and room >= _NAME_MIN_WIDTH + 3 + _VALUE_MIN_WIDTH:
+        name = shorten(finding.name, max(room // 2, _NAME_MIN_WIDTH))
+        what = f"{name} = {shorten(finding.value, room - len(name) - 3)}"
+    what = shorten(what, max(room, 0))
+    return shorten(f"{head} {what}" if what else head, width), why
+
+
+def _print_concise(console: Console, finding: Finding) -> None:
+    first, why = concise_lines(finding, console.width)
+    console.print(Text(first), no_wrap=True, overflow="ellipsis", crop=True)
+    second = Text(why)
+    second.stylize(SEVERITY_STYLE[finding.severity], 4, 4 + len(str(finding.severity)))
+    console.print(second, no_wrap=True, overflow="ellipsis", crop=True)
+
+
+def full_table_fits(findings: list[Finding], width: int) -> bool:
+    """Whether the full table leaves the "Why" column room to read at this width."""
+    if not findings:
+        return True
+    needed = {
+        "line": max(len(f"{f.line}:{f.column + 1}") for f in findings),
+        "severity": max(len("Severity"), *(len(str(f.severity)) for f in findings)),
+        "category": max(len("Category"), *(len(str(f.category)) for f in findings)),
+        "scope": max(len(f.scope) for f in findings),
+        "what": max(len(_what(f)) for f in findings),
+        "conf": len("Conf"),
+    }
+    gaps = 2 * len(needed)  # the SIMPLE_HEAD box pads each column by one on each side
+    return width - sum(needed.values()) - gaps >= _WHY_MIN_WIDTH
+
+
+def _what(finding: Finding, limit: int = _VALUE_WIDTH) -> str:
+    value = shorten(finding.value, limit)
+    return f"{finding.name} = {value}" if finding.name else value
 
 
 def _parse_error_table(errors: list[Finding]) -> Table:
@@ -404,17 +474,27 @@ def _parse_error_table(errors: list[Finding]) -> Table:
     return table
 
 
-def print_report(result: AuditResult, console: Console, *, show_tests: bool = True) -> None:
-    """Print the findings grouped by file (production, then tests), parse errors, and the summary."""
+def print_report(
+    result: AuditResult, console: Console, *, show_tests: bool = True, style: str = "auto"
+) -> None:
+    """Print the findings (production, then tests), parse errors, and the executive summary.
+
+    `style`: "concise" prints each finding in two lines (ruff-style), "full" a table per file,
+    "auto" the table only when it fits the console's width.
+    """
+    if style not in STYLES:
+        raise ValueError(f"unknown report style {style!r} (choose from {', '.join(STYLES)})")
     real = [f for f in result.findings if not f.is_parse_error]
     production = [f for f in real if not f.is_test]
     tests = [f for f in real if f.is_test]
+    shown = production + (tests if show_tests else [])
+    full = style == "full" or (style == "auto" and full_table_fits(shown, console.width))
     if production:
-        _print_files(console, production)
+        _print_files(console, production, full)
     if tests:
         if show_tests:
             console.rule("[bold]Findings in test code[/]", align="left")
-            _print_files(console, tests)
+            _print_files(console, tests, full)
         else:
             console.print(
                 Text(f"{_plural(len(tests), 'finding')} in test code not shown.", style="dim")
@@ -422,7 +502,11 @@ def print_report(result: AuditResult, console: Console, *, show_tests: bool = Tr
     errors = result.parse_errors
     if errors:
         console.rule(f"[bold]Files that could not be audited[/] ({len(errors)})", align="left")
-        console.print(_parse_error_table(errors))
+        if full:
+            console.print(_parse_error_table(errors))
+        else:
+            for error in sorted(errors, key=lambda f: f.path):
+                _print_concise(console, error)
     print_summary(result, console)
 
 

@@ -1,15 +1,19 @@
-"""Benchmark `qctl audit` against the tools a team would otherwise reach for, in one run.
+"""Benchmark `qctl audit` against the parse floor and the tools a team would otherwise use, in one run.
 
-Builds a tree of N copies of examples/legacy_trader (default 150 copies, ~2,000 files) in a
-temporary folder, then times, on the same tree:
-  - qctl audit, cold (no cache), with 1 worker and with every CPU;
-  - qctl audit, warm (content-hash cache, nothing changed);
-  - `ruff check --select PLR2004` (ruff's magic-value-in-comparison rule: the closest linter rule);
-  - `grep -rnE` for numeric literals (what grep-based "proof" scripts do).
-Prints wall time, files per second and the ratio to qctl cold. It also prints how many of the
-fixture's expected decisions each tool's output touches, because speed without recall is cheap.
+Builds a tree in a temporary folder: N copies of examples/legacy_trader (default 30) plus, with
+`--plumbing` (the default), one copy each of a few installed libraries that hold no trading
+decisions (rich, click, jinja2, attr), as a real bot repository also holds plumbing. On that
+tree, in one run, it times:
+  - the parse floor: bare `libcst.parse_module` of every file, 1 process and one per CPU;
+  - qctl audit, cold (no cache), 1 worker and one per CPU, printed as a ratio to the floor;
+  - qctl audit, warm (one cache index, nothing changed), in-process and as the `qctl` command;
+  - `ruff check --select PLR2004` and `grep -rnE` for numeric literals;
+  - `qctl --help` start-up against a bare `python -c pass`.
+Every figure is printed with the load average, because the machine is shared. It also prints how
+many of the fixture's expected decisions each tool's output touches (speed without recall is cheap)
+and how many files the pre-filter skips.
 
-Run: .venv/bin/python bench/audit_bench.py [--copies 150]
+Run: .venv/bin/python bench/audit_bench.py [--copies 30] [--no-plumbing]
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,13 +39,55 @@ from audit.config import load_config  # noqa: E402
 from audit.runner import run_audit  # noqa: E402
 from qctl.audit_cmd import reference_limits  # noqa: E402
 
+PLUMBING = ("rich", "click", "jinja2", "attr")
 
-def build_tree(root: Path, copies: int) -> int:
+
+def build_tree(root: Path, copies: int, plumbing: bool) -> tuple[int, int]:
+    """(demo files, plumbing files) written under `root`."""
     for i in range(copies):
         shutil.copytree(
             FIXTURE, root / f"svc{i:04d}", ignore=shutil.ignore_patterns("__pycache__", "qctl.toml")
         )
-    return sum(1 for _ in root.rglob("*.py"))
+    demo = sum(1 for _ in root.rglob("*.py"))
+    if plumbing:
+        import importlib
+
+        for name in PLUMBING:
+            package = Path(importlib.import_module(name).__file__).parent
+            shutil.copytree(
+                package, root / "vendor" / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+    return demo, sum(1 for _ in root.rglob("*.py")) - demo
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def _parse_one(path: str) -> None:
+    import libcst
+
+    libcst.parse_module(Path(path).read_text("utf-8"))
+
+
+def parse_floor(paths: list[str], workers: int) -> None:
+    """What any libcst-based auditor pays at least: read and parse every file, nothing else."""
+    if workers <= 1:
+        for path in paths:
+            _parse_one(path)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_parse_one, paths, chunksize=16))
+
+
+def command_seconds(cmd: list[str], runs: int = 5, **kw: object) -> float:
+    """Median wall time of a command (a fresh process each run)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=False, **kw)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def timed(fn) -> tuple[float, object]:
@@ -62,52 +110,81 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--copies", type=int, default=150)
+    parser.add_argument("--copies", type=int, default=30)
+    parser.add_argument("--no-plumbing", dest="plumbing", action="store_false")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="qctl-audit-bench-") as tmp:
         root = Path(tmp) / "tree"
         root.mkdir()
-        files = build_tree(root, args.copies)
+        demo, plumbing = build_tree(root, args.copies, args.plumbing)
+        files = demo + plumbing
+        paths = sorted(str(p) for p in root.rglob("*.py"))
         config = replace(load_config(None, root=root), reference_limits=reference_limits())
         cache = Path(tmp) / "cache"
         cpus = os.cpu_count() or 1
         print(
-            f"tree: {files:,} Python files ({args.copies} copies of examples/legacy_trader), {cpus} CPUs"
+            f"tree: {files:,} Python files ({args.copies} copies of examples/legacy_trader = {demo:,}"
+            f" files, {plumbing:,} plumbing files from {', '.join(PLUMBING) if plumbing else '-'}),"
+            f" {cpus} CPUs, {load()}"
+        )
+        from audit.prefilter import Prefilter
+        from audit.runner import precheck
+
+        prefilter = Prefilter(config)
+        skipped = 0
+        for path in paths:
+            text = Path(path).read_text("utf-8")
+            if precheck(text, config)[1] and not prefilter.may_hold_findings(text, path):
+                skipped += 1
+        print(
+            f"pre-filter: {skipped:,} of {files:,} files cannot hold a finding and are not parsed"
         )
 
-        rows = []
-        t1, _ = timed(lambda: run_audit([root], config, display_root=root, use_cache=False, jobs=1))
-        rows.append(("qctl audit, cold, 1 worker", t1))
-        tn, cold = timed(
-            lambda: run_audit([root], config, display_root=root, cache_dir=cache, jobs=cpus)
+        rows: list[tuple[str, float, str]] = []
+
+        def row(name: str, fn) -> tuple[float, object]:  # noqa: ANN001
+            secs, out = timed(fn)
+            rows.append((name, secs, load()))
+            return secs, out
+
+        floor1, _ = row("libcst parse floor, 1 process", lambda: parse_floor(paths, 1))
+        floorn, _ = row(f"libcst parse floor, {cpus} processes", lambda: parse_floor(paths, cpus))
+        t1, _ = row(
+            "qctl audit, cold, 1 worker",
+            lambda: run_audit([root], config, display_root=root, use_cache=False, jobs=1),
         )
-        rows.append((f"qctl audit, cold, {cpus} workers", tn))
-        tw, warm = timed(
-            lambda: run_audit([root], config, display_root=root, cache_dir=cache, jobs=cpus)
+        tn, cold = row(
+            f"qctl audit, cold, {cpus} workers",
+            lambda: run_audit([root], config, display_root=root, cache_dir=cache, jobs=cpus),
+        )
+        tw, warm = row(
+            "qctl audit, warm cache (in-process)",
+            lambda: run_audit([root], config, display_root=root, cache_dir=cache, jobs=cpus),
         )
         assert warm.files_from_cache == files, "warm run must come entirely from the cache"
-        rows.append(("qctl audit, warm cache", tw))
+        qctl = str(Path(sys.executable).parent / "qctl")
+        warm_cli = [qctl, "audit", str(root), "--format", "json", "--cache-dir", str(cache)]
+        twc = command_seconds(warm_cli, runs=3, cwd=tmp)
+        rows.append(("qctl audit, warm cache (the command)", twc, load()))
 
         ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-        cmd = [
-            ruff,
-            "check",
-            "--no-cache",
-            "--isolated",
-            "--select",
-            "PLR2004",
-            "--output-format",
-            "json",
-            str(root),
-        ]
-        tr, proc = timed(lambda: subprocess.run(cmd, capture_output=True, text=True))
-        rows.append(("ruff check --select PLR2004", tr))
+        cmd = [ruff, "check", "--no-cache", "--isolated", "--select", "PLR2004"]
+        cmd += ["--output-format", "json", str(root)]
+        _tr, proc = row(
+            "ruff check --select PLR2004",
+            lambda: subprocess.run(cmd, capture_output=True, text=True),
+        )
         ruff_hits = json.loads(proc.stdout or "[]")
-
         grep = ["grep", "-rnE", "--include=*.py", r"[^A-Za-z_][0-9]+(\.[0-9]+)?", str(root)]
-        tg, gproc = timed(lambda: subprocess.run(grep, capture_output=True, text=True))
-        rows.append(("grep -rnE numeric literals", tg))
+        _tg, gproc = row(
+            "grep -rnE numeric literals",
+            lambda: subprocess.run(grep, capture_output=True, text=True),
+        )
+
+        help_s = command_seconds([qctl, "--help"])
+        bare_s = command_seconds([sys.executable, "-c", "pass"])
+        help_load = load()
 
         first = root / "svc0000"
 
@@ -128,22 +205,29 @@ def main() -> None:
             path, lineno, _ = line.split(":", 2)
             grep_pairs.append((path, int(lineno)))
         grep_lines = lines_of(grep_pairs)
-        grep_total = len(grep_pairs) // args.copies
+        grep_per_copy = len(lines_of(grep_pairs)) if grep_pairs else 0
 
-        print(f"\n{'tool':38} {'seconds':>9} {'files/s':>10} {'speed vs qctl cold, all CPUs':>30}")
-        for name, secs in rows:
-            print(f"{name:38} {secs:9.3f} {files / secs:10,.0f} {tn / secs:29.2f}x")
+        print(f"\n{'what':40} {'seconds':>9} {'files/s':>10} {'load':>10}")
+        for name, secs, when in rows:
+            print(f"{name:40} {secs:9.3f} {files / secs:10,.0f} {when:>10}")
+        print("\nratios (same run):")
+        print(f"  cold, 1 worker / parse floor, 1 process:     {t1 / floor1:5.2f}x")
+        print(f"  cold, {cpus} workers / parse floor, {cpus} processes: {tn / floorn:5.2f}x")
+        print(f"  warm (the command) / cold, {cpus} workers:        {twc / tn:5.2f}x")
         print(
-            "\nrecall of the fixture's 97 expected decisions (share of their lines each tool reports):"
+            f"  qctl --help {help_s:.3f} s / python -c pass {bare_s:.3f} s: {help_s / bare_s:5.2f}x ({help_load})"
         )
         print(
-            f"  qctl audit: {recall(qctl_lines):.0%} ({len(cold.findings) // args.copies} findings per copy)"
+            f"  qctl cold, {cpus} workers / ruff PLR2004: {tn / _tr:5.0f}x;  / grep: {tn / _tg:5.0f}x"
         )
+        expected = len(expected_lines())
         print(
-            f"  ruff PLR2004: {recall(ruff_lines):.0%} ({len(ruff_hits) // args.copies} hits per copy)"
+            f"\nrecall of the fixture's {expected} expected decisions (share of their lines each tool reports):"
         )
+        print(f"  qctl audit: {recall(qctl_lines):.0%}")
+        print(f"  ruff PLR2004: {recall(ruff_lines):.0%}")
         print(
-            f"  grep: {recall(grep_lines):.0%} ({grep_total} matching lines per copy, no categories)"
+            f"  grep: {recall(grep_lines):.0%} ({grep_per_copy} matching lines per copy of the demo, no categories)"
         )
 
 

@@ -6,14 +6,13 @@ import sys
 from dataclasses import fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from audit.config import ConfigError, find_config_file, load_config
-from audit.finding import AuditResult, Severity
+if TYPE_CHECKING:  # imported when the command runs: `qctl --help` does not pay for them
+    from audit.finding import AuditResult
 
 
 class OutputFormat(StrEnum):
@@ -22,6 +21,12 @@ class OutputFormat(StrEnum):
     sarif = "sarif"
     github = "github"
     csv = "csv"
+
+
+class Layout(StrEnum):
+    auto = "auto"
+    concise = "concise"
+    full = "full"
 
 
 class FailOn(StrEnum):
@@ -115,6 +120,14 @@ def audit_command(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Table format: only the summary.")
     ] = False,
+    layout: Annotated[
+        Layout,
+        typer.Option(
+            "--output-format",
+            help="Table format layout: concise (a finding in two lines, ruff-style), full (a table "
+            "per file), auto (the table only when it fits the width).",
+        ),
+    ] = Layout.auto,
     explain: Annotated[
         str | None,
         typer.Option(
@@ -138,17 +151,31 @@ def audit_command(
 
       qctl audit src --format sarif --output qctl.sarif
 
+      qctl audit . --output-format concise                # two lines per finding, any width
+
       qctl audit . --write-baseline .qctl-baseline.json   # accept today's findings
 
       qctl audit . --baseline .qctl-baseline.json         # fail only on new ones
 
       qctl audit . --explain risk/governor.py:36         # why is this a finding?
     """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from audit.baseline import BaselineError, load_baseline
     from audit.baseline import write_baseline as save_baseline
+    from audit.config import ConfigError, find_config_file, load_config
     from audit.runner import CACHE_DIR_NAME, run_audit
 
     targets = paths or [Path(".")]
+    for target in targets:
+        if not target.exists() and not target.is_symlink():
+            raise ConfigError(f"no such file or directory: {target}")
     start = targets[0] if targets[0].exists() else Path(".")
     found = config_file or find_config_file(start)
     config = load_config(found, root=Path.cwd())
@@ -203,12 +230,14 @@ def audit_command(
         err.print(f"wrote {count} finding(s) to baseline {write_baseline}")
         raise typer.Exit(0)
 
-    _emit(result, output_format, output, quiet)
+    _emit(result, output_format, output, quiet, layout)
     raise typer.Exit(exit_code(result, fail_on, config.tests))
 
 
 def exit_code(result: AuditResult, fail_on: FailOn, tests: str) -> int:
     """1 when a finding at or above `fail_on` remains; test-file findings count only with tests=include."""
+    from audit.finding import Severity
+
     if fail_on is FailOn.never:
         return 0
     threshold = Severity(fail_on.value)
@@ -220,17 +249,22 @@ def exit_code(result: AuditResult, fail_on: FailOn, tests: str) -> int:
     return 0
 
 
-def _emit(result: AuditResult, fmt: OutputFormat, output: Path | None, quiet: bool) -> None:
+def _emit(
+    result: AuditResult, fmt: OutputFormat, output: Path | None, quiet: bool, layout: Layout
+) -> None:
     if fmt is OutputFormat.table:
         from audit.report import print_report, print_summary
 
         if output is not None:
             with output.open("w", encoding="utf-8") as fh:
                 console = Console(file=fh, width=160, force_terminal=False)
-                print_report(result, console)
+                print_report(result, console, style=layout.value)
             return
         console = Console()
-        (print_summary if quiet else print_report)(result, console)
+        if quiet:
+            print_summary(result, console)
+        else:
+            print_report(result, console, style=layout.value)
         return
     from audit.formats import render
 
