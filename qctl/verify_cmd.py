@@ -1,12 +1,12 @@
-"""`qctl verify`: the CI gate. Wires the checks of `engine.journal.invariants`, `engine.policy_file` and
-`audit` together and renders them (table, JSON, JUnit XML) with an exit code for CI."""
+"""`qctl verify`: the CI gate. Parses options, calls the checks of `engine.journal.invariants`,
+`engine.journal.verify` and `audit`, and renders them (table, JSON, JUnit XML) with an exit code
+for CI. The logic lives in those modules."""
 
 from __future__ import annotations
 
 import json
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -23,15 +23,13 @@ from qctl.options import DEFAULT_EQUITY_USDT, DEFAULT_MODEL_DIR, OptionError, sp
 if TYPE_CHECKING:
     from audit.baseline import Baseline
     from audit.config import AuditConfig
-    from engine.core.bars import MarketData
 
 CHECK_GROUPS = ("audit", "journal", "variation", "drill", "policy")
 # qctl: ignore[symbol_selection] the drill's sample data, not a trading universe
 DEFAULT_DRILL_SYMBOLS = "BTC-USDT,ETH-USDT"
 DEFAULT_DRILL_BARS = 400
 MAX_SHOWN_FINDINGS = 20
-SECOND_MS = 1000
-DRILL_FILE_VALID_MS = 24 * 3600 * SECOND_MS  # judged at the bars' (past) times: any span works
+MODEL_HEAD_FILE = "direction.txt"  # the model file the AI drill deletes and truncates
 
 
 class OutputFormat(StrEnum):
@@ -109,163 +107,24 @@ def audit_gate(
     )
 
 
-def policy_file_check(path: Path, explicit: bool) -> CheckResult:
-    """Check 5: the published policy file passes schema, hash, staleness and bounds."""
-    from engine.policy_file import PolicyFileError, check_document, now_ms, read_document
-
-    if not explicit and not path.exists():
-        return CheckResult(
-            "policy", CheckStatus.SKIP, f"no policy file at {path} (pass --policy-file)"
-        )
-    try:
-        doc = read_document(path)
-        problems = [str(p) for p in check_document(doc, now=now_ms())]
-    except PolicyFileError as exc:
-        return CheckResult("policy", CheckStatus.FAIL, str(exc), [], {"file": str(path)})
-    if problems:
-        return CheckResult(
-            "policy",
-            CheckStatus.FAIL,
-            f"{path}: {len(problems)} problem(s), first: {problems[0]}",
-            problems[:MAX_SHOWN_FINDINGS],
-            {"file": str(path), "problems": len(problems)},
-        )
-    return CheckResult(
-        "policy",
-        CheckStatus.PASS,
-        f"{path}: policy {doc['version']} valid until {doc['valid_until']}, "
-        f"{len(doc['symbols'])} symbol(s) within limits and zone",
-        [],
-        {"file": str(path), "version": doc["version"], "symbols": sorted(doc["symbols"])},
-    )
-
-
-def drill_window(
-    data: Path, symbols: list[str] | None, bars: int, last_open_ms: int | None
-) -> tuple[MarketData, int]:
-    """Market data of the last `bars` bars (ending at `last_open_ms` at the latest)."""
-    from engine.core.bars import timeframe_ms
-    from engine.venues.candle_files import load_market_data
-
-    full = load_market_data(data, symbols=symbols)
-    step = timeframe_ms(full.timeframe)
-    end = min(int(sd.candles.index[-1]) for sd in full.symbols.values())
-    if last_open_ms is not None:
-        end = min(end, last_open_ms)
-    start = end - bars * step
-    return load_market_data(data, symbols=symbols, start_ms=start, end_ms=end + 1), start
-
-
-def static_drill(
-    data: Path, symbols: list[str], bars: int, legacy: Path, workdir: Path
-) -> CheckResult:
-    """Check 4 without models: StaticPolicy signals + a policy file, broken four ways."""
-    from engine.core.policy import StaticPolicy
-    from engine.domain import Portfolio
-    from engine.journal.invariants import policy_file_cases, run_drill
-    from engine.policy_file import FilePolicy, build_document, last_entries, write_policy_file
-
-    md, start = drill_window(data, symbols, bars, None)
-
-    def inner() -> StaticPolicy:
-        return StaticPolicy.from_toml(legacy)
-
-    published = last_entries(inner(), md, Portfolio(wallet_balance=DEFAULT_EQUITY_USDT))
-    valid = workdir / "qctl_policy.json"
-    write_policy_file(
-        build_document(
-            published,
-            kind="static",
-            policy=inner().name,
-            model_version=inner().version,
-            valid_for_ms=DRILL_FILE_VALID_MS,
-        ),
-        valid,
-    )
-    cases = policy_file_cases(valid, inner, workdir, stale_ms=start)
-    return run_drill(
-        md,
-        cases,
-        FilePolicy(inner(), valid),
-        workdir / "runs",
-        label="policy file + StaticPolicy signals",
-        equity=DEFAULT_EQUITY_USDT,
-    )
-
-
 def ai_drill(
     data: Path, symbols: list[str] | None, bars: int, models: Path, workdir: Path
 ) -> CheckResult:
-    """Check 4 with models: AIPolicy over a copy of the model set, deleted, corrupted, stale.
-
-    `symbols` None: the symbols the models were trained on (their universe ranks are
-    cross-sectional, so a two-symbol market is not what they decide on).
-    """
-    from engine.core.tiers import LeverageTiers
-    from engine.domain import SkipReason
-    from engine.journal.invariants import DrillCase, copy_artefact, corrupt_bytes, run_drill
-    from engine.policy_file import iso_utc
-    from engine.venues.simulated import BrokerConfig
+    """The drill with models: AIPolicy over copies of the model set (wiring of
+    `engine.journal.verify.model_dir_drill`, which imports nothing of models/)."""
+    from engine.journal.verify import model_dir_drill
     from models.errors import ModelError
     from models.policy import AIPolicy
-    from models.registry import load_models
+    from models.registry import load_models, write_card
 
     try:
         intact = load_models(models)
     except ModelError as exc:
         return CheckResult("drill", CheckStatus.FAIL, f"intact models refused, no drill: {exc}")
-    lookback = intact.spec.lookback_bars
-    if symbols is None:
-        from engine.venues.candle_files import load_market_data
-
-        available = set(load_market_data(data).symbols)
-        symbols = sorted(available & set(intact.card.get("symbols", available))) or None
-    md, start = drill_window(data, symbols, bars + lookback, intact.valid_until_ms - SECOND_MS)
-    tiers = LeverageTiers.load()
-    funding = {s: sd.funding for s, sd in md.symbols.items()}
-
-    cost = BrokerConfig.from_toml().break_even_offset()  # the venue the drill backtest uses
-
-    def policy(directory: Path) -> AIPolicy:
-        return AIPolicy.from_dir(directory, tiers=tiers, funding=funding, round_trip_cost=cost)
-
-    head = "direction"
-
-    def delete(d: Path) -> str:
-        (d / f"{head}.txt").unlink()
-        return f"{head}.txt deleted"
-
-    def corrupt(d: Path) -> str:
-        corrupt_bytes(d / f"{head}.txt")
-        return f"{head}.txt truncated"
-
-    def stale(d: Path) -> str:
-        from models.registry import write_card  # re-seals the card: a deliberate expiry
-
-        for card_path in sorted(d.glob("*.json")):
-            card = json.loads(card_path.read_text())
-            card["valid_until_ms"], card["valid_until"] = start, iso_utc(start)
-            write_card(card_path, card)
-        return f"valid_until set to {iso_utc(start)}"
-
-    damage: list[tuple[str, SkipReason, Callable[[Path], str]]] = [
-        ("missing", SkipReason.MODEL_MISSING, delete),
-        ("corrupt", SkipReason.MODEL_CORRUPT, corrupt),
-        ("stale", SkipReason.MODEL_STALE, stale),
-    ]
-    cases = []
-    for name, reason, fn in damage:
-        copy = copy_artefact(models, workdir / name / "models")
-        broken = fn(copy)
-        cases.append(DrillCase(name, policy(copy), reason, broken))
-    return run_drill(
-        md,
-        cases,
-        policy(models),
-        workdir / "runs",
-        label=f"AIPolicy {intact.set_id}",
-        equity=DEFAULT_EQUITY_USDT,
-    )
+    return model_dir_drill(
+        data, symbols, bars, models, workdir, intact=intact, policy_for=AIPolicy.from_dir,
+        head_file=MODEL_HEAD_FILE, write_card=write_card, equity=DEFAULT_EQUITY_USDT,
+    )  # fmt: skip
 
 
 def _drill(
@@ -277,6 +136,7 @@ def _drill(
 ) -> CheckResult:
     """Check 4: AIPolicy over a models dir when given, else a policy file + StaticPolicy."""
     from engine.backtest import default_policy_path as packaged_legacy
+    from engine.journal.verify import static_drill
     from engine.venues.candle_files import sample_data_dir
 
     source = data if data is not None else sample_data_dir()
@@ -285,7 +145,7 @@ def _drill(
             return ai_drill(source, symbols, bars, models, Path(tmp))
         toml = legacy if legacy is not None else packaged_legacy()
         chosen = symbols or DEFAULT_DRILL_SYMBOLS.split(",")
-        return static_drill(source, chosen, bars, toml, Path(tmp))
+        return static_drill(source, chosen, bars, toml, Path(tmp), equity=DEFAULT_EQUITY_USDT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,7 +348,7 @@ def verify_command(
     """
     from engine.core.tiers import LeverageTiers
     from engine.journal.invariants import check_journal, check_variation
-    from engine.journal.store import Journal
+    from engine.journal.verify import open_for_checks, policy_file_check
     from engine.policy_file import default_policy_path
 
     checks = _parse_only(only)
@@ -515,12 +375,9 @@ def verify_command(
         audit_config_loaded, accepted = audit_setup(paths, baseline, audit_config)
     journal = None
     if ("journal" in checks or "variation" in checks) and db_path.is_file():
-        journal = Journal.open_readonly(db_path)  # not a journal: JournalError, exit 2
-        known = {r["id"] for r in journal.runs()}
-        missing = [r for r in run or [] if r not in known]
-        if missing:
-            journal.close()
-            raise OptionError(f"no run {missing[0]} in {db_path}")
+        journal, problem = open_for_checks(db_path, run)  # not a journal: JournalError, exit 2
+        if problem:
+            raise OptionError(problem)
     brackets = LeverageTiers.load(tiers) if "journal" in checks else None
 
     results: list[CheckResult] = []

@@ -12,8 +12,10 @@ from engine.backtest import default_policy_path
 from engine.core.policy import StaticPolicy
 from engine.domain import SkipReason
 from engine.journal.invariants import CheckStatus, DrillCase, run_drill
+from engine.journal.verify import drill_window, static_drill
 from engine.venues.candle_files import sample_data_dir
-from qctl.verify_cmd import ai_drill, drill_window, static_drill
+from qctl.options import DEFAULT_EQUITY_USDT
+from qctl.verify_cmd import ai_drill
 from tests.verify.seed import HOUR_MS
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
@@ -26,7 +28,14 @@ TRAIN_BARS = 3000
 
 
 def test_policy_file_drill_passes(tmp_path: Path) -> None:
-    result = static_drill(sample_data_dir(), SYMBOLS, BARS, default_policy_path(), tmp_path)
+    result = static_drill(
+        sample_data_dir(),
+        SYMBOLS,
+        BARS,
+        default_policy_path(),
+        tmp_path,
+        equity=DEFAULT_EQUITY_USDT,
+    )
     assert result.status is CheckStatus.PASS, (result.summary, result.details)
     cases = result.data["cases"]
     assert set(cases) == {"missing", "stale", "corrupt", "tampered"}
