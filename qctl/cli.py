@@ -111,7 +111,10 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except _user_errors() as exc:
+    except Exception as exc:
+        # the error classes are imported only when something failed: `--help` stays fast
+        if not isinstance(exc, _user_errors()):
+            raise
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
 
