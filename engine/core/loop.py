@@ -313,6 +313,7 @@ class EngineLoop:
         pf = self.broker.portfolio
         ts = int(self.bars.ts[i]) + self.bars.step_ms
         cmd = request.command
+        self.risk.limit_reducing = False  # from now on the state is the operator's, not a limit's
         if cmd is ControlCommand.PAUSE:
             pf.state = TradingState.REDUCING
         elif cmd is ControlCommand.HALT:

@@ -289,8 +289,8 @@ class RiskKernel:
         self.tiers = tiers
         self.zone = AutonomyZone.for_limits(limits)
         # True while trading is REDUCING because of a limit (not an operator): lifted by the
-        # next bar close that finds the account inside the limits. A control that changes the
-        # state (pause, halt) should set it False so that its REDUCING is never lifted here.
+        # next bar close that finds the account inside the limits. Every operator control sets
+        # it False (EngineLoop.apply_control): an operator's REDUCING is never lifted here.
         self.limit_reducing = False
 
     def hold_limits(

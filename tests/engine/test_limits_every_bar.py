@@ -169,3 +169,25 @@ def test_without_the_every_bar_check_verify_fails(tmp_path: Path, monkeypatch) -
         over = j.rows("equity", run_id, where="exposure > 2.02")
     assert over  # prices alone pushed the book past the limit (and the 1 % fill tolerance)
     assert _verify_journal(monkeypatch, db) == 1
+
+
+def test_an_operator_pause_during_a_limit_trim_is_never_lifted(tmp_path: Path, monkeypatch) -> None:
+    """A pause queued while the kernel holds REDUCING for a limit stays REDUCING to the end."""
+    original = RiskKernel.hold_limits
+    queued: list[int] = []
+
+    def hold_and_pause(self, pf, ts, cost=0.0):
+        guard = original(self, pf, ts, cost)
+        if guard.exits and not queued:
+            queued.append(journal.request_control("pause", source="test"))
+        return guard
+
+    monkeypatch.setattr(RiskKernel, "hold_limits", hold_and_pause)
+    with Journal(tmp_path / "pause.db") as journal:
+        res = run_backtest(falling_market(), FullBookPolicy(), equity=10_000.0, tiers=TIERS,
+                           journal=journal, poll_controls=True)  # fmt: skip
+        equity = journal.rows("equity", res.run_id)
+        (control,) = journal.rows("control")
+    assert queued and control["handled_ts"] is not None
+    after = [e["state"] for e in equity if e["ts"] >= control["handled_ts"]]
+    assert after and set(after) == {"REDUCING"}  # the kernel did not lift the operator's pause
