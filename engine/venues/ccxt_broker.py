@@ -141,7 +141,11 @@ class CcxtBroker(SimulatedBroker):
         )  # fmt: skip
 
     def _amount(self, symbol: str, qty: float) -> float:
-        return float(self.exchange.amount_to_precision(self._market(symbol), qty))
+        """`qty` truncated to the market's step (0 when it is below one step)."""
+        try:
+            return float(self.exchange.amount_to_precision(self._market(symbol), qty))
+        except ccxt.InvalidOrder:  # ccxt refuses amounts under the step
+            return 0.0
 
     def _price(self, symbol: str, price: float) -> float:
         try:
@@ -437,13 +441,22 @@ class CcxtBroker(SimulatedBroker):
         self, ts: int, symbol: str, new_stop: float, detail: str = ""
     ) -> list[BrokerEvent]:
         """The new stop rests at the exchange before the old one is cancelled."""
+        pos = self.portfolio.positions.get(symbol)
         old, _ = self.protective_orders(symbol)
+        old_price = pos.stop_price if pos is not None else None
         events = SimulatedBroker.move_stop(self, ts, symbol, self._price(symbol, new_stop), detail)
         new, _ = self.protective_orders(symbol)
-        if new is None or new is old:
+        if new is None or new is old or pos is None:
             return events
         if not self._place_backstop(new):
-            return events  # `sync` re-places it next bar; the old stop still rests
+            # the exchange refused the new level (e.g. it would trigger at once): the old stop
+            # still rests there, and so it stays in the books
+            self._protective[symbol].stop = old
+            pos.stop_price = old_price
+            why = "new stop refused by the exchange; the previous stop stays"
+            return [
+                BrokerEvent("order", ts, symbol, order=new.with_status(OrderStatus.REJECTED, why))
+            ]
         if old is not None:
             self._cancel_backstop(old)
         return events

@@ -23,7 +23,9 @@ def _corrupt(tmp_path):
 
 @pytest.mark.parametrize("broken", [_missing, _corrupt], ids=["missing", "corrupt"])
 def test_no_model_means_no_order(sim, tmp_path, broken):
-    policy = AIPolicy.from_dir(broken(tmp_path), round_trip_cost=BrokerConfig.from_toml().break_even_offset())
+    policy = AIPolicy.from_dir(
+        broken(tmp_path), round_trip_cost=BrokerConfig.from_toml().break_even_offset()
+    )
     db = tmp_path / "live.db"
     summary = run_session(sim, db, bars=12, policy=policy)
     assert summary.bars == 12 and summary.entries == 0

@@ -16,7 +16,14 @@ import pytest
 
 from engine.venues.candle_files import sample_data_dir
 from engine.venues.exchange_sim.server import DEFAULT_API_KEY, DEFAULT_SECRET, start_local_exchange
-from tests.trade.conftest import SYMBOLS, journal_fills, ledger_fills, open_positions, stops_resting
+from tests.trade.conftest import (
+    SYMBOLS,
+    journal_fills,
+    ledger_fills,
+    open_positions,
+    run_session,
+    stops_resting,
+)
 
 KILLS = 20
 TABLES = ("decision", "order", "fill", "position", "equity", "safety_event")
@@ -29,6 +36,15 @@ def _trade(url: str, db: Path, max_bars: int | None = None) -> subprocess.Popen:
         cmd += ["--max-bars", str(max_bars)]
     env = {**os.environ, "QCTL_API_KEY": DEFAULT_API_KEY, "QCTL_API_SECRET": DEFAULT_SECRET}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _freeze(sim) -> None:
+    """Switch the local exchange to its manual clock where its wall clock has brought it."""
+    ex = sim.exchange
+    with ex.lock:
+        ex.sync()
+        ex._manual_bars = ex.market.cursor - ex._start_cursor
+        ex.bar_seconds = 0
 
 
 def _committed(db: Path) -> dict[str, list[int]]:
@@ -67,10 +83,11 @@ def test_twenty_kill9_restarts_converge_to_the_exchange(tmp_path):
             before = now
         sim_orders = sim.ledger()["orders"]
         assert sim_orders, "the killed sessions traded"
-        # a last clean session recovers and runs a few bars
-        proc = _trade(sim.url, db, max_bars=3)
-        _, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, err.decode()[-2000:]
+        # the exchange's clock stops moving on its own; a last clean session (in this process,
+        # one bar per wait) recovers and runs a few bars, so nothing happens after its last look
+        _freeze(sim)
+        summary = run_session(sim, db, bars=3)
+        assert summary.status == "stopped" and summary.bars == 3
         # the exchange's truth and the journal agree
         ids = [o["client_order_id"] for o in sim.ledger()["orders"]]
         assert len(ids) == len(set(ids)), "no order was sent twice"
@@ -93,3 +110,28 @@ def test_twenty_kill9_restarts_converge_to_the_exchange(tmp_path):
         conn.close()
         assert {s for s, e in latest.items() if e != "close"} == set(held)
         assert runs == 1, "every restart resumed the one run"
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_cycle_and_leaves_the_backstops(tmp_path):
+    db = tmp_path / "live.db"
+    with start_local_exchange(sample_data_dir(), symbols=SYMBOLS, bar_seconds=0.1) as sim:
+        proc = _trade(sim.url, db)
+        assert proc.stdout is not None
+        lines = 0
+        while lines < 40 or not open_positions(sim):  # until something is held
+            line = proc.stdout.readline().decode()
+            assert line, proc.stderr.read().decode()[-2000:] if proc.stderr else "exited"
+            lines += "bar" in line
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert b"stopped: run" in out
+        ledger = sim.ledger()  # one snapshot: the exchange's clock keeps running
+        held = {p["symbol"] for p in ledger["positions"] if float(p["qty"])}
+        stops = {o["symbol"] for o in ledger["open_algo_orders"] if o["type"] == "STOP_MARKET"}
+        assert stops >= held, "backstops stay in place after a clean stop"
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        status = conn.execute("SELECT status FROM run").fetchone()[0]
+        conn.close()
+        assert status == "stopped"
