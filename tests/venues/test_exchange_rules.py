@@ -170,3 +170,21 @@ def test_same_requests_same_ledger() -> None:
             ledgers.append(h.ledger())
     assert ledgers[0] == ledgers[1]
     assert [f["client_order_id"] for f in ledgers[0]["fills"]][:1] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0, "0"),
+        (-0.0, "0"),
+        (108547.2, "108547.2"),
+        (1e-9, "0.000000001"),
+        (1e16, "10000000000000000"),
+        (5, "5"),
+        (-3.25, "-3.25"),
+    ],
+)
+def test_numbers_are_plain_decimals(value: float, text: str) -> None:
+    from engine.venues.exchange_sim.market import fmt
+
+    assert fmt(value) == text

@@ -65,15 +65,25 @@ def qty_decimals(price: float, step_value: float) -> int:
 
 
 def fmt(x: float | int) -> str:
-    """A number as Binance writes it: a plain decimal string, never an exponent."""
+    """A number as Binance writes it: a plain decimal string, never an exponent.
+
+    Called for every value of every kline row, so the common case (repr without an exponent)
+    takes the short path.
+    """
     if isinstance(x, int):
         return str(x)
-    if not math.isfinite(x):
+    text = repr(float(x))
+    if text.endswith(".0"):
+        text = text[:-2]
+        return "0" if text == "-0" else text
+    if "e" in text:
+        text = format(Decimal(text), "f")
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return text
+    if text in ("inf", "-inf", "nan"):
         return "0"
-    text = format(Decimal(repr(float(x))), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
+    return text
 
 
 @dataclass(slots=True)
@@ -243,23 +253,25 @@ class ReplayMarket:
         else:
             lo = max(0, hi - (limit + 1) * m)
         rows: list[list[object]] = []
+        ts = s.ts[lo:hi].tolist()  # plain Python numbers: indexing numpy scalars is slow
+        opens, highs, lows = s.o[lo:hi].tolist(), s.h[lo:hi].tolist(), s.lo[lo:hi].tolist()
+        closes, vols = s.c[lo:hi].tolist(), s.v[lo:hi].tolist()
+        if ts and ts[-1] == now:  # the forming bar: only its open is known
+            highs[-1] = lows[-1] = closes[-1] = opens[-1]
+            vols[-1] = 0.0
         buckets: dict[int, list[float]] = {}
         order: list[int] = []
-        for i in range(lo, hi):
-            t = int(s.ts[i])
-            forming = t == now
-            o = float(s.o[i])
-            h, low, c, v = (o, o, o, 0.0) if forming else (s.h[i], s.lo[i], s.c[i], s.v[i])
+        for t, o, h, low, c, v in zip(ts, opens, highs, lows, closes, vols, strict=True):
             b = t // interval_ms * interval_ms
             agg = buckets.get(b)
             if agg is None:
-                buckets[b] = [o, float(h), float(low), float(c), float(v)]
+                buckets[b] = [o, h, low, c, v]
                 order.append(b)
             else:
-                agg[1] = max(agg[1], float(h))
-                agg[2] = min(agg[2], float(low))
-                agg[3] = float(c)
-                agg[4] += float(v)
+                agg[1] = max(agg[1], h)
+                agg[2] = min(agg[2], low)
+                agg[3] = c
+                agg[4] += v
         for b in order:
             if start_ms is not None and b < start_ms:
                 continue
