@@ -122,9 +122,10 @@ _PREDICT_BARS = 64  # bars the quiet-bar prediction looks at, at most, per evalu
 _PREDICT_MARGIN = 1e-6  # score / R margin: near a threshold a bar is always checked exactly
 
 
-def _clip01_array(x: np.ndarray) -> np.ndarray:
-    """`_clip01` of every element."""
-    return np.where(np.isfinite(x), np.clip(x, 0.0, 1.0), 0.0)
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Clipped to [0, 1], NaN -> 0 (in place)."""
+    np.fmax(x, 0.0, out=x)
+    return np.fmin(x, 1.0, out=x)
 
 
 def _clip01(x: float) -> float:
@@ -258,29 +259,26 @@ class ExitController:
         if hi <= n:
             return n
         c = bars.close[n:hi]
-        prevs = np.empty_like(c)
-        prevs[0] = t.prev_close
-        prevs[1:] = c[:-1]
+        prevs = np.concatenate(((t.prev_close,), c[:-1]))
         d = c - prevs
-        h, lo = bars.high[n:hi], bars.low[n:hi]
-        tr = np.where(h > prevs, h, prevs) - np.where(lo < prevs, lo, prevs)
-        held = t.held + np.arange(1, hi - n + 1)
+        tr = np.fmax(bars.high[n:hi], prevs) - np.fmin(bars.low[n:hi], prevs)
+        held = np.arange(t.held + 1, t.held + 1 + len(c))
         s, unit = t.sign, t.unit
         with np.errstate(divide="ignore", invalid="ignore"):
-            path = t.path + np.cumsum(np.abs(d))
-            regime = np.where(path > 0, -s * (c - t.entry_close) / path, 0.0)
-            tr_sum = t.tr_sum + np.cumsum(tr)
-            spike = np.where((held >= 2) & (tr > 0), 1.0 - (tr_sum / held) / tr, 0.0)
-            if s > 0:
-                best = np.maximum.accumulate(np.maximum(c, t.best_close))
-            else:
-                best = np.minimum.accumulate(np.minimum(c, t.best_close))
+            # fmax / fmin clip to [0, 1] with NaN -> 0 and +inf -> 1: a score never below the
+            # exact one where it matters (the bar-by-bar check maps +inf to 0)
+            score = _unit(-s * (c - t.entry_close) / (t.path + np.cumsum(np.abs(d))))
+            spike = _unit(1.0 - (t.tr_sum + np.cumsum(tr)) / held / tr)
+            spike[held < 2] = 0.0
+            score += spike
             if unit > 0:
-                drop = s * (best - c) / unit
-                age = np.where(held >= 2, (t.sq + np.cumsum(d * d)) / (unit * unit), 0.0)
-            else:
-                drop = age = np.zeros_like(c)
-            score = sum(_clip01_array(x) for x in (regime, spike, drop, age)) / len(KILL_COMPONENTS)
+                acc = np.fmax.accumulate if s > 0 else np.fmin.accumulate
+                best = acc(np.concatenate(((t.best_close,), c)))[1:]
+                score += _unit(s * (best - c) / unit)
+                age = _unit((t.sq + np.cumsum(d * d)) / (unit * unit))
+                age[held < 2] = 0.0
+                score += age
+            score /= len(KILL_COMPONENTS)
         near = _PREDICT_MARGIN
         fires = np.zeros(len(c), dtype=bool)
         if pos.kill_threshold is not None:

@@ -35,8 +35,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from engine.core.bars import AlignedBars
 from engine.core.loop import BrokerEvent
 from engine.core.tiers import LeverageTiers
@@ -539,18 +537,19 @@ class SimulatedBroker:
         reached, and the account not liquidatable even with every position at its adverse
         extreme at once. A fast path only: when in doubt, the full pass runs."""
         positions = self.portfolio.positions
-        idx = [col[s] for s in positions]
         if self._mark_seen is None:
             self._mark_seen = bool(bars.has_mark.any())
-        if self._mark_seen and bars.has_mark[idx].any():
+        if self._mark_seen and bars.has_mark[[col[s] for s in positions]].any():
             return False
-        if bars.funding_steps[i] and not np.isnan(bars.funding[i, idx]).all():
-            return False
-        highs = bars.high[i, idx].tolist()
-        lows = bars.low[i, idx].tolist()
+        funding = bars.funding[i] if bars.funding_steps[i] else None
+        high_row, low_row = bars.high[i], bars.low[i]  # views: one row, read per position
         equity = self.portfolio.wallet_balance
         maint = 0.0
-        for pos, h, lo in zip(positions.values(), highs, lows, strict=True):
+        for sym, pos in positions.items():
+            j = col[sym]
+            if funding is not None and funding.item(j) == funding.item(j):  # a print: not NaN
+                return False
+            h, lo = high_row.item(j), low_row.item(j)
             long = pos.side is Side.LONG
             stop, tp = pos.stop_price, pos.take_profit_price
             if long:
@@ -750,10 +749,12 @@ class SimulatedBroker:
 
     def mark_to_close(self, bars: AlignedBars, i: int, col: Mapping[str, int]) -> None:
         """Mark open positions at the step's close (mark close when a mark file exists)."""
+        close_row = bars.close[i]
+        has_mark = self._mark_seen if self._mark_seen is not None else bool(bars.has_mark.any())
         for sym, pos in self.portfolio.positions.items():
             j = col[sym]
-            price = bars.mark_close[i, j] if bars.has_mark[j] else bars.close[i, j]
+            price = bars.mark_close[i, j] if has_mark and bars.has_mark[j] else close_row.item(j)
             if math.isnan(price):
-                price = bars.close[i, j]
+                price = close_row.item(j)
             if not math.isnan(price):
                 pos.mark_price = float(price)
