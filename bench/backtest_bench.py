@@ -325,13 +325,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         base = rs[0]
         per_bar = base["engine_cpu_s"] / base["symbol_bars"]
-        parts = [
-            f"x{r['repeat']}: CPU time {r['engine_cpu_s'] / r['symbol_bars'] / per_bar:.2f}, "
-            f"memory {r['peak_rss_mb'] / base['peak_rss_mb']:.2f}"
-            for r in rs[1:]
-        ]
-        print(f"{shape}: per symbol-bar against x{base['repeat']} (1.00 = linear): "
-              + "; ".join(parts))  # fmt: skip
+        parts = []
+        for r in rs[1:]:
+            grown = (r["peak_rss_mb"] - base["peak_rss_mb"]) * 2**20  # MiB to bytes
+            parts.append(
+                f"x{r['repeat']}: CPU time per symbol-bar {r['engine_cpu_s'] / r['symbol_bars'] / per_bar:.2f}"
+                f" of x{base['repeat']}'s, memory +{grown / (r['symbol_bars'] - base['symbol_bars']):.0f}"
+                " bytes per added symbol-bar"
+            )
+        print(f"{shape}: " + "; ".join(parts) + " (constant bytes per added bar = linear)")
     print(f"load average now: {os.getloadavg()}")
     return 0
 
