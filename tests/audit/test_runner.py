@@ -170,3 +170,32 @@ def test_include_exclude_and_tests(tmp_path: Path) -> None:
         display_root=tmp_path,
     )
     assert {f.value for f in only_app.findings} == {"10"}
+
+
+def test_a_warm_run_reads_one_cache_index_and_never_loads_the_parser(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for i in range(5):
+        _write(tmp_path / "src" / f"m{i}.py", f"LEVERAGE_{i} = {i + 2}\n")
+    cache = tmp_path / "cache"
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from audit.runner import run_audit; from audit.config import AuditConfig as CONFIG\n"
+        f"root = Path({str(tmp_path)!r})\n"
+        "r = run_audit([root / 'src'], CONFIG(root=str(root)), display_root=root,"
+        f" cache_dir=Path({str(cache)!r}))\n"
+        "print(r.files_from_cache, len(r.findings), 'libcst' in sys.modules)\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+
+    def run() -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    assert run() == ["0", "5", "True"]  # cold: parsed
+    assert sorted(p.name for p in cache.iterdir()) == [".gitignore", "audit-v1.json"]
+    assert run() == ["5", "5", "False"]  # warm: one index, no parser
