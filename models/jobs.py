@@ -61,7 +61,7 @@ class DaskRunner:
                     n_workers=n,
                     threads_per_worker=threads,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # any free port: never clashes
                 )
                 self.client = Client(self.cluster)
             else:
