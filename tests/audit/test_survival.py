@@ -200,3 +200,31 @@ def test_budgets_are_read_from_config_and_checked(tmp_path: Path) -> None:
     assert error.message.startswith(
         "too large/slow to audit: 1,204 tokens, over the budget of 1,000 per file"
     )
+
+
+_DEEP_SHAPES = {
+    "not": lambda n: "X = " + "not " * n + "y",
+    "minus": lambda n: "X = " + "-" * n + "1",
+    "attributes": lambda n: "X = a" + ".b" * n,
+    "calls": lambda n: "X = f" + "()" * n,
+    "subscripts": lambda n: "X = a" + "[0]" * n,
+    "power": lambda n: "X = " + "**".join(["2"] * n),
+    "conditional": lambda n: "X = " + "1 if y else " * n + "2",
+    "lambdas": lambda n: "X = " + "lambda: " * n + "1",
+    "dicts": lambda n: "X = " + "{1: " * n + "1" + "}" * n,
+}
+
+
+def test_every_deep_shape_is_an_entry_not_a_crash(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name, make in _DEEP_SHAPES.items():
+        for depth in (5_000, 50_000):
+            (tree / f"{name}_{depth}.py").write_text(make(depth) + "\n", "utf-8")
+    (tree / "good.py").write_text("LEVERAGE = 10\n", "utf-8")
+    _code, data = _audit_json([str(tree), "--jobs", "1"], tmp_path)
+    errors = _errors(data["findings"])
+    assert len(errors) == 2 * len(_DEEP_SHAPES)
+    for path, message in errors.items():
+        assert message.startswith(("nesting too deep", "too large/slow to audit")), (path, message)
+    assert any(f["path"] == "tree/good.py" for f in data["findings"])
