@@ -426,9 +426,8 @@ class TradeSession:
         self.journal.flush()
 
     def _heartbeat(self) -> None:
-        beat = getattr(self.journal, "heartbeat", None)
-        if beat is not None:
-            beat(int(time.time() * 1000))
+        """Wall-clock liveness in the run row (the TUI shows a stale one in red)."""
+        self.journal.heartbeat(int(time.time() * 1000))
 
     async def run(self) -> TradeSummary:
         self._loop = asyncio.get_running_loop()

@@ -22,7 +22,7 @@ Db = Annotated[str, typer.Option("--db", help="The journal `qctl trade` writes."
 
 
 def _send(db: str, command: str, symbol: str | None = None) -> None:
-    from engine.journal.store import Journal, JournalError, request_control
+    from engine.journal.store import Journal, JournalError, request_control, run_liveness
 
     try:
         with Journal.open_readonly(db) as journal:
@@ -30,10 +30,9 @@ def _send(db: str, command: str, symbol: str | None = None) -> None:
     except JournalError as exc:
         raise OptionError(str(exc)) from None
     live = [r for r in runs if r["mode"] in ("paper", "live")]
-    if not live or live[-1]["status"] != "running":
-        latest = (
-            f" (latest paper/live run {live[-1]['id']} is {live[-1]['status']})" if live else ""
-        )
+    state = run_liveness(live[-1]) if live else ""
+    if state not in ("running", "unknown"):  # unknown: written on another host, may be alive
+        latest = f" (latest paper/live run {live[-1]['id']} is {state})" if live else ""
         raise OptionError(
             f"no running `qctl trade` in {db}{latest}: nothing would act on the {command}"
         )
