@@ -282,7 +282,7 @@ class RiskKernel:
     """Hard limits applied to decisions (`check`), to exit orders (`check_order`) and to the
     account at every bar close (`hold_limits`)."""
 
-    __slots__ = ("limits", "tiers", "zone", "limit_reducing")
+    __slots__ = ("limits", "tiers", "zone", "limit_reducing", "_top_rate")
 
     def __init__(self, limits: SafetyLimits, tiers: LeverageTiers) -> None:
         self.limits = limits
@@ -292,6 +292,31 @@ class RiskKernel:
         # next bar close that finds the account inside the limits. Every operator control sets
         # it False (EngineLoop.apply_control): an operator's REDUCING is never lifted here.
         self.limit_reducing = False
+        self._top_rate: dict[str, float] = {}  # per symbol: its highest maintenance rate
+
+    def _clearly_inside(self, portfolio: Portfolio) -> bool:
+        """A cheap sufficient test for the every-bar check: exposure inside, and margin ratio
+        inside even if every position paid its top bracket's maintenance rate (maintenance =
+        notional x rate - cum <= notional x top rate). False means: compute exactly."""
+        gross = bound = upnl = 0.0
+        rates = self._top_rate
+        for symbol, p in portfolio.positions.items():
+            n = p.qty * p.mark_price
+            rate = rates.get(symbol)
+            if rate is None:
+                rate = rates[symbol] = max(
+                    t.maintenance_margin_rate for t in self.tiers.tiers(symbol)
+                )
+            gross += n
+            bound += n * rate
+            upnl += p.side.sign * p.qty * (p.mark_price - p.entry_price)
+        equity = portfolio.wallet_balance + upnl
+        limits = self.limits
+        return (
+            equity > 0
+            and gross <= limits.max_exposure_fraction * equity
+            and equity - bound >= limits.min_margin_ratio * equity
+        )
 
     def hold_limits(
         self, portfolio: Portfolio, ts: int, round_trip_cost: float = 0.0
@@ -303,7 +328,7 @@ class RiskKernel:
         REDUCING are kept. `round_trip_cost` is the venue's (an exit leg is half of it).
         """
         state = portfolio.state
-        if not portfolio.positions:
+        if not portfolio.positions or self._clearly_inside(portfolio):
             check = None
         else:
             check = limit_trims(portfolio, self.limits, self.tiers, ts, round_trip_cost / 2)
