@@ -191,3 +191,26 @@ def test_an_operator_pause_during_a_limit_trim_is_never_lifted(tmp_path: Path, m
     assert queued and control["handled_ts"] is not None
     after = [e["state"] for e in equity if e["ts"] >= control["handled_ts"]]
     assert after and set(after) == {"REDUCING"}  # the kernel did not lift the operator's pause
+
+
+def test_the_cheap_inside_test_never_hides_a_breach() -> None:
+    """Seeded random books: whenever the fast path says inside, the exact check agrees."""
+    import random
+
+    rng = random.Random(15)
+    kernel = RiskKernel(LIMITS, TIERS)
+    said_inside = 0
+    for _ in range(400):
+        book = []
+        for sym, price in (("BTC-USDT", 60_000.0), ("ETH-USDT", 3_000.0), ("SOL-USDT", 150.0)):
+            if rng.random() < 0.7:
+                qty = rng.uniform(0.0, 3.0) * 10_000.0 / price
+                side = rng.choice([Side.LONG, Side.SHORT])
+                book.append(position(sym, side, qty, price, mark=price * rng.uniform(0.7, 1.3)))
+        if not book:
+            continue
+        pf = portfolio(rng.uniform(500.0, 10_000.0), *book)
+        if kernel._clearly_inside(pf):
+            said_inside += 1
+            assert not limit_trims(pf, LIMITS, TIERS, TS).breached
+    assert said_inside > 20  # the fast path is exercised, not vacuous
