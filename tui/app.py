@@ -35,8 +35,8 @@ WIDE_AT = Size(120, 36)  # from this terminal size up every panel shows at once;
 def refusal(command: str, run_id: str, state: str, mode: str) -> str:
     """One line: why a control for this run is not sent, and what to do instead."""
     line = f"cannot {command}: run {run_id} is {state}, nothing would act on the request"
-    if mode != "backtest":
-        line += "; `qctl ctl` queues one for when `qctl trade` resumes it"
+    if mode != "backtest" and state != "finished":
+        line += "; start `qctl trade` on this journal again (it resumes the run), then send it"
     return line
 
 
@@ -134,6 +134,7 @@ class MonitorApp(App[None]):
         self.refresh_seconds = refresh_seconds
         self.stale_seconds = stale_seconds
         self.sub_title = str(self.db)
+        self._read_again = False
 
     def compose(self) -> ComposeResult:
         yield Static("reading the journal…", id="message")
@@ -173,9 +174,16 @@ class MonitorApp(App[None]):
     # -- reading -----------------------------------------------------------------------------
 
     def reload(self) -> None:
+        """Read the journal again; if a read is still going, once it is done (a slow disk never
+        piles up threads, and a read asked for after a control still happens)."""
+        busy = (WorkerState.PENDING, WorkerState.RUNNING)
+        if any(w.group == "read" and w.state in busy for w in self.workers):
+            self._read_again = True
+            return
+        self._read_again = False
         self._read_journal(self.db, self.run_id, self.snapshot)
 
-    @work(thread=True, exclusive=True, group="read", exit_on_error=False)
+    @work(thread=True, group="read", exit_on_error=False)
     def _read_journal(self, db: Path, run_id: str | None, previous: Snapshot | None) -> None:
         try:
             snap = load_snapshot(db, run_id, previous=previous)
@@ -195,6 +203,8 @@ class MonitorApp(App[None]):
         """The one place an unexpected worker error reaches the user."""
         if event.state is WorkerState.ERROR and event.worker.error is not None:
             self.error = f"{type(event.worker.error).__name__}: {event.worker.error}"
+        if event.worker.group == "read" and event.worker.is_finished and self._read_again:
+            self.reload()
 
     def watch_snapshot(self, snap: Snapshot | None) -> None:
         if not self.screen_stack:

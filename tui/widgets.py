@@ -137,8 +137,8 @@ class PositionsTable(DataTable):
                 fmt_num(p.qty),
                 fmt_num(p.price, ",.6g"),
                 signed(p.unrealised_pnl),
-                _room(p.stop_distance),
-                _room(p.liquidation_distance, warn=0.05),
+                distance_cell(p.stop_distance),
+                distance_cell(p.liquidation_distance, warn=0.05),
                 fmt_num(p.leverage, ".3g") + "x" if p.leverage is not None else "-",
                 fmt_num(p.entry_price, ",.6g"),
                 fmt_num(p.take_profit_price, ",.6g"),
@@ -162,7 +162,7 @@ class PositionsTable(DataTable):
         self.post_message(self.Selected(self.selected_symbol))
 
 
-def _room(x: float | None, warn: float = 0.0) -> Text:
+def distance_cell(x: float | None, warn: float = 0.0) -> Text:
     """Distance left before a level: red past it (or within `warn`), plain otherwise."""
     if x is None:
         return Text("-")

@@ -20,7 +20,7 @@ from tests.tui.conftest import settle as _settle
 from tui import data
 from tui.app import ConfirmControl, MonitorApp
 from tui.data import Snapshot
-from tui.widgets import LimitGauge, RunHeader, fmt_pct
+from tui.widgets import LimitGauge, RunHeader, distance_cell, fmt_pct
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = (160, 45)
@@ -223,7 +223,7 @@ def test_timer_picks_up_new_rows_and_flags_a_breach(
                     "equity, wallet_balance, unrealised_pnl, 0.05, exposure, open_positions, "
                     "'REDUCING' FROM equity ORDER BY id DESC LIMIT 1"
                 )
-            for _ in range(50):
+            for _ in range(300):  # up to 30 s on a loaded machine
                 await pilot.pause(0.1)
                 if gauge.value == 0.05:
                     break
@@ -298,7 +298,15 @@ def test_a_crashed_engine_is_shown_and_refuses_controls(
             await pilot.press("p")
             await _settle(app, pilot)
             (note,) = [n.message for n in app._notifications]
-            assert "is crashed, nothing would act" in note and "qctl ctl" in note
+            assert "is crashed, nothing would act" in note and "qctl trade" in note
 
     run_async(scenario())
     assert _sql(running_journal, "SELECT COUNT(*) FROM control") == [(0,)]
+
+
+def test_distance_cells_turn_red_near_the_level() -> None:
+    assert distance_cell(-0.01).style == "bold red"  # past the stop
+    assert distance_cell(0.02).style == ""
+    assert distance_cell(0.04, warn=0.05).style == "bold red"  # within 5 % of liquidation
+    assert distance_cell(0.2, warn=0.05).style == ""
+    assert distance_cell(None).plain == "-"

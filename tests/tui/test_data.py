@@ -11,17 +11,22 @@ import pytest
 
 from engine.core.tiers import LeverageTiers
 from engine.domain import SafetyLimits
+from engine.journal import store
 from engine.journal.store import Journal, JournalError
 from tui.data import (
     LATEST_PER_SYMBOL_INDEXED,
+    LATEST_PER_SYMBOL_SCAN,
     MonitorError,
     OpenPosition,
+    RunInfo,
     check_journal,
     has_symbol_index,
     latest_positions_sql,
     load_snapshot,
     open_positions,
     run_limits,
+    stale_after_ms,
+    timeframe_ms,
     with_liquidation_prices,
 )
 
@@ -116,8 +121,9 @@ def _position_rows(conn: sqlite3.Connection, run_id: str, symbols: int, cycles: 
     )
 
 
-def _vm_steps(path: Path, run_id: str) -> int:
-    """SQLite VM instructions `open_positions` costs: work done, independent of the machine."""
+def _vm_steps(path: Path, run_id: str, sql: str | None = None) -> int:
+    """SQLite VM instructions a query costs (`open_positions` by default): work done, the same
+    on any machine."""
     steps = 0
 
     def tick() -> int:
@@ -127,7 +133,10 @@ def _vm_steps(path: Path, run_id: str) -> int:
 
     with Journal.open_readonly(path) as journal:
         journal.connection.set_progress_handler(tick, 1)
-        open_positions(journal, run_id)
+        if sql is None:
+            open_positions(journal, run_id)
+        else:
+            journal.connection.execute(sql, {"run": run_id}).fetchall()
     return steps
 
 
@@ -170,7 +179,7 @@ def test_open_positions_with_and_without_the_symbol_index(
 
 def test_open_positions_cost_does_not_grow_with_history(tmp_path: Path) -> None:
     """With the symbol index, 10x the position history costs about the same (plus a log)."""
-    steps = {}
+    steps, scan_steps = {}, {}
     for cycles in (20, 200):
         path = tmp_path / f"h{cycles}.db"
         with Journal(path) as journal:
@@ -182,9 +191,11 @@ def test_open_positions_cost_does_not_grow_with_history(tmp_path: Path) -> None:
                 conn.execute("CREATE INDEX test_position_run_symbol ON position (run_id, symbol)")
             _position_rows(conn, run_id, symbols=8, cycles=cycles)
         steps[cycles] = _vm_steps(path, run_id)
+        scan_steps[cycles] = _vm_steps(path, run_id, LATEST_PER_SYMBOL_SCAN)
         with Journal.open_readonly(path) as journal:
             assert [p.symbol for p in open_positions(journal, run_id)] == ["S00-USDT"]
-    assert steps[200] < 1.3 * steps[20], steps  # the old GROUP BY scan grows 10x
+    assert steps[200] < 1.3 * steps[20], steps
+    assert scan_steps[200] > 5 * scan_steps[20], scan_steps  # the scan grows with history
 
 
 def test_safety_counts_continue_from_the_previous_read(journal_path: Path) -> None:
@@ -243,3 +254,26 @@ def test_position_pnl_and_distances(backtest_journal: Path) -> None:
     (priced,) = with_liquidation_prices((short,), wallet_balance=10_000.0, tiers=tiers)
     assert priced.liquidation_price is not None and priced.liquidation_price > 100_000.0
     assert priced.stop_distance == pytest.approx(0.05)  # a short's stop is 5 % above the mark
+
+
+def test_stale_limits() -> None:
+    run = RunInfo("r", "paper", "p", "1", "running", "1h", (), None, 0, None)
+    assert stale_after_ms(run) == 2 * 3_600_000 + 30_000  # two bars and some slack
+    assert stale_after_ms(dataclasses.replace(run, timeframe="5m")) == 2 * 300_000 + 30_000
+    with_beat = dataclasses.replace(run, heartbeat_ts=1)
+    if hasattr(store, "STALE_AFTER_MS"):
+        assert stale_after_ms(with_beat) == store.STALE_AFTER_MS == 60_000
+    assert timeframe_ms("15m") == 900_000 and timeframe_ms("x") is None
+
+
+def test_a_writer_adds_the_symbol_index_to_an_older_journal(journal_path: Path) -> None:
+    with sqlite3.connect(journal_path) as conn:
+        names = [n for (n,) in conn.execute("SELECT name FROM pragma_index_list('position')")]
+        for name in names:
+            if name.startswith("ix_position_run_symbol"):
+                conn.execute(f'DROP INDEX "{name}"')
+        assert not has_symbol_index(conn)
+    with Journal(journal_path):
+        pass
+    with sqlite3.connect(journal_path) as conn:
+        assert has_symbol_index(conn)
