@@ -256,7 +256,11 @@ class CcxtBroker(SimulatedBroker):
             lambda: self.exchange.fetch_my_trades(msym, since), f"{symbol}: fetch trades"
         )
         out = []
+        ids: set[str] = set()
         for r in rows:
+            if str(r.get("id")) in ids:
+                continue  # an exchange may report one execution twice: it happened once
+            ids.add(str(r.get("id")))
             fee = r.get("fee") or {}
             out.append(
                 ExchangeTrade(

@@ -41,12 +41,21 @@ def _run_until_open(sim, db, max_tries: int = 6) -> None:
     pytest.fail("no position opened")
 
 
-@pytest.mark.parametrize("kind", ["drop_after_accept", "http_429", "http_5xx"])
+@pytest.mark.parametrize("kind", ["drop_after_accept", "http_429", "http_418", "http_5xx"])
 def test_an_order_fault_never_doubles_an_order_nor_loses_its_fill(sim, tmp_path, kind):
     sim.fault(kind, count=2, path="/fapi/v1/order", method="POST")
     db = tmp_path / "live.db"
     run_session(sim, db, bars=30)
     assert sim.ledger()["orders"], "orders reached the exchange"
+    _client_ids_unique(sim)
+    _agree(sim, db)
+
+
+def test_a_fill_reported_twice_is_booked_once(sim, tmp_path):
+    sim.fault("duplicate_fill", count=3)
+    db = tmp_path / "live.db"
+    run_session(sim, db, bars=30)
+    assert sim.ledger()["orders"]
     _client_ids_unique(sim)
     _agree(sim, db)
 
