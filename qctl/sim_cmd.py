@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,8 +20,9 @@ sim_app = typer.Typer(
     help=(
         "A local exchange (127.0.0.1 only) that replays recorded candles and speaks the Binance "
         "USD-M REST subset ccxt uses.\n\n"
-        "Example:\n\n"
-        "  qctl sim serve --port 8790 --bar-seconds 5"
+        "Examples:\n\n"
+        "  qctl sim serve --port 8790 --bar-seconds 5\n\n"
+        "  qctl sim fault http_429 --count 2"
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -140,3 +142,94 @@ def serve_command(
         signal.signal(signal.SIGTERM, previous)
         handle.stop()
     typer.echo("stopped")
+
+
+UrlOption = Annotated[
+    str,
+    typer.Option("--url", help="Base URL of a running `qctl sim serve`."),
+]
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def _control(url: str, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+    """Call one of the simulator's own endpoints; a refusal or no server is one line, exit 2."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(payload).encode() if payload is not None else None
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as reply:  # noqa: S310 - a URL the user gave
+            return json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        raise OptionError(f"{url}{path}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise OptionError(f"no local exchange at {url} ({reason})") from None
+
+
+@sim_app.command("fault")
+def fault_command(
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="http_429, http_418, http_5xx, timeout, drop_after_accept, reject_margin, reject_min_notional or duplicate_fill."
+        ),
+    ],
+    count: Annotated[int, typer.Option("--count", "-n", help="How many requests it hits.")] = 1,
+    path: Annotated[
+        str | None, typer.Option("--path", help="Only requests whose path starts with this.")
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", help="timeout: how long the reply is held.")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Queue a fault on a running local exchange and list the pending ones.
+
+    Example:
+
+      qctl sim fault timeout --count 1 --path /fapi/v1/order --seconds 12
+    """
+    payload: dict[str, Any] = {"kind": kind, "count": count}
+    if path is not None:
+        payload["path"] = path
+    if seconds is not None:
+        payload["seconds"] = seconds
+    reply = _control(url, "POST", "/qctl-sim/fault", payload)
+    for f in reply["pending"]:
+        where = f["path"] or "any matching request"
+        typer.echo(f"pending: {f['kind']} x{f['count']} on {where}")
+
+
+@sim_app.command("ledger")
+def ledger_command(url: UrlOption = DEFAULT_URL) -> None:
+    """Print the local exchange's ledger as JSON (balance, positions, orders, fills).
+
+    Example:
+
+      qctl sim ledger --url http://127.0.0.1:8790
+    """
+    typer.echo(json.dumps(_control(url, "GET", "/qctl-sim/ledger"), indent=1))
+
+
+@sim_app.command("advance")
+def advance_command(
+    bars: Annotated[int, typer.Argument(help="Bars to close now.", min=0)] = 1,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Close bars now (the only way time moves with --bar-seconds 0).
+
+    Example:
+
+      qctl sim advance 3
+    """
+    reply = _control(url, "POST", "/qctl-sim/advance", {"bars": bars})
+    typer.echo(
+        f"simulated time {_utc(reply['sim_time_ms'])}"
+        + (" (end of data)" if reply["finished"] else "")
+    )

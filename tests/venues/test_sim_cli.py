@@ -94,3 +94,36 @@ def test_bad_values_are_usage_errors() -> None:
     for args in (["--bar-seconds", "-1"], ["--start", "yesterday"], ["--port", "70000"]):
         result = runner.invoke(app, ["sim", "serve", *args])
         assert result.exit_code == 2, args
+
+
+def test_fault_ledger_and_advance_commands(sim) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(
+        app,
+        ["sim", "fault", "http_429", "--count", "2", "--path", "/fapi/v1/klines", "--url", sim.url],
+    )
+    assert result.exit_code == 0, result.output
+    assert "pending: http_429 x2 on /fapi/v1/klines" in result.output
+    with urllib.request.urlopen(sim.url + "/qctl-sim/fault", timeout=5) as r:  # noqa: S310
+        assert [f["kind"] for f in json.loads(r.read())["pending"]] == ["http_429"]
+    before = sim.ledger()["sim_time_ms"]
+    result = runner.invoke(app, ["sim", "advance", "3", "--url", sim.url])
+    assert result.exit_code == 0 and "simulated time 2025-" in result.output
+    assert sim.ledger()["sim_time_ms"] == before + 3 * 3_600_000
+    result = runner.invoke(app, ["sim", "ledger", "--url", sim.url])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["sim_time_ms"] == before + 3 * 3_600_000
+
+
+def test_control_errors_are_one_line(sim) -> None:  # type: ignore[no-untyped-def]
+    for args, expected in (
+        (["sim", "fault", "meteor", "--url", sim.url], "unknown fault kind 'meteor'"),
+        (
+            ["sim", "ledger", "--url", "http://127.0.0.1:9"],
+            "no local exchange at http://127.0.0.1:9",
+        ),
+    ):
+        result = subprocess.run(
+            [*QCTL, *args], capture_output=True, text=True, cwd=REPO, timeout=60
+        )
+        assert result.returncode == 2, result.stderr
+        assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
