@@ -175,3 +175,29 @@ def test_compare_only_decides_out_of_sample(workspace):
         assert d.policy == "ai"
         assert d.skip is not None or AutonomyZone().explain(d) is None
     assert any("in time only" in note for note in result.notes)
+
+
+def test_a_sweep_prints_its_table_saves_it_and_trains_the_best(workspace, tmp_path, qctl):
+    (tmp_path / "sweep.toml").write_text(
+        '[sweep]\nmethod = "grid"\n[sweep.params]\nnum_leaves = [3, 7]\n'
+    )
+    code, out, err = qctl(
+        "train", "--data", str(workspace / "data"), "--out", str(tmp_path / "m"),
+        "--config", str(workspace / "small.toml"), "--sweep", str(tmp_path / "sweep.toml"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((tmp_path / "m" / "sweep.json").read_text())
+    assert [r["params"]["num_leaves"] for r in rows] == [3, 7]
+    best = max(rows, key=lambda r: r["net_sharpe"])["params"]["num_leaves"]
+    card = json.loads((tmp_path / "m" / "direction.json").read_text())
+    assert card["train_config"]["num_leaves"] == best
+    assert "net Sharpe" in out and f"best: num_leaves={best}" in out
+
+
+def test_a_bad_sweep_file_is_one_line_and_exit_2(workspace, tmp_path, qctl):
+    (tmp_path / "sweep.toml").write_text("[sweep.params]\nnum_leafs = [3]\n")
+    code, _, err = qctl(
+        "train", "--data", "data", "--sweep", str(tmp_path / "sweep.toml"), cwd=workspace
+    )
+    assert code == 2 and "unknown training parameter 'num_leafs'" in err
