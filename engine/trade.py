@@ -84,6 +84,7 @@ class CycleTiming:
     exchange: float = 0.0  # awaiting ccxt (feed and broker)
     policy: float = 0.0
     journal: float = 0.0
+    cpu: float = 0.0  # CPU time of qctl's own work in the cycle (robust to a loaded machine)
 
 
 @dataclass(slots=True)
@@ -509,18 +510,26 @@ class TradeSession:
         t0 = time.perf_counter()
         self._exchange_s = 0.0
         self.policy.seconds = 0.0
+        c0 = time.thread_time()
         engine, i = self._engine_for(last_open)
+        cpu = time.thread_time() - c0
         self.engine = engine
-        await asyncio.to_thread(self._step, engine, i, close_ts)
-        j0 = time.perf_counter()
-        await asyncio.to_thread(self.journal.flush)
-        journal_s = time.perf_counter() - j0
+
+        def step_and_flush() -> tuple[float, float]:
+            c1 = time.thread_time()
+            self._step(engine, i, close_ts)
+            j0 = time.perf_counter()
+            self.journal.flush()
+            return time.thread_time() - c1, time.perf_counter() - j0
+
+        step_cpu, journal_s = await asyncio.to_thread(step_and_flush)
         self._heartbeat()
         self.log("cycle", {"bar_close": close_ts, "decisions": engine.stats.decisions,
                            "entries": engine.stats.entries, "state": str(self.broker.portfolio.state)})  # fmt: skip
         return CycleTiming(
-            time.perf_counter() - t0, self._exchange_s, self.policy.seconds, journal_s
-        )
+            time.perf_counter() - t0, self._exchange_s, self.policy.seconds, journal_s,
+            cpu + step_cpu,
+        )  # fmt: skip
 
     def _status_line(self, close_ts: int, summary: TradeSummary, t: CycleTiming) -> str:
         pf = self.broker.portfolio
