@@ -71,7 +71,7 @@ def position_from_row(row: Mapping[str, Any]) -> Position:
         side=Side(row["side"]),
         qty=float(row["qty"] or 0.0),
         entry_price=float(row["entry_price"] or 0.0),
-        leverage=float(row["leverage"] or 1.0),
+        leverage=float(row["leverage"]),  # every position row carries its leverage
         opened_ts=int(row["opened_ts"]),
         stop_price=row.get("stop_price"),
         take_profit_price=row.get("take_profit_price"),

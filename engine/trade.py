@@ -248,12 +248,7 @@ class TradeSession:
             if state.wallet_balance is not None and self.s.mode == "paper":
                 broker.portfolio.wallet_balance = state.wallet_balance
             for sym, pos in state.positions.items():
-                stop, tp = state.backstops.get(sym, (None, None))
-                broker.portfolio.positions[sym] = pos
-                if stop is not None or tp is not None:
-                    from engine.venues.simulated import _Protective
-
-                    broker._protective[sym] = _Protective(stop, tp)
+                broker.restore(pos, *state.backstops.get(sym, (None, None)))
             if state.positions:
                 notes.append(f"restored {len(state.positions)} open position(s) from the journal")
             if state.last_step_ts is not None:

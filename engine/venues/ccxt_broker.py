@@ -33,8 +33,8 @@ import ccxt
 
 from engine.core.bars import AlignedBars
 from engine.core.loop import BrokerEvent
-from engine.domain import Order, OrderPurpose, OrderStatus, OrderType, Position, Side
-from engine.venues.simulated import SimulatedBroker, _Protective
+from engine.domain import AutonomyZone, Order, OrderPurpose, OrderStatus, OrderType, Position, Side
+from engine.venues.simulated import SimulatedBroker
 
 # ccxt errors after which the order may or may not have reached the exchange: look it up first
 _UNCERTAIN = (ccxt.NetworkError,)
@@ -568,21 +568,18 @@ class CcxtBroker(SimulatedBroker):
         return self.execute(order, ref_price, ts)
 
     def adopt(self, ex: ExchangePosition, ts: int) -> Position:
-        """Take an exchange position the journal does not know under the engine's bookkeeping."""
+        """Take an exchange position the journal does not know under the engine's bookkeeping.
+
+        Its leverage is the exchange's; when the exchange does not report one, the zone's lowest
+        (the whole notional counted as margin: the cautious reading of an unknown)."""
+        leverage = ex.leverage or self._leverage.get(ex.symbol) or AutonomyZone().min_leverage
         pos = Position(
             symbol=ex.symbol, side=ex.side, qty=ex.qty, entry_price=ex.entry_price,
-            leverage=ex.leverage or 1.0, opened_ts=ts, mark_price=ex.mark_price or ex.entry_price,
+            leverage=leverage, opened_ts=ts, mark_price=ex.mark_price or ex.entry_price,
             policy="adopted",
         )  # fmt: skip
         self.portfolio.positions[ex.symbol] = pos
         return pos
-
-    def restore(self, pos: Position, stop: Order | None, take_profit: Order | None) -> None:
-        """Put a journaled position (and its journaled backstops) back after a restart."""
-        self.portfolio.positions[pos.symbol] = pos
-        if stop is not None or take_profit is not None:
-            prot = self._protective.setdefault(pos.symbol, _Protective())
-            prot.stop, prot.take_profit = stop, take_profit
 
 
 def _nearest(price: float, *orders: Order | None) -> Order | None:

@@ -39,9 +39,9 @@ class _Series:
 
     def append(self, t: int, row: Sequence[float]) -> None:
         if self.n == len(self.ts):
-            size = max(64, 2 * self.n)
-            self.ts = np.resize(self.ts, size)
-            self.values = np.resize(self.values, (size, 5))
+            capacity = max(64, 2 * self.n)  # rows, doubled: amortised O(1) appends
+            self.ts = np.resize(self.ts, capacity)
+            self.values = np.resize(self.values, (capacity, 5))
         self.ts[self.n] = t
         self.values[self.n] = row
         self.n += 1

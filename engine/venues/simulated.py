@@ -357,6 +357,12 @@ class SimulatedBroker:
         events.append(BrokerEvent("stop_moved", ts, symbol, position=pos))
         return events
 
+    def restore(self, pos: Position, stop: Order | None, take_profit: Order | None) -> None:
+        """Put a journaled open position and its resting backstops back (a restart)."""
+        self.portfolio.positions[pos.symbol] = pos
+        if stop is not None or take_profit is not None:
+            self._protective[pos.symbol] = _Protective(stop, take_profit)
+
     def protective_orders(self, symbol: str) -> tuple[Order | None, Order | None]:
         prot = self._protective.get(symbol)
         return (prot.stop, prot.take_profit) if prot is not None else (None, None)
