@@ -210,3 +210,25 @@ def test_no_usable_rows_is_a_clear_data_error() -> None:
 
     with pytest.raises(TrainDataError, match="no usable training rows"):
         dataset(TrainConfig.defaults(), np.zeros((0, 3)), ["a", "b", "c"])
+
+
+def test_each_fold_trains_only_on_rows_purged_and_embargoed_before_its_block(market):
+    from models.train import fold_jobs
+
+    candles, funding = market
+    cfg = replace(SMALL, embargo_bars=10)
+    ts_set = build_training_set(candles, funding, FeatureSpec(), cfg)
+    jobs = fold_jobs(ts_set, cfg)
+    assert len(jobs) == cfg.folds
+    for rows, block in jobs:
+        # a training label ends `horizon_bars` after its bar: it must end, plus the embargo,
+        # before the block's first bar
+        last_label_end = int(rows["timestamp"].max()) + cfg.horizon_bars * ts_set.bar_ms
+        assert last_label_end + cfg.embargo_bars * ts_set.bar_ms < int(block["timestamp"].min())
+        assert int(rows["timestamp"].max()) < int(block["timestamp"].min())
+    # without the embargo the gap shrinks by exactly the embargo
+    plain = fold_jobs(ts_set, replace(cfg, embargo_bars=0))
+    assert all(
+        int(p[0]["timestamp"].max()) > int(e[0]["timestamp"].max())
+        for p, e in zip(plain, jobs, strict=True)
+    )
