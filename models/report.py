@@ -123,15 +123,15 @@ def _fold_section(direction: dict[str, Any]) -> str:
                     str(k + 1),
                     label,
                     str(fig["trades"]),
-                    _pct(fig["net_sum"]),
+                    f"{fig['net_sum']:.3f}",
                     _pct(fig["net_mean"]),
                     _num(fig["net_sharpe"]),
-                    _pct(fig["costs"]),
-                    _pct(fig["funding"]),
+                    f"{fig['costs']:.3f}",
+                    f"{fig['funding']:.3f}",
                     auc,
                 ]
             )
-        rows.append([str(k + 1), "flat", "0", _pct(0.0), "-", "-", _pct(0.0), _pct(0.0), auc])
+        rows.append([str(k + 1), "flat", "0", "0", "-", "-", "0", "0", auc])
         series = []
         for label, fig in (("AI", f["ai"]), ("every signal", f["every_signal"])):
             curve = fig["curve"]
@@ -143,8 +143,9 @@ def _fold_section(direction: dict[str, Any]) -> str:
             f"{svg_lines(series, 'share of the block', 'net')}</figure>"
         )
     table = _table(
-        ["fold", "policy", "trades", "net return (sum)", "net per trade", "Sharpe per trade",
-         "fees + slippage", "funding paid", "direction AUC"],
+        ["fold", "policy", "trades", "net return (sum, x notional)", "net per trade",
+         "Sharpe per trade", "fees + slippage (x notional)", "funding paid (x notional)",
+         "direction AUC"],
         rows,
     )  # fmt: skip
     return table + "".join(plots)
