@@ -200,10 +200,10 @@ def training(args: argparse.Namespace) -> None:
         for label in ("ai", "every_signal"):
             fig = f[label]
             print(
-                f"  {f['fold'] + 1} | {label} | {fig['trades']} | {fig['net_sum'] * 100:.2f} % | "
+                f"  {f['fold'] + 1} | {label} | {fig['trades']} | {fig['net_sum']:.2f} x notional | "
                 f"{fig['net_mean'] * 100:.3f} % | {fig['net_sharpe']:.3f} | {aucs[f['fold']]:.3f}"
             )
-        print(f"  {f['fold'] + 1} | flat | 0 | 0.00 % | - | - | {aucs[f['fold']]:.3f}")
+        print(f"  {f['fold'] + 1} | flat | 0 | 0 | - | - | {aucs[f['fold']]:.3f}")
 
 
 if __name__ == "__main__":
