@@ -201,7 +201,6 @@ def audit_file(
         )
         return outcome
     except _OverBudget:
-        outcome.key = ""  # depends on the machine's load, not only on the file: never cached
         outcome.findings.append(
             parse_error(
                 rel,
@@ -211,7 +210,6 @@ def audit_file(
         )
         return outcome
     except MemoryError:
-        outcome.key = ""
         outcome.findings.append(parse_error(rel, f"{TOO_LARGE}: ran out of memory while scanning"))
         return outcome
     except Exception as exc:  # noqa: BLE001 - a scanner bug on one file must not stop the run

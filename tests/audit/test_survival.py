@@ -142,8 +142,12 @@ def test_a_slow_file_is_stopped_by_its_budget_in_process(
     assert error.message == (
         "too large/slow to audit: still scanning after 0.5 s (the max-file-seconds budget)"
     )
-    # how long a scan takes depends on the machine's load: such a verdict is never cached
-    assert not (cache / runner.CACHE_FILE).exists()
+    # the verdict is cached like any other; a new budget is a new config, so the file is re-audited
+    monkeypatch.undo()
+    again = run_audit(
+        [tmp_path], replace(config, max_file_seconds=60), cache_dir=cache, display_root=tmp_path
+    )
+    assert [f.name for f in again.findings] == ["LEVERAGE"]
 
 
 def test_a_worker_stuck_past_its_budget_is_killed(
