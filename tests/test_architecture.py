@@ -66,3 +66,26 @@ def test_packages_come_from_this_checkout() -> None:
     """Top-level names like `engine` are generic: make sure the tests exercise ours."""
     for module in (engine, audit):
         assert Path(module.__file__).resolve().is_relative_to(REPO)
+
+
+def test_the_engine_core_knows_no_venue_and_no_journal() -> None:
+    """engine/core (policy, risk, exits, loop, clocks, bars) imports neither ccxt nor the venues,
+    the journal or the runtimes: venues plug into it (DESIGN.md, "Live, and past one machine")."""
+    bad = {}
+    for path in (REPO / "engine" / "core").rglob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")
+                if top[0] in ("ccxt", "aiohttp") or (
+                    top[0] == "engine"
+                    and len(top) > 1
+                    and top[1] not in ("core", "domain", "resources")
+                ):
+                    bad.setdefault(str(path.relative_to(REPO)), []).append(name)
+    assert bad == {}
