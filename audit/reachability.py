@@ -24,7 +24,7 @@ from bisect import bisect_right
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -41,10 +41,17 @@ OPEN = "open"
 # `render_position` or `log_order` are display.
 _TRADING_CALL_WORDS = frozenset(
     {
-        "order", "orders", "leverage", "position", "positions", "margin", "buy", "sell", "enter",
-        "trade", "execute", "bracket", "hedge", "reduce", "flatten", "liquidate", "kelly", "stop",
-        "stoploss", "takeprofit", "tp", "sl", "trail", "trailing", "harvest", "scale", "sizing",
-        "size", "risk", "governor", "approve", "review", "allocate", "allocation", "notional",
+        "order", "orders", "leverage", "position", "positions", "margin", "buy", "sell", "trade",
+        "trades", "hedge", "flatten", "liquidate", "kelly", "stoploss", "takeprofit", "bracket",
+        "notional", "harvest", "trailing",
+    }
+)  # fmt: skip
+# Words that place or size an order only in trading code (`reduce_state` in a statistics module,
+# `stop()` of a server, `get_size()` of a widget are not): they count when the file is trading code.
+_TRADING_CALL_WORDS_IN_CONTEXT = frozenset(
+    {
+        "enter", "execute", "reduce", "stop", "tp", "sl", "trail", "scale", "sizing", "size",
+        "risk", "governor", "approve", "review", "allocate", "allocation",
     }
 )  # fmt: skip
 _TRADING_KEYWORDS = frozenset(
@@ -237,7 +244,13 @@ class _Indexer(cst.CSTVisitor):
 class FlowIndex:
     """Def-use facts of one parsed module, and the forward search over them."""
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, module: cst.Module, *, trading_file: bool = True) -> None:
+        """`trading_file`: whether the file is trading code (then `stop()`, `size()` count too)."""
+        self._trading_words = (
+            _TRADING_CALL_WORDS | _TRADING_CALL_WORDS_IN_CONTEXT
+            if trading_file
+            else _TRADING_CALL_WORDS
+        )
         indexer = _Indexer()
         module.visit(indexer)
         self._parent = indexer.parent
@@ -347,7 +360,7 @@ class FlowIndex:
             return [("flow", call, Step(call, f"the fallback of {callee}()"))]
         if seq & _DISPLAY_CALL_WORDS:
             return [(DISPLAY, None, Step(call, here))]
-        if seq & _TRADING_CALL_WORDS and short not in _PASS_THROUGH:
+        if seq & self._trading_words and short not in _PASS_THROUGH:
             return [(TRADING, None, Step(call, here))]
         if keyword and keyword.lower() in _TRADING_KEYWORDS:
             return [(TRADING, None, Step(call, here))]
@@ -496,7 +509,7 @@ class FlowIndex:
         here = f"passed to {callee}()"
         if seq & _DISPLAY_CALL_WORDS:
             return [(DISPLAY, None, Step(call, here))]
-        if seq & _TRADING_CALL_WORDS:
+        if seq & self._trading_words:
             return [(TRADING, None, Step(call, here))]
         if seq & _PLUMBING_CALL_WORDS:
             return [(PLUMBING, None, Step(call, here))]
@@ -512,7 +525,7 @@ class FlowIndex:
             found = ""
             for func in self._by_name.get(name, []):
                 for inner in self._calls_in(func.node.body):
-                    if set(words(_dotted(inner.func))) & _TRADING_CALL_WORDS:
+                    if set(words(_dotted(inner.func))) & self._trading_words:
                         found = _dotted(inner.func)
                         break
                 if found:
@@ -638,7 +651,9 @@ _VERDICT_WORDS = {
 }
 
 
-def explain(source: str, line: int, column: int, path: str = "<source>") -> list[str]:
+def explain(
+    source: str, line: int, column: int, path: str = "<source>", *, trading_file: bool = True
+) -> list[str]:
     """The def-use path of the literal at (line, column) of `source`, as lines for `--explain`.
 
     Raises ValueError when no literal starts there (the finding no longer matches the file).
@@ -649,7 +664,7 @@ def explain(source: str, line: int, column: int, path: str = "<source>") -> list
     literal = _literal_at(positions, line, column)
     if literal is None:
         raise ValueError(f"no value at {path}:{line}:{column + 1}; is the file changed since?")
-    verdict = FlowIndex(module).verdict(literal)
+    verdict = FlowIndex(module, trading_file=trading_file).verdict(literal)
     return render_path(verdict, positions, source.splitlines(), path)
 
 
@@ -721,7 +736,21 @@ def explain_finding(result: AuditResult, query: str) -> list[str]:
     if finding.category is Category.SECRET or finding.rule_id == "safety-limit":
         return [head, "  decided by the name and the value alone (no flow is followed)"]
     try:
-        lines = explain(source, finding.line, finding.column, finding.path)
+        lines = explain(
+            source,
+            finding.line,
+            finding.column,
+            finding.path,
+            trading_file=_trading_path(finding.path),
+        )
     except ValueError as exc:
         raise LookupError(f"--explain {query}: {exc}") from None
     return [head, *lines]
+
+
+def _trading_path(path: str) -> bool:
+    """The same test the scanner makes: do the file's name or folders speak of trading?"""
+    from audit.vocabulary import Vocabulary
+
+    parts = PurePosixPath(path)
+    return Vocabulary.load().is_trading_context([parts.stem, *parts.parent.parts[-3:]])

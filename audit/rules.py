@@ -41,6 +41,9 @@ _SWITCH_WORDS = frozenset(
 _PARAMS_WORDS = frozenset(
     {"params", "parameters", "param", "settings", "config", "cfg", "strategy"}
 )
+_UNIT_WORDS = frozenset(
+    {"pct", "percent", "percentage", "bps", "ms", "sec", "secs", "seconds", "hours", "days", "per"}
+)
 _EXIT_FUNCTION_WORDS = frozenset(
     {
         "exit",
@@ -825,7 +828,9 @@ class Judge:
         if small_count and site.role in ("comparison", "signal-threshold") and not match.strong:
             return  # `if xs.size < 2`, `if len(window) >= 3`: sanity checks on counts
         if value in self.vocabulary.conversions and match.category is None:
-            return  # `PERCENT = 100.0`, `MS_PER_SECOND = 1000`: a unit, named as one
+            unit = bool(set(words(name)) & _UNIT_WORDS) or not match.generic
+            if unit or site.role not in ("param-default", "strategy-param", "cli-default"):
+                return  # `PERCENT = 100.0`, `MS_PER_SECOND = 1000`: a unit, named as one
         extra = ""
         key = site.names[0] if site.names else ""
         if site.role == "get-default" and key in self.param_defaults:
@@ -1009,6 +1014,10 @@ class Judge:
             if m.category is not None and m.category is not Category.SECRET:
                 return m.category
         return None
+
+    def trading_file(self) -> bool:
+        """Whether the file's name or folders speak of trading (`bot/`, `strategy.py`)."""
+        return self.vocabulary.is_trading_context(self.path_names)
 
     def _trading_context(self, site: Site) -> bool:
         return self.vocabulary.is_trading_context((site.function, site.klass, *self.path_names))

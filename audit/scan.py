@@ -679,11 +679,13 @@ def _declared_params(module: cst.Module) -> dict[str, str]:
     `params.get("require_fvg", True)` elsewhere in the file is then checked against them.
     """
     out: dict[str, str] = {}
-    bodies: list[Sequence[cst.CSTNode]] = [module.body]
+    bodies: list[tuple[bool, Sequence[cst.CSTNode]]] = [(False, module.body)]
     for stmt in module.body:
         if isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
-            bodies.append(stmt.body.body)
-    for body in bodies:
+            named = [stmt.name.value, *(dotted(b.value) for b in stmt.bases)]
+            strategy = any(set(words(n)) & _STRATEGY_CLASS_WORDS for n in named)
+            bodies.append((strategy, stmt.body.body))
+    for strategy, body in bodies:
         for stmt in body:
             if not isinstance(stmt, cst.SimpleStatementLine):
                 continue
@@ -693,8 +695,9 @@ def _declared_params(module: cst.Module) -> dict[str, str]:
                 if not isinstance(small.value, cst.Dict):
                     continue
                 names = assign_targets(small)
-                if not names or not set(words(names[0])) & _PARAM_DICT_WORDS:
-                    continue
+                seq = set(words(names[0])) if names else set()
+                if not seq & _PARAM_DICT_WORDS or not (strategy or "strategy" in seq):
+                    continue  # `_defaults` of a dataframe expression is no strategy
                 for element in small.value.elements:
                     if not isinstance(element, cst.DictElement):
                         continue
@@ -762,7 +765,7 @@ def scan_source(
         if reported.check_flow:
             # reachability: drop a value that only reaches display or plumbing; keep a tentative
             # one only when it reaches an order, leverage, size or stop
-            flow = flow or FlowIndex(module)
+            flow = flow or FlowIndex(module, trading_file=judge.trading_file())
             verdict = flow.verdict(reported.node)
             if verdict.display_only or (reported.tentative and verdict.kind != "trading"):
                 result.unreachable += 1
