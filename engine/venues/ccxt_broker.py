@@ -320,7 +320,9 @@ class CcxtBroker(SimulatedBroker):
             except ccxt.ExchangeError as exc:
                 if "no need to change" not in str(exc).lower():
                     raise
-        lev = max(1, int(math.floor(leverage)))
+        lev = int(math.floor(leverage))  # exchanges take whole x: never more than approved
+        if lev < AutonomyZone().min_leverage:
+            raise LiveBrokerError(f"{symbol}: leverage {leverage:g}x is below a whole 1x")
         if self._leverage.get(symbol) != lev:
             self._retrying(lambda: self.exchange.set_leverage(lev, msym), f"{symbol}: set leverage")
             self._leverage[symbol] = lev
