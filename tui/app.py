@@ -207,8 +207,8 @@ class MonitorApp(App[None]):
             self.reload()
 
     def watch_snapshot(self, snap: Snapshot | None) -> None:
-        if not self.screen_stack:
-            return  # a read that ends after the app closed
+        if not self.screen_stack or not self.screen_stack[0].query("#message"):
+            return  # a read that ends before the widgets exist or after they are gone
         self._show_message()
         if snap is None:
             return
