@@ -69,6 +69,10 @@ def backtest_command(
             "--json", help="Print the numbers as JSON (schema in the README) instead of the report."
         ),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 when the policy can never trade at this equity."),
+    ] = False,
     models: Annotated[
         Path | None,
         typer.Option(
@@ -107,6 +111,8 @@ def backtest_command(
       qctl backtest --json --db :memory: | jq .metrics.total_return_pct
 
       qctl backtest --compare legacy,ai --holdout-symbols SOL,LINK
+
+      qctl backtest --equity 100 --strict              # exit 1 if the policy cannot trade at 100 USDT
     """
     from engine.backtest import default_policy_path, load_inputs, run_journaled
     from engine.core.policy import StaticPolicy
@@ -135,7 +141,14 @@ def backtest_command(
     else:
         pol = StaticPolicy.from_toml(policy if policy is not None else default_policy_path())
 
+    from engine.policy_file import never_trades
+
     console = Console()
+    why = never_trades(pol, equity)
+    if why is not None:  # the run would only skip: say so once, before the bars
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold yellow]warning:[/] {why}", highlight=False
+        )
     bar = RunProgress(console, inputs.symbol_bars, enabled=console.is_terminal and not as_json)
     try:
         result = run_journaled(inputs, pol, equity=equity, db=db, progress=bar)
@@ -152,6 +165,8 @@ def backtest_command(
         written = write_html(result, report)
         if not as_json:
             console.print(f"report: {written}", highlight=False)
+    if strict and why is not None:
+        raise typer.Exit(1)
 
 
 class RunProgress:

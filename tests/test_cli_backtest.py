@@ -188,3 +188,16 @@ def test_user_errors_are_one_line_exit_2(tmp_path: Path) -> None:
         proc = _run(*args, "--db", ":memory:", cwd=tmp_path)
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_policy_that_can_never_trade_says_so_and_fails_under_strict(capsys, monkeypatch):
+    from tests.verify.cli import run_main
+
+    args = ("backtest", "--equity", "100", "--db", ":memory:", "--json")
+    assert run_main(monkeypatch, *args) == 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "can never trade at 100 USDT" in err
+    assert run_main(monkeypatch, *args, "--strict") == 1
+    capsys.readouterr()
+    assert run_main(monkeypatch, "backtest", "--db", ":memory:", "--json", "--strict") == 0
+    assert "never trade" not in capsys.readouterr().err
