@@ -539,19 +539,28 @@ class TradeSession:
         )
 
 
+MIN_SCRUBBED = 6  # shorter "keys" are not credentials, and masking them would garble text
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every credential in `secrets` masked."""
+    for s in secrets:
+        if len(s) >= MIN_SCRUBBED:
+            text = text.replace(s, "***")
+    return text
+
+
 def json_logger(
     path: str, secrets: tuple[str, ...] = ()
 ) -> Callable[[str, Mapping[str, Any]], None]:
     """Structured log lines (JSON) appended to `path`; credentials never reach the file."""
     fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-    hidden = tuple(s for s in secrets if s)
+    hidden = tuple(secrets)
 
     def log(event: str, fields: Mapping[str, Any]) -> None:
         line = json.dumps({"ts": int(time.time() * 1000), "pid": os.getpid(), "event": event, **fields},
                           default=str)  # fmt: skip
-        for s in hidden:
-            line = line.replace(s, "***")
-        fh.write(line + "\n")
+        fh.write(scrub(line, hidden) + "\n")
         fh.flush()
 
     return log

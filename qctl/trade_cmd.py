@@ -159,7 +159,7 @@ async def _run(settings, policy_path, models_dir, db, key, secret, log):  # noqa
     from engine.backtest import default_policy_path
     from engine.core.policy import StaticPolicy
     from engine.journal.store import Journal
-    from engine.trade import TradeError, TradeSession
+    from engine.trade import TradeError, TradeSession, scrub
     from engine.venues.ccxt_setup import make_exchange
     from engine.venues.simulated import BrokerConfig
 
@@ -186,8 +186,7 @@ async def _run(settings, policy_path, models_dir, db, key, secret, log):  # noqa
             import ccxt
 
             if isinstance(exc, ccxt.BaseError):
-                text = str(exc).replace(key, "***") if key else str(exc)
-                text = text.replace(secret, "***") if secret else text
+                text = scrub(str(exc), (key, secret))
                 raise TradeError(
                     f"exchange: {type(exc).__name__}: {text.splitlines()[0][:300]}"
                 ) from None

@@ -115,3 +115,16 @@ def test_ctl_flatten_reaches_a_running_session(sim, tmp_path):
         control = j.rows("control")[0]
     assert control["handled_ts"] is not None and control["result"].startswith("closed")
     assert not any(float(p["qty"]) for p in sim.ledger()["positions"])
+
+
+def test_wrong_keys_are_one_line_without_the_keys(sim, tmp_path, capsys, monkeypatch):
+    secret = "wrong-secret-0123456789abcdef"
+    monkeypatch.setenv("QCTL_API_KEY", "wrong-key-0123456789")
+    monkeypatch.setenv("QCTL_API_SECRET", secret)
+    sim.advance(1)
+    args = ("trade", "--live", "--symbols", "BTC", "--api-url", sim.url, "--db", str(tmp_path / "k.db"),
+            "--max-bars", "1", "--poll-seconds", "0.01")  # fmt: skip
+    err = _error(capsys, monkeypatch, *args)
+    assert "AuthenticationError" in err and "API-key" in err
+    assert secret not in err and "wrong-key-0123456789" not in err
+    assert secret not in (tmp_path / "k.db.log").read_text()
