@@ -98,7 +98,9 @@ async def qctl_cycles(url: str, symbols: list[str], bars: int, sim, db: str) -> 
         await ex.close()
         journal.close()
     if rejected:
-        print(f"  ({len(rejected)} entries refused before or by the exchange, e.g. {rejected[0]!r})")
+        print(
+            f"  ({len(rejected)} entries refused before or by the exchange, e.g. {rejected[0]!r})"
+        )
     return latencies, summary.timings
 
 
