@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.core.bars import align, timeframe_ms
 from engine.core.exits import ExitController
-from engine.core.loop import EngineLoop
+from engine.core.loop import EngineLoop, journal_events
 from engine.core.policy import Policy
 from engine.core.risk import RiskKernel
 from engine.core.tiers import LeverageTiers
@@ -275,7 +275,7 @@ class TradeSession:
             qty = ex.qty if ex is not None and ex.side is pos.side else 0.0
             if qty < pos.qty * (1 - 1e-9):
                 events = broker._book_exchange_fills(pos, qty)
-                self._journal_events(events)
+                journal_events(self.journal, events)
                 what = "closed" if sym not in broker.portfolio.positions else f"reduced to {qty:g}"
                 notes.append(f"{sym}: {what} on the exchange while down (booked from its trades)")
                 journal.record_safety_event(
@@ -324,7 +324,7 @@ class TradeSession:
             notes.append(f"{sym}: {how} ({ex.side} {ex.qty:g} @ {ex.entry_price:g})")
             if pos.stop_price is None:
                 events = broker.close_at_market(sym, ts, "flatten", ex.mark_price or ex.entry_price)
-                self._journal_events(events)
+                journal_events(self.journal, events)
                 journal.record_safety_event(
                     safety(
                         ts,
@@ -338,7 +338,7 @@ class TradeSession:
         events = broker.ensure_backstops(ts)
         if events:
             notes.append(f"re-placed backstops of {sorted({e.symbol for e in events})}")
-            self._journal_events(events)
+            journal_events(self.journal, events)
         broker.portfolio.wallet_balance = broker.fetch_wallet()
         return notes
 
@@ -377,18 +377,6 @@ class TradeSession:
         if opened is not None:
             pos.opened_ts = opened
 
-    def _journal_events(self, events: list[Any]) -> None:
-        """Journal broker events outside a step (reconciliation) the way the loop does."""
-        for ev in events:
-            if ev.order is not None:
-                self.journal.record_order(ev.order)
-            if ev.fill is not None:
-                self.journal.record_fill(ev.fill)
-            if ev.position is not None and ev.kind == "fill":
-                self.journal.record_position(ev.position, ev.ts, "close" if ev.closed else "fill")
-
-    # -- the cycle -------------------------------------------------------------------------------
-
     def _engine_for(self, last_open: int) -> tuple[EngineLoop, int]:
         assert self.feed is not None and self.broker is not None
         bars = align(self.feed.market_data(until=last_open))
@@ -400,19 +388,17 @@ class TradeSession:
         return engine, i
 
     def _step(self, engine: EngineLoop, i: int, close_ts: int) -> None:
-        from engine.venues.ccxt_broker import CcxtBroker
-
-        broker = self.broker
-        if isinstance(broker, CcxtBroker):
-            broker.portfolio.ts = close_ts
-            engine._j_events(broker.sync(close_ts))
+        if self.s.mode == "live":  # the exchange's truth first (a CcxtBroker)
+            self.broker.portfolio.ts = close_ts
+            engine._j_events(self.broker.sync(close_ts))
         engine.step(i)
 
     def _controls_between_bars(self) -> None:
         """Operator requests are acted on between bars too (on the last closed bar's prices)."""
-        if self.engine is None or not self.journal.pending_controls():
+        requests = self.journal.pending_controls() if self.engine is not None else []
+        if not requests:
             return
-        for request in self.journal.pending_controls():
+        for request in requests:
             result = self.engine.apply_control(request, self.engine.bars.n_steps - 1)
             self.journal.mark_control_handled(request.id, result, int(time.time() * 1000))
             self.log(

@@ -19,7 +19,7 @@ from typing import Any
 from engine.core.tiers import LeverageTiers, TiersError
 from engine.domain import LimitsError, SafetyLimits, Side
 from engine.journal import store
-from engine.journal.store import Journal, JournalError
+from engine.journal.store import LATEST_POSITIONS_SQL, Journal, JournalError
 from engine.venues.simulated import cross_liquidation_price
 
 HEARTBEAT_COLUMNS = ("heartbeat_ms", "heartbeat_ts", "heartbeat")  # the run row's, if any
@@ -297,20 +297,13 @@ def _run_info(row: dict[str, Any]) -> RunInfo:
     )
 
 
-# The latest row of each symbol the run traded, by skip-scan: each step is one seek in an index
-# on position(run_id, symbol, ...), so a refresh costs O(symbols x log rows), not O(history).
-LATEST_PER_SYMBOL_INDEXED = """
-WITH RECURSIVE sym(s) AS (
-    SELECT (SELECT MIN(symbol) FROM position WHERE run_id = :run)
-    UNION ALL
-    SELECT (SELECT MIN(symbol) FROM position WHERE run_id = :run AND symbol > sym.s)
-    FROM sym WHERE sym.s IS NOT NULL
+# The latest row of each symbol the run traded, by skip-scan: the journal's own query (one seek
+# per symbol in the position(run_id, symbol, id) index), kept to the positions still open, so a
+# refresh costs O(symbols x log rows), not O(history).
+LATEST_PER_SYMBOL_INDEXED = (
+    f"SELECT * FROM ({LATEST_POSITIONS_SQL}) WHERE event != 'close' AND closed_ts IS NULL "
+    "ORDER BY symbol"
 )
-SELECT p.* FROM sym JOIN position AS p
-    ON p.id = (SELECT MAX(id) FROM position WHERE run_id = :run AND symbol = sym.s)
-WHERE p.event != 'close' AND p.closed_ts IS NULL
-ORDER BY p.symbol
-"""
 
 # Without that index (a journal of an older schema) one pass over the run's position rows is
 # cheaper than a skip-scan, which would re-read them once per symbol.

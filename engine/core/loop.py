@@ -176,6 +176,26 @@ class KnownRow(Mapping[str, int]):
         return zip(self._col, self._row.tolist(), strict=True)
 
 
+def journal_events(journal: JournalSink, events: Iterable[BrokerEvent]) -> None:
+    """Journal what a broker did: orders, fills, and a position row for each fill or stop move
+    (also used outside a step, by start-up recovery)."""
+    for ev in events:
+        if ev.order is not None:
+            journal.record_order(ev.order)
+        if ev.fill is not None:
+            journal.record_fill(ev.fill)
+        if ev.position is None:
+            continue
+        # funding changes only `funding_paid`: it shows in the position's next row (and the
+        # close row holds the total), so a funding print adds no row of its own
+        if ev.kind == "fill":
+            purpose = str(ev.order.purpose) if ev.order is not None else "fill"
+            event = "close" if ev.closed else "open" if purpose == "entry" else purpose
+            journal.record_position(ev.position, ev.ts, event)
+        elif ev.kind == "stop_moved":
+            journal.record_position(ev.position, ev.ts, "stop_moved")
+
+
 class EngineLoop:
     """Runs steps (see module docstring). Mode-agnostic: give it a clock's steps and a broker."""
 
@@ -214,28 +234,14 @@ class EngineLoop:
     # -- journal helpers (no-ops without a journal) ------------------------------------------
 
     def _j_events(self, events: Iterable[BrokerEvent]) -> None:
-        j = self.journal
+        events = list(events)
         for ev in events:
             if ev.kind == "funding":
                 self.stats.funding_events += 1
             elif ev.kind == "liquidation":
                 self.stats.liquidations += 1
-            if j is None:
-                continue
-            if ev.order is not None:
-                j.record_order(ev.order)
-            if ev.fill is not None:
-                j.record_fill(ev.fill)
-            if ev.position is None:
-                continue
-            # funding changes only `funding_paid`: it shows in the position's next row (and the
-            # close row holds the total), so a funding print adds no row of its own
-            if ev.kind == "fill":
-                purpose = str(ev.order.purpose) if ev.order is not None else "fill"
-                event = "close" if ev.closed else "open" if purpose == "entry" else purpose
-                j.record_position(ev.position, ev.ts, event)
-            elif ev.kind == "stop_moved":
-                j.record_position(ev.position, ev.ts, "stop_moved")
+        if self.journal is not None:
+            journal_events(self.journal, events)
 
     def _j_safety(self, event: SafetyEvent) -> None:
         self.stats.safety_events[str(event.limit)] += 1
