@@ -109,8 +109,6 @@ class _TimedPolicy:
         self.seconds = 0.0
         self.name = getattr(inner, "name", type(inner).__name__)
         self.version = getattr(inner, "version", "")
-        if hasattr(inner, "kill_scores"):
-            self.kill_scores = inner.kill_scores
 
     def decide(self, snapshot: Any, portfolio: Any) -> Any:
         t0 = time.perf_counter()
