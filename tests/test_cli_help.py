@@ -7,7 +7,10 @@ without touching this file.
 
 from __future__ import annotations
 
+import importlib
 import re
+import subprocess
+import sys
 
 import click
 import pytest
@@ -123,3 +126,74 @@ def test_flags_show_as_flags(path: tuple[str, ...]) -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("qctl ")
+
+
+def _eager_root() -> typer.Typer:
+    """The root as it would be with every command imported and registered up front."""
+    from qctl import cli
+
+    eager = typer.Typer(
+        name="qctl",
+        help=app.info.help,
+        no_args_is_help=True,
+        rich_markup_mode=cli.MARKUP,
+        add_completion=False,
+    )
+    eager.callback()(app.registered_callback.callback)  # type: ignore[union-attr]
+    for name, entry in cli.COMMANDS.items():
+        target = getattr(importlib.import_module(entry.module), entry.attr)
+        if isinstance(target, typer.Typer):
+            eager.add_typer(target, name=name)
+        else:
+            eager.command(name)(target)
+    return eager
+
+
+def test_the_root_help_lists_what_the_commands_themselves_say() -> None:
+    """The root lists commands from short summaries, without importing them; each summary
+    must be the command's own first help line, so the lazy screen equals the eager one."""
+    lazy = runner.invoke(app, ["--help"], env=WIDE)
+    eager = runner.invoke(_eager_root(), ["--help"], env=WIDE)
+    assert lazy.exit_code == eager.exit_code == 0
+    assert lazy.output == eager.output
+
+
+def test_the_root_help_imports_no_heavy_library() -> None:
+    """`qctl --help` starts fast because it imports none of the libraries behind the
+    commands (checked as imports, not as time: tests never time)."""
+    probe = (
+        "import sys\n"
+        "from qctl.cli import main\n"
+        "sys.argv = ['qctl', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('numpy', 'libcst', 'lightgbm', 'ccxt', 'textual', 'sqlmodel', 'sqlite3',\n"
+        "         'asyncio', 'pandas', 'pyarrow', 'engine', 'audit', 'models', 'tui',\n"
+        "         'migrations', 'importlib.metadata')\n"
+        "print('LOADED=' + ','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = out.stdout.rsplit("LOADED=", 1)[1].strip()
+    assert "Commands" in out.stdout
+    assert loaded == "", f"`qctl --help` imported {loaded}"
+
+
+def test_a_command_is_imported_only_when_it_runs() -> None:
+    probe = (
+        "import sys\n"
+        "from qctl.cli import main\n"
+        "sys.argv = ['qctl', 'ctl', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('qctl.ctl_cmd' in sys.modules, 'qctl.train_cmd' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "True False"
+
+
+def test_an_unknown_command_is_a_usage_error_with_a_suggestion() -> None:
+    result = runner.invoke(app, ["audti"])
+    assert result.exit_code == 2
+    assert "Did you mean 'audit'" in result.output
