@@ -14,8 +14,8 @@ from engine.domain import SkipReason
 from engine.journal.invariants import CheckStatus, DrillCase, run_drill
 from engine.journal.verify import drill_window, static_drill
 from engine.venues.candle_files import sample_data_dir
+from qctl.gate import ai_drill
 from qctl.options import DEFAULT_EQUITY_USDT
-from qctl.verify_cmd import ai_drill
 from tests.verify.seed import HOUR_MS
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
