@@ -300,6 +300,8 @@ class AutonomyZone:
             return None
         if decision.side is None:
             return SkipReason.MISSING_VALUE, "side is missing"
+        if self._plainly_inside(decision):
+            return None
         values = decision.numeric_values()
         # no ladder at all is allowed; a ladder lacking its close fractions is not
         optional = _NO_LADDER_VALUES if decision.harvest is None else _OPTIONAL_ENTRY_VALUES
@@ -314,6 +316,62 @@ class AutonomyZone:
             if not math.isfinite(value):
                 return SkipReason.POLICY_NAN, f"{name} is {value}"
         return self._zone_violation(values)
+
+    def _plainly_inside(self, d: Decision) -> bool:
+        """A sufficient test for `explain` finding nothing, without building any message: every
+        value present, a float (not a bool, int or numpy scalar: those take the full path),
+        finite and inside its bound, ladder ascending, reduce threshold at most the kill one.
+        False means: run the full checks (which name the first problem, if any)."""
+        h = d.harvest
+        if h is None:
+            return False
+        lev, size, stop, tp = d.leverage, d.size_pct, d.stop_loss_pct, d.take_profit_pct
+        kill, reduce, frac = d.kill_threshold, d.kill_reduce_threshold, d.kill_reduce_frac
+        hold, conf = d.max_hold_sec, d.confidence
+        t1, t2, t3, lock, f1, f2 = (
+            h.t1_r,
+            h.t2_r,
+            h.t3_r,
+            h.lock_r,
+            h.t1_close_frac,
+            h.t2_close_frac,
+        )
+        f = float
+        if not (
+            type(lev) is f
+            and type(size) is f
+            and type(stop) is f
+            and (tp is None or type(tp) is f)
+            and type(kill) is f
+            and type(reduce) is f
+            and type(frac) is f
+            and type(hold) is f
+            and type(conf) is f
+            and type(t1) is f
+            and type(t2) is f
+            and type(t3) is f
+            and type(lock) is f
+            and type(f1) is f
+            and type(f2) is f
+        ):
+            return False
+        lo_r, hi_r = self.min_harvest_r, self.max_harvest_r
+        lo_k, hi_k = self.min_kill_threshold, self.max_kill_threshold
+        inf = math.inf
+        return (
+            self.min_leverage <= lev <= self.max_leverage
+            and 0.0 < size <= self.max_size_pct
+            and 0.0 < stop < 1.0
+            and (tp is None or 0.0 < tp < inf)
+            and lo_k <= reduce <= kill <= hi_k
+            and 0.0 < frac < 1.0
+            and 0.0 < hold < inf
+            and 0.0 <= conf <= 1.0
+            and lo_r <= t1 <= t2 <= t3 <= hi_r
+            and lo_r <= lock <= hi_r
+            and 0.0 < f1 <= 1.0
+            and 0.0 < f2 <= 1.0
+        )
 
     def _zone_violation(self, v: Mapping[str, float | None]) -> tuple[SkipReason, str] | None:
         def out(
@@ -669,7 +727,20 @@ class Order:
         )
 
     def with_status(self, status: OrderStatus, detail: str = "") -> Order:
-        return replace(self, status=status, detail=detail or self.detail)
+        """The same order with another status (and detail, when one is given)."""
+        return Order(
+            self.client_order_id,
+            self.ts,
+            self.symbol,
+            self.side,
+            self.type,
+            self.qty,
+            self.purpose,
+            self.stop_price,
+            self.reduce_only,
+            status,
+            detail or self.detail,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -403,13 +403,18 @@ class RiskKernel:
 
         # completeness and zone, with the two clippable upper bounds taken out of the zone check
         leverage, size = decision.leverage, decision.size_pct
-        probe = decision.with_changes(
-            leverage=min(leverage, self.zone.max_leverage)
-            if _finite_positive(leverage)
-            else leverage,
-            size_pct=min(size, self.zone.max_size_pct) if _finite_positive(size) else size,
-        )
-        problem = self.zone.explain(probe)
+        zone = self.zone
+        probe = decision
+        if (_finite_positive(leverage) and leverage > zone.max_leverage) or (
+            _finite_positive(size) and size > zone.max_size_pct
+        ):
+            probe = decision.with_changes(
+                leverage=min(leverage, zone.max_leverage)
+                if _finite_positive(leverage)
+                else leverage,
+                size_pct=min(size, zone.max_size_pct) if _finite_positive(size) else size,
+            )
+        problem = zone.explain(probe)
         if problem is not None:
             return veto(LimitName.AUTONOMY_ZONE, problem[0], 0.0, 0.0, problem[1])
         assert leverage is not None and size is not None  # explain() guarantees both

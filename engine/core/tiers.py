@@ -113,12 +113,19 @@ def _parse_market(market_id: str, entries: Any) -> tuple[Tier, ...]:
 class LeverageTiers:
     """Brackets per symbol, with the two questions the engine asks of them."""
 
-    __slots__ = ("_tiers", "_caps", "source")
+    __slots__ = ("_tiers", "_caps", "_keys", "source")
 
     def __init__(self, tiers: Mapping[str, Iterable[Tier]], source: str = "") -> None:
         self._tiers = {normalise_symbol(s): tuple(t) for s, t in tiers.items()}
         self._caps = {s: [t.max_notional for t in ts] for s, ts in self._tiers.items()}
+        self._keys: dict[str, str] = {}  # symbol as asked -> normalised (asked every bar)
         self.source = source
+
+    def _key(self, symbol: str) -> str:
+        key = self._keys.get(symbol)
+        if key is None:
+            key = self._keys[symbol] = normalise_symbol(symbol)
+        return key
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -159,10 +166,10 @@ class LeverageTiers:
         return tuple(sorted(self._tiers))
 
     def has(self, symbol: str) -> bool:
-        return normalise_symbol(symbol) in self._tiers
+        return self._key(symbol) in self._tiers
 
     def tiers(self, symbol: str) -> tuple[Tier, ...]:
-        key = normalise_symbol(symbol)
+        key = self._key(symbol)
         try:
             return self._tiers[key]
         except KeyError:
@@ -172,7 +179,7 @@ class LeverageTiers:
 
     def tier(self, symbol: str, notional: float) -> Tier | None:
         """The bracket holding `notional` (USDT, absolute); None above the top bracket."""
-        key = normalise_symbol(symbol)
+        key = self._key(symbol)
         tiers = self.tiers(key)
         i = bisect.bisect_left(self._caps[key], abs(notional))
         return tiers[i] if i < len(tiers) else None

@@ -62,6 +62,10 @@ SCHEMA_VERSION = 3
 DEFAULT_JOURNAL = Path("qctl.db")
 MEMORY = ":memory:"
 HEARTBEAT_MS = 5_000  # a writer commits (and beats) at the first event boundary after this long
+# rows buffered before a commit: large, because every commit costs a transaction and, every few
+# MB of WAL, a checkpoint (fsync); a backtest writes ~4 rows per bar, live mode flushes each cycle
+BATCH_ROWS = 20_000
+CACHE_KIB = 32_768  # page cache of a writer: the indexes of a growing journal stay in memory
 STALE_AFTER_MS = 60_000  # a heartbeat older than this, process gone: the run crashed
 
 
@@ -348,11 +352,23 @@ def _exits(x: Decision | Position) -> tuple[float | None, ...]:
 
 
 def _reasons_json(reasons: Iterable[tuple[str, float]]) -> str:
-    pairs = []
+    """JSON list of [name, value] pairs (non-finite values as null), as `json.dumps` writes it.
+
+    Names that are plain ASCII identifiers (every name the engine and the models use) need no
+    escaping, so the common case is formatted directly (floats by `repr`, like `json`)."""
+    parts = []
     for name, value in reasons:
         v = float(value)
-        pairs.append([str(name), v if math.isfinite(v) else None])
-    return json.dumps(pairs)
+        name = str(name)
+        if not (name.isascii() and name.isidentifier()):
+            return json.dumps([[str(n), _finite_or_none(x)] for n, x in reasons])
+        parts.append(f'["{name}", {v!r}]' if math.isfinite(v) else f'["{name}", null]')
+    return "[" + ", ".join(parts) + "]"
+
+
+def _finite_or_none(value: float) -> float | None:
+    v = float(value)
+    return v if math.isfinite(v) else None
 
 
 def decision_row(run_id: str, d: Decision) -> tuple:
@@ -556,7 +572,7 @@ class Journal:
     def __init__(
         self,
         path: str | Path = DEFAULT_JOURNAL,
-        batch_size: int = 1000,
+        batch_size: int = BATCH_ROWS,
         durable: bool = False,
         *,
         _readonly: bool = False,
@@ -606,6 +622,7 @@ class Journal:
                     if str(mode).lower() != "wal":
                         raise JournalError(f"journal {self.path}: WAL mode refused ({mode})")
                 conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             conn.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from None

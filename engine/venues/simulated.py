@@ -487,9 +487,12 @@ class SimulatedBroker:
     def process_bar(self, bars: AlignedBars, i: int, col: Mapping[str, int]) -> list[BrokerEvent]:
         """Funding, stops, liquidation and take-profits during step `i` (module docstring order)."""
         pf = self.portfolio
-        if not pf.positions or self._quiet_bar(bars, i, col):
+        if not pf.positions:
             return []
-        events: list[BrokerEvent] = []
+        # 1. funding prints settled in the bar come first, for every open position
+        events = self._settle_funding_prints(bars, i, col) if bars.funding_steps[i] else []
+        if self._quiet_bar(bars, i, col):
+            return events
         ts_open = int(bars.ts[i])
         ts_close = ts_open + bars.step_ms
         rows: list[_BarRow] = []
@@ -505,12 +508,6 @@ class SimulatedBroker:
             else:
                 mo, mh, ml = o, h, lo
             rows.append(_BarRow(pos, o, h, lo, mo, mh, ml))
-            rate = float(bars.funding[i, j])
-            if not math.isnan(rate):
-                f_ts = int(bars.funding_ts[i, j])
-                if pos.opened_ts <= f_ts:
-                    mark = mo if not math.isnan(mo) else pos.mark_price
-                    events.append(self._settle_funding(pos, f_ts, mark, rate))
 
         # gaps through a level at the open
         for r in rows:
@@ -538,32 +535,59 @@ class SimulatedBroker:
                 )
         return events
 
+    def _settle_funding_prints(
+        self, bars: AlignedBars, i: int, col: Mapping[str, int]
+    ) -> list[BrokerEvent]:
+        """Settle the funding prints of step `i` for the positions open at their time, at the
+        mark price of the bar's open (the trade bar's open without a mark file)."""
+        events: list[BrokerEvent] = []
+        rates = bars.funding[i]
+        for sym, pos in list(self.portfolio.positions.items()):
+            j = col[sym]
+            rate = rates.item(j)
+            if rate != rate:  # NaN: no print for this symbol in this bar
+                continue
+            f_ts = int(bars.funding_ts[i, j])
+            if pos.opened_ts > f_ts:
+                continue
+            mo = bars.open.item(i, j)
+            if bars.has_mark[j]:
+                m = bars.mark_open.item(i, j)
+                if m == m:
+                    mo = m
+            mark = mo if not math.isnan(mo) else pos.mark_price
+            events.append(self._settle_funding(pos, f_ts, mark, float(rate)))
+        return events
+
     def _quiet_bar(self, bars: AlignedBars, i: int, col: Mapping[str, int]) -> bool:
-        """True when the bar can change nothing: no funding print, no stop or take-profit
-        reached, and the account not liquidatable even with every position at its adverse
-        extreme at once. A fast path only: when in doubt, the full pass runs."""
+        """True when the rest of the bar (funding aside: settled first) can change nothing: no
+        stop or take-profit reached or gapped through at the open, and the account not
+        liquidatable even with every position at its adverse extreme at once. A fast path
+        only: when in doubt, the full pass runs."""
         positions = self.portfolio.positions
         if self._mark_seen is None:
             self._mark_seen = bool(bars.has_mark.any())
         if self._mark_seen and bars.has_mark[[col[s] for s in positions]].any():
             return False
-        funding = bars.funding[i] if bars.funding_steps[i] else None
-        high_row, low_row = bars.high[i], bars.low[i]  # views: one row, read per position
+        # views: one row each, read per position
+        open_row, high_row, low_row = bars.open[i], bars.high[i], bars.low[i]
         equity = self.portfolio.wallet_balance
         maint = 0.0
         for sym, pos in positions.items():
             j = col[sym]
-            if funding is not None and funding.item(j) == funding.item(j):  # a print: not NaN
-                return False
-            h, lo = high_row.item(j), low_row.item(j)
+            h, lo, o = high_row.item(j), low_row.item(j), open_row.item(j)
             long = pos.side is Side.LONG
             stop, tp = pos.stop_price, pos.take_profit_price
             if long:
-                if (stop is not None and lo <= stop) or (tp is not None and h >= tp):
+                if stop is not None and (lo <= stop or o <= stop):
+                    return False
+                if tp is not None and (h >= tp or o >= tp):
                     return False
                 x = lo
             else:
-                if (stop is not None and h >= stop) or (tp is not None and lo <= tp):
+                if stop is not None and (h >= stop or o >= stop):
+                    return False
+                if tp is not None and (lo <= tp or o <= tp):
                     return False
                 x = h
             if x != x:  # no bar for this symbol now: it stays at its last mark
