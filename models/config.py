@@ -48,6 +48,7 @@ class TrainConfig:
     embargo_bars: int
     grid_points: int
     valid_days: int
+    ladder_scales: tuple[float, ...]
 
     def __post_init__(self) -> None:
         checks = {
@@ -79,6 +80,8 @@ class TrainConfig:
             "embargo_bars": isinstance(self.embargo_bars, int) and self.embargo_bars >= 0,
             "grid_points": self.grid_points > 1,
             "valid_days": self.valid_days >= 1,
+            "ladder_scales": len(self.ladder_scales) >= 1
+            and all(isinstance(v, int | float) and v > 0 for v in self.ladder_scales),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -88,6 +91,7 @@ class TrainConfig:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["favourable_quantiles"] = list(self.favourable_quantiles)
+        out["ladder_scales"] = list(self.ladder_scales)
         return out
 
     @classmethod
@@ -101,6 +105,7 @@ class TrainConfig:
             )
         values = (base or cls.defaults()).as_dict() | dict(data)
         values["favourable_quantiles"] = tuple(values["favourable_quantiles"])
+        values["ladder_scales"] = tuple(values["ladder_scales"])
         try:
             return cls(**values)
         except TypeError as exc:
@@ -111,6 +116,7 @@ class TrainConfig:
         """The packaged defaults (models/defaults.toml, table [train])."""
         values = dict(packaged_defaults()["train"])
         values["favourable_quantiles"] = tuple(values["favourable_quantiles"])
+        values["ladder_scales"] = tuple(values["ladder_scales"])
         return cls(**values)
 
     @classmethod

@@ -14,6 +14,7 @@ predict per head. Where each value comes from:
   least `SafetyLimits.min_margin_ratio` of the position's initial margin — clipped to the zone
   and the exchange bracket; the risk kernel still checks the account;
 - harvest ladder and take-profit: the favourable-excursion quantile heads, in R = stop units,
+  times the ladder scale validation chose (by net return per trade through the exit rules),
   clipped into the autonomy zone;
 - entry: only at a calibrated confidence at or above the level validation chose by net returns
   (none chosen: no entry at all, `NO_SIGNAL`), and only if the expected net return μ is positive:
@@ -153,6 +154,7 @@ class _Outputs:
     reduce_thresholds: dict[str, float]
     reduce_fracs: dict[str, float]
     close_fracs: tuple[float, float]
+    ladder_scale: float
     max_hold_sec: float
 
 
@@ -171,6 +173,14 @@ def _knots(xs: object, ys: object) -> tuple[list[float], list[float]]:
     if not np.all(np.isfinite(x + y)) or np.any(np.diff(x) < 0):
         raise ValueError("knots must be finite with ascending x")
     return x, y
+
+
+def _positive(value: object) -> float:
+    """A finite number above zero from a card, else ValueError."""
+    number = float(value)  # type: ignore[arg-type]
+    if not (np.isfinite(number) and number > 0):
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return number
 
 
 def _outputs(models: ModelSet) -> _Outputs:
@@ -201,6 +211,7 @@ def _outputs(models: ModelSet) -> _Outputs:
             reduce_thresholds=_by_regime(kill, "reduce_thresholds_by_regime"),
             reduce_fracs=_by_regime(kill, "reduce_fracs_by_regime"),
             close_fracs=harvest_close_fracs(quantiles["t1"], quantiles["t2"], quantiles["t3"]),
+            ladder_scale=_positive(models.models["favourable_t1"].outputs()["ladder_scale"]),
             max_hold_sec=horizon_bars * bar_ms / MS_PER_S,
         )
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
@@ -507,7 +518,7 @@ class AIPolicy:
             return self._skip(
                 ts, symbol, SkipReason.OUT_OF_ZONE, f"predicted stop distance {stop:.6g}"
             )
-        in_r = np.array([favourable[role][i] for role in LADDER]) / stop
+        in_r = o.ladder_scale * np.array([favourable[role][i] for role in LADDER]) / stop
         lo, hi = zone.min_harvest_r, zone.max_harvest_r
         lock_r, t1_r, t2_r, t3_r = (min(max(float(r), lo), hi) for r in in_r)
         t2_r = max(t2_r, t1_r)  # quantile heads may cross: keep the ladder ascending

@@ -31,8 +31,9 @@ from models.features import FeatureError, FeatureSpec
 from models.validity import check_card, check_fresh, seal_card
 
 # 2: the kill card carries the reduce step (reduce_*_by_regime);
-# 3: sealed cards (card_sha256), costs and net-of-cost entry thresholds
-FORMAT_VERSION = 3
+# 3: sealed cards (card_sha256), costs and net-of-cost entry thresholds;
+# 4: the favourable cards carry the ladder scale chosen on validation (ladder_scale)
+FORMAT_VERSION = 4
 HEAD_NAMES = (
     "universe",
     "direction",

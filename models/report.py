@@ -10,6 +10,7 @@ feature importance and the kill levels. Plots are inline SVG.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 
 from models.heads import platt_apply
 from models.registry import ModelSet, load_models
+from models.walkforward import RESULT_FILE
 
 WIDTH, HEIGHT, PAD = 520, 220, 36
 COLOURS = ("#1f6feb", "#d29922", "#8b949e", "#2da44e", "#cf222e")
@@ -151,6 +153,72 @@ def _fold_section(direction: dict[str, Any]) -> str:
     return table + "".join(plots)
 
 
+def _signed_pct(value: float) -> str:
+    return f"{value * 100:+.2f} %"
+
+
+def _sharpe(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def walkforward_section(wf: dict[str, Any]) -> str:
+    """Per fold, legacy against AI against flat through the engine, with each run's equity."""
+    rows, plots = [], []
+    for f in wf["folds"]:
+        for label in ("legacy", "ai"):
+            r = f["runs"][label]
+            rows.append([
+                str(f["fold"] + 1), f"{_esc(f['start'])} .. {_esc(f['end'])}", label.upper()
+                if label == "ai" else label, _signed_pct(r["total_return"]), _sharpe(r["sharpe"]),
+                _pct(r["max_drawdown"]), str(r["trades"]), f"{r['fees']:,.2f}",
+                f"{r['funding']:,.2f}", str(r["limit_breaches"]),
+            ])  # fmt: skip
+        rows.append([str(f["fold"] + 1), f"{_esc(f['start'])} .. {_esc(f['end'])}", "flat",
+                     "+0.00 %", "-", "0.000 %", "0", "0.00", "0.00", "0"])  # fmt: skip
+        series = []
+        for label in ("legacy", "ai"):
+            curve = f["runs"][label]["curve"]
+            series.append((label, np.linspace(0, 1, len(curve)), curve))
+        series.append(("flat", [0.0, 1.0], [0.0, 0.0]))
+        level = f["min_confidence"]
+        plots.append(
+            f"<figure><figcaption>fold {f['fold'] + 1}, {_esc(f['start'])} .. "
+            f"{_esc(f['end'])}: equity (return on the starting equity); models trained "
+            f"{_esc(f['train_start'])} .. {_esc(f['train_end'])}, entry level "
+            f"{'none (flat)' if level is None else _num(level)}</figcaption>"
+            f"{svg_lines(series, 'share of the block', 'return')}</figure>"
+        )
+    table = _table(
+        ["fold", "test block (UTC)", "policy", "return", "Sharpe", "max drawdown", "trades",
+         "fees (USDT)", "funding paid (USDT)", "limit breaches"],
+        rows,
+    )  # fmt: skip
+    sm = wf["summary"]
+    lines = []
+    for label in ("legacy", "ai"):
+        x = sm[label]
+        lines.append(
+            f"<li>{label}: compounded {_signed_pct(x['compounded_return'])}, mean Sharpe "
+            f"{x['mean_sharpe']:.2f}, worst fold drawdown {_pct(x['worst_drawdown'])}, "
+            f"{x['trades']} trades, {x['fees']:,.2f} USDT fees, {x['funding']:,.2f} USDT funding, "
+            f"{x['limit_breaches']} limit breaches</li>"
+        )
+    costs = wf["costs"]
+    head = (
+        f"<p>Data {_esc(wf['data'])}: {_esc(', '.join(wf['symbols']))}; "
+        f"{wf['walkforward']['folds']} test blocks after the first "
+        f"{wf['walkforward']['initial_fraction'] * 100:.0f} % of the timeline; each block's models "
+        f"were trained only on bars before it (embargo {wf['train_config']['embargo_bars']} bars, "
+        f"labels purged at the training end). Both policies ran through the same engine from "
+        f"{wf['equity']:,.0f} USDT per block, with taker fees and slippage (round trip "
+        f"{_pct(costs['round_trip'])}) and funding; legacy policy {_esc(wf['legacy_policy'])}. "
+        f"A run without trades has no Sharpe and counts as 0 (flat).</p>"
+        f"<ul>{''.join(lines)}<li>AI Sharpe above legacy's in {sm['ai_sharpe_above_legacy']} of "
+        f"{sm['folds']} folds; the AI traded in {sm['ai_traded_folds']} of them.</li></ul>"
+    )
+    return head + table + "".join(plots)
+
+
 def _calibration_section(out: dict[str, Any], metrics: dict[str, Any]) -> str:
     xs = np.asarray(out["isotonic_x"], float)
     raw = np.linspace(xs.min(), xs.max(), 50)
@@ -206,6 +274,26 @@ def render_report(directory: str | Path) -> str:
             f"{_num(entry['net_sharpe_per_trade'])}, t = {_num(entry['t_stat'])}.</p>"
         )
     every = metrics.get("all_validation_trades", {})
+    wf_path = Path(directory) / RESULT_FILE
+    wf = json.loads(wf_path.read_text()) if wf_path.is_file() else None
+    if wf is not None and wf.get("model_set") == models.set_id:
+        wf_html = walkforward_section(wf)
+    elif wf is not None:
+        wf_html = (
+            f"<p>{RESULT_FILE} here belongs to model set {_esc(wf.get('model_set'))}, not to "
+            "this one: retrain with `qctl train --walk-forward N` to refresh it.</p>"
+        )
+    else:
+        wf_html = (
+            "<p>No walk-forward run in this directory: `qctl train --walk-forward` runs one "
+            f"and writes {RESULT_FILE} here.</p>"
+        )
+    t1 = models.models["favourable_t1"].card
+    ladder = t1["metrics"].get("ladder", {})
+    ladder_rows = [
+        [_num(c["scale"]), _pct(c["net_mean"]), _num(c["net_sharpe_per_trade"])]
+        for c in ladder.get("candidates", [])
+    ]
     kill = models.models["kill"].card
     kill_rows = [
         [_esc(r), _num(t), _num(kill["outputs"]["reduce_thresholds_by_regime"].get(r)),
@@ -229,11 +317,19 @@ round trip {_pct(costs["round_trip"])} (taker fee {_pct(costs["taker_fee"])} and
 <p>Criterion: {_esc(out["entry_criterion"])}. Every validation signal taken: {every.get("trades")}
 trades, {_pct(every.get("net_mean", 0.0))} net per trade
 ({_pct(every.get("gross_mean", 0.0))} before costs).</p>
-<h2>Walk-forward folds: AI, every signal, flat</h2>
-<p>Out of fold: each block was predicted by models trained only on bars before it, less a purge
-and an embargo. The legacy policy is not in this table; `qctl backtest --compare legacy,ai`
-runs it against the AI on bars after training.</p>
+<h2>Walk-forward through the engine: AI, legacy, flat</h2>
+{wf_html}
+<h2>Validation folds of this set: AI, every signal, flat</h2>
+<p>Out of fold, inside this set's training period: each block was predicted by models trained
+only on bars before it, less a purge and an embargo; figures are per trade held to the horizon,
+net of costs (the walk-forward above runs the policies through the engine instead).</p>
 {_fold_section(direction)}
+<h2>Harvest ladder (chosen on validation, net of costs)</h2>
+<p>Rungs = the favourable-excursion heads' predictions times a scale, chosen by mean net return
+per trade through the exit rules on the validation trades ({_esc(ladder.get("chosen_on", "-"))},
+{ladder.get("trades", 0)} trades): <b>scale {_num(ladder.get("scale", "-"))}</b>,
+{_pct(ladder.get("net_mean", 0.0))} net per trade.</p>
+{_table(["scale", "net per trade", "Sharpe per trade"], ladder_rows)}
 <h2>Calibration</h2>
 {_calibration_section(out, metrics)}
 <h2>Feature importance (share of split gain)</h2>

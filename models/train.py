@@ -140,6 +140,8 @@ def build_training_set(
         lab["funding_h"] = funding_over_horizon(
             c.index.to_numpy(np.int64), bar_ms, cfg.horizon_bars, *arrays
         )
+        lab.insert(0, "low", c["low"].to_numpy())
+        lab.insert(0, "high", c["high"].to_numpy())
         lab.insert(0, "close", c["close"].to_numpy())
         lab.insert(0, "timestamp", c.index.to_numpy(np.int64))
         lab.insert(0, "symbol", symbol)
@@ -634,6 +636,135 @@ def fold_figures(t: EntryTrades, taken: np.ndarray, cost: float, points: int = 6
     }
 
 
+@dataclass(frozen=True)
+class LadderTrades:
+    """Validation trades for the harvest ladder, one per row, as the exit controller runs them.
+
+    Per trade: its side, the predicted stop distance and favourable excursions (price fractions),
+    and its path over the horizon relative to the entry close, in the side's favour: `close`,
+    `best` (intrabar, high for a long) and `worst` (intrabar, low for a long); NaN past the
+    symbol's data. `funding`: what the side paid over the horizon.
+    """
+
+    stop: np.ndarray
+    favourable: np.ndarray  # (trades, 4): lock, T1, T2, T3 as price fractions
+    close: np.ndarray
+    best: np.ndarray
+    worst: np.ndarray
+    funding: np.ndarray
+
+
+def ladder_trades(
+    val: pd.DataFrame, p_up: np.ndarray, cfg: TrainConfig, bar_ms: int, entered: np.ndarray | None
+) -> LadderTrades:
+    """Build `LadderTrades` from the pooled out-of-fold predictions (`entered`: rows taken)."""
+    order = np.lexsort((val["timestamp"].to_numpy(), val["symbol"].to_numpy()))
+    if entered is not None:
+        keep_rows = np.asarray(entered, dtype=bool)[order]
+    else:
+        keep_rows = np.ones(len(order), dtype=bool)
+    v = val.iloc[order]
+    p = p_up[order]
+    side = np.where(p > 1 - p, 1.0, -1.0)  # the side the direction head favours
+    n, horizon = len(v), cfg.horizon_bars
+    sym, ts = v["symbol"].to_numpy(), v["timestamp"].to_numpy()
+    close, high, low = (v[k].to_numpy(np.float64) for k in ("close", "high", "low"))
+    steps = np.arange(1, horizon + 1)
+    rows = np.flatnonzero(keep_rows)
+    idx = rows[:, None] + steps[None, :]
+    inside = idx < n
+    idx = np.minimum(idx, n - 1)
+    same = inside & (sym[idx] == sym[rows, None]) & (ts[idx] - ts[rows, None] == steps * bar_ms)
+    s = side[rows, None]
+    entry = close[rows, None]
+    up, down = high[idx] / entry - 1, low[idx] / entry - 1
+    unit = v["vol_unit"].to_numpy()[rows]
+    pick = side[rows] > 0
+
+    def sided(name: str) -> np.ndarray:
+        return np.where(
+            pick, v[f"{name}_long"].to_numpy()[rows], v[f"{name}_short"].to_numpy()[rows]
+        )
+
+    fav = np.column_stack([sided(f"favourable_{role}") for role in LADDER]) * unit[:, None]
+    nan = np.nan
+    return LadderTrades(
+        stop=sided("adverse") * unit,
+        favourable=fav,
+        close=np.where(same, s * (close[idx] / entry - 1), nan),
+        best=np.where(same, np.where(s > 0, up, -down), nan),
+        worst=np.where(same, np.where(s > 0, down, -up), nan),
+        funding=side[rows] * v["funding_h"].to_numpy()[rows],
+    )
+
+
+def simulate_ladder(
+    t: LadderTrades, scale: float, zone: AutonomyZone, close_fracs: tuple[float, float], cost: float
+) -> np.ndarray:
+    """Net return of each trade under the ladder at `scale` times the predicted excursions.
+
+    What the policy and the exit controller do: rungs in R (R = the predicted stop) clipped into
+    the zone and kept ascending; the stop and the take-profit at T3 fire intrabar (the stop
+    first: the pessimistic order inside a bar); at each bar close T1 and T2 close their fraction
+    of what is open and the lock moves the stop to break-even-plus (the round-trip cost); what is
+    left closes at the horizon (or at the symbol's last bar). Net of the round trip and funding.
+    """
+    stop = t.stop
+    ok = np.isfinite(stop) & (stop > 0) & (stop < 1)
+    r = np.clip(scale * t.favourable / np.where(ok, stop, 1.0)[:, None], zone.min_harvest_r,
+                zone.max_harvest_r)  # fmt: skip
+    r = np.maximum.accumulate(r[:, 1:], axis=1)  # T1 <= T2 <= T3 (lock stays apart)
+    lock = np.clip(scale * t.favourable[:, 0] / np.where(ok, stop, 1.0), zone.min_harvest_r,
+                   zone.max_harvest_r) * stop  # fmt: skip
+    t1, t2, t3 = (r[:, i] * stop for i in range(3))
+    n, horizon = t.close.shape
+    open_ = np.where(ok, 1.0, 0.0)
+    pnl = np.zeros(n)
+    floor = -stop.copy()
+    stage = np.zeros(n, dtype=int)
+    last = np.zeros(n)
+    for j in range(horizon):
+        c, hi, lo = t.close[:, j], t.best[:, j], t.worst[:, j]
+        live = (open_ > 0) & np.isfinite(c)
+        hit = live & (lo <= floor)
+        pnl[hit] += open_[hit] * floor[hit]
+        open_[hit] = 0.0
+        live &= ~hit
+        tp = live & (hi >= t3)
+        pnl[tp] += open_[tp] * t3[tp]
+        open_[tp] = 0.0
+        live &= ~tp
+        for rung, frac, level in ((1, close_fracs[0], t1), (2, close_fracs[1], t2)):
+            step = live & (stage < rung) & (c >= level)
+            pnl[step] += open_[step] * frac * c[step]
+            open_[step] *= 1 - frac
+            stage[step] = rung
+        locked = live & (c >= lock)
+        floor[locked] = np.maximum(floor[locked], cost)
+        last = np.where(np.isfinite(c), c, last)
+    pnl += open_ * last
+    return np.where(ok, pnl - cost - t.funding, 0.0)
+
+
+def choose_ladder(
+    t: LadderTrades,
+    cfg: TrainConfig,
+    zone: AutonomyZone,
+    close_fracs: tuple[float, float],
+    cost: float,
+) -> dict[str, object]:
+    """The ladder scale with the best mean net return per validation trade (ties: the earlier
+    candidate in `ladder_scales`), with every candidate's figures."""
+    rows = []
+    for scale in cfg.ladder_scales:
+        net = simulate_ladder(t, float(scale), zone, close_fracs, cost)
+        sd = float(net.std()) if len(net) else 0.0
+        rows.append({"scale": float(scale), "net_mean": float(net.mean()) if len(net) else 0.0,
+                     "net_sharpe_per_trade": float(net.mean() / sd) if sd > 0 else 0.0})  # fmt: skip
+    best = max(range(len(rows)), key=lambda i: (rows[i]["net_mean"], -i))
+    return {**rows[best], "trades": len(t.stop), "candidates": rows}
+
+
 def _validation_metrics(
     val: pd.DataFrame,
     cfg: TrainConfig,
@@ -739,6 +870,22 @@ def _validation_metrics(
         knots = (entry["edge_knots"]["confidence"], entry["edge_knots"]["edge"])
         mask = (t.confidence >= entry["min_confidence"]) & (predicted_net(t, knots, cost) > 0)
         entered = mask if mask.sum() >= cfg.min_data_in_leaf else None
+    from models.policy import harvest_close_fracs
+
+    q = dict(zip(LADDER, cfg.favourable_quantiles, strict=True))
+    ladder = choose_ladder(
+        ladder_trades(val, p_up, cfg, bar_ms, entered),
+        cfg,
+        zone,
+        harvest_close_fracs(q["t1"], q["t2"], q["t3"]),
+        cost,
+    )
+    ladder["chosen_on"] = (
+        "entered trades, net of costs" if entered is not None else "every signal, net of costs"
+    )
+    for role in LADDER:
+        outputs[f"favourable_{role}"]["ladder_scale"] = ladder["scale"]
+        metrics[f"favourable_{role}"]["ladder"] = ladder
     trades = kill_trades(val, p_up, cfg, bar_ms, cost, entered)
     thresholds, expectancy = kill_thresholds(val, p_up, cfg, zone, bar_ms, trades)
     reduce = kill_reduce_levels(trades, thresholds, cfg, zone)

@@ -68,6 +68,18 @@ def train_command(
             show_default=False,
         ),
     ] = None,
+    walk_forward: Annotated[
+        int | None,
+        typer.Option(
+            "--walk-forward",
+            min=1,
+            help="Also run a walk-forward of N test blocks through the engine: per block, models "
+            "trained only before it, AI against the legacy policy and flat (return, Sharpe, "
+            "drawdown, trades, fees, funding); written to OUT/walkforward.json for "
+            "`qctl models report`.",
+            show_default=False,
+        ),
+    ] = None,
     sweep: Annotated[
         Path | None,
         typer.Option(
@@ -91,6 +103,8 @@ def train_command(
       qctl train --data ../shared/data --sweep sweep.toml --dask local --workers 4
 
       qctl train --data ../shared/data/history --dask tcp://10.0.0.5:8786
+
+      qctl train --data ../shared/data/history --walk-forward 6 --out qctl_models
     """
     from engine.core.bars import resolve_symbol
     from engine.venues.candle_files import load_market_data, sample_data_dir
@@ -143,13 +157,80 @@ def train_command(
                 progress=lambda step: progress.update(task, advance=1, description=step),
                 runner=runner,
             )
-    console.print(render_training(result.cards))
-    card = result.cards["direction"]
-    console.print(
-        f"model set [bold]{result.set_id}[/] written to {out} — trained on "
-        f"{', '.join(card['symbols'])} from {card['training_window']['start']} to "
-        f"{card['training_window']['end']}; valid for data until {card['valid_until']}"
+        console.print(render_training(result.cards))
+        card = result.cards["direction"]
+        console.print(
+            f"model set [bold]{result.set_id}[/] written to {out} — trained on "
+            f"{', '.join(card['symbols'])} from {card['training_window']['start']} to "
+            f"{card['training_window']['end']}; valid for data until {card['valid_until']}"
+        )
+        if walk_forward is not None:
+            _run_walk_forward(
+                console, market, cfg, walk_forward, runner, out, str(source), result.set_id
+            )
+
+
+def _run_walk_forward(
+    console, market, cfg, folds: int, runner, out: Path, source: str, set_id: str
+) -> None:
+    """The walk-forward through the engine; prints its table and writes OUT/walkforward.json."""
+    import json
+
+    from engine.backtest import default_policy_path
+    from models.walkforward import RESULT_FILE, WalkForwardConfig, walk_forward
+    from qctl.options import DEFAULT_EQUITY_USDT
+
+    wf = WalkForwardConfig.from_mapping({"folds": folds})
+    with Progress(
+        TextColumn("walk-forward"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("", total=folds)
+        result = walk_forward(
+            market,
+            default_policy_path(),
+            cfg,
+            wf,
+            equity=DEFAULT_EQUITY_USDT,
+            runner=runner,
+            done=lambda _: progress.update(task, advance=1),
+            source=source,
+        )
+    result["model_set"] = set_id  # the set trained with the same configuration and data
+    (out / RESULT_FILE).write_text(json.dumps(result, indent=1))
+    console.print(render_walk_forward(result))
+    console.print(f"walk-forward written to {out / RESULT_FILE}")
+
+
+def render_walk_forward(result: dict) -> Table:
+    """Per fold: legacy, AI and flat through the engine, on bars the fold's models never saw."""
+    table = Table(title="walk-forward through the engine (test blocks never trained on)")
+    for column in ("fold", "test block (UTC)", "policy", "return", "Sharpe", "max DD",
+                   "trades", "fees", "funding", "breaches"):  # fmt: skip
+        table.add_column(column)
+    for f in result["folds"]:
+        block = f"{f['start'][:10]} .. {f['end'][:10]}"
+        for label in ("legacy", "ai"):
+            r = f["runs"][label]
+            sharpe = "-" if r["sharpe"] is None else f"{r['sharpe']:.2f}"
+            table.add_row(
+                str(f["fold"] + 1), block, label, f"{r['total_return'] * 100:+.2f} %", sharpe,
+                f"{r['max_drawdown'] * 100:.2f} %", str(r["trades"]), f"{r['fees']:,.0f}",
+                f"{r['funding']:,.0f}", str(r["limit_breaches"]),
+            )  # fmt: skip
+        table.add_row(str(f["fold"] + 1), block, "flat", "+0.00 %", "-", "0.00 %", "0", "0",
+                      "0", "0")  # fmt: skip
+    s = result["summary"]
+    table.caption = (
+        f"AI Sharpe above legacy's in {s['ai_sharpe_above_legacy']} of {s['folds']} folds "
+        f"(no trades = Sharpe 0); compounded: legacy {s['legacy']['compounded_return'] * 100:+.2f} %, "
+        f"AI {s['ai']['compounded_return'] * 100:+.2f} %"
     )
+    return table
 
 
 def _run_sweep(console, spec, base, candles, funding, held, end_ms, runner, out: Path):
