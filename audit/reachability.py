@@ -31,6 +31,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from audit.finding import AuditResult, Category, Finding
 from audit.vocabulary import words
+from audit.walk import walk
 
 TRADING = "trading"
 DISPLAY = "display"
@@ -252,7 +253,7 @@ class FlowIndex:
             else _TRADING_CALL_WORDS
         )
         indexer = _Indexer()
-        module.visit(indexer)
+        walk(module, indexer.on_visit, indexer.on_leave, _SKIP)
         self._parent = indexer.parent
         self._func_of = indexer.func_of
         self._by_name = indexer.by_name

@@ -22,6 +22,7 @@ from audit.finding import Finding
 from audit.reachability import FlowIndex
 from audit.rules import SYMBOL, Judge, Site, numeric_value
 from audit.vocabulary import words
+from audit.walk import descendants, walk
 
 _SUPPRESS = re.compile(r"#\s*qctl:\s*ignore(?:\[(?P<what>[^\]]*)\])?", re.IGNORECASE)
 _SUPPRESS_FILE = re.compile(r"#\s*qctl:\s*ignore-file\b", re.IGNORECASE)
@@ -148,6 +149,8 @@ def _concrete(classes: tuple[type, ...]) -> frozenset[type]:
 
 
 _PRUNE = _concrete(_NO_LITERALS_INSIDE)
+# What the walk never hands to the visitor: pruned nodes, except decorators (one kind is a look).
+_WALK_SKIP = _PRUNE - _concrete((cst.Decorator,))
 _STATEMENTS = _concrete((cst.BaseSmallStatement, cst.BaseCompoundStatement))
 
 
@@ -663,10 +666,7 @@ def _is_main_guard(test: cst.BaseExpression) -> bool:
     return "__name__" in names and "__main__" in strings
 
 
-def _walk(node: cst.CSTNode):
-    yield node
-    for child in node.children:
-        yield from _walk(child)
+_walk = descendants
 
 
 def _source(node: cst.CSTNode) -> str:
@@ -752,7 +752,8 @@ def scan_source(
     module = cst.parse_module(source)
     judge = Judge(config, rel_path, is_test=is_test)
     judge.param_defaults = _declared_params(module)
-    module.visit(_Visitor(judge))
+    visitor = _Visitor(judge)
+    walk(module, visitor.on_visit, visitor.on_leave, _WALK_SKIP)
     result = FileScan()
     if not judge.findings:
         return result

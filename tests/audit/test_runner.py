@@ -199,3 +199,64 @@ def test_a_warm_run_reads_one_cache_index_and_never_loads_the_parser(tmp_path: P
     assert run() == ["0", "5", "True"]  # cold: parsed
     assert sorted(p.name for p in cache.iterdir()) == [".gitignore", "audit-v1.json"]
     assert run() == ["5", "5", "False"]  # warm: one index, no parser
+
+
+
+_WALK_SOURCES = sorted(
+    p
+    for folder in ("audit", "examples/legacy_trader", "engine/core")
+    for p in (Path(__file__).resolve().parents[2] / folder).rglob("*.py")
+)
+_ODD_SYNTAX = """
+@deco(1, key="v")
+async def f(a, /, b: int = 2, *args, c=3, **kw) -> "T":
+    x = [i async for i in g() if i]; y = {k: v for k, v in kw.items()}
+    async with a as (b, c), d:
+        await x
+    match y:
+        case {"k": [1, *rest]} | Point(x=0) if rest:
+            pass
+        case _:
+            return f"{x!r:>{width}} {y=}" "tail"
+    try:
+        del x[1:2, ::3]
+    except (ValueError, TypeError) as e:
+        raise e from None
+    finally:
+        pass
+    return (1 if a else -2) @ b ** ~c, lambda q=(1,): q
+"""
+
+
+def test_the_read_only_walk_meets_nodes_in_libcst_visit_order() -> None:
+    """audit.walk replaces `module.visit`: the same callbacks, the same nodes, the same order."""
+    import libcst as cst
+
+    from audit.walk import descendants, walk
+
+    class Recorder(cst.CSTVisitor):
+        def __init__(self, prune: bool) -> None:
+            super().__init__()
+            self.prune = prune
+            self.events: list[tuple[str, int]] = []
+
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            self.events.append(("visit", id(node)))
+            return not (self.prune and isinstance(node, cst.Decorator | cst.Lambda))
+
+        def on_leave(self, node: cst.CSTNode) -> None:
+            self.events.append(("leave", id(node)))
+
+    sources = [_ODD_SYNTAX] + [p.read_text("utf-8") for p in _WALK_SOURCES]
+    assert len(sources) > 20
+    for source in sources:
+        module = cst.parse_module(source)
+        for prune in (False, True):
+            expected, got = Recorder(prune), Recorder(prune)
+            module.visit(expected)
+            walk(module, got.on_visit, got.on_leave)
+            assert got.events == expected.events
+        everything = Recorder(prune=False)
+        module.visit(everything)
+        visits = [i for kind, i in everything.events if kind == "visit"]
+        assert [id(n) for n in descendants(module)] == visits
