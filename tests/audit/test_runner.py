@@ -201,7 +201,6 @@ def test_a_warm_run_reads_one_cache_index_and_never_loads_the_parser(tmp_path: P
     assert run() == ["5", "5", "False"]  # warm: one index, no parser
 
 
-
 _WALK_SOURCES = sorted(
     p
     for folder in ("audit", "examples/legacy_trader", "engine/core")
