@@ -38,11 +38,16 @@ class Side(StrEnum):
     @property
     def sign(self) -> int:
         """+1 for long, -1 for short: PnL = sign * qty * (exit - entry)."""
-        return 1 if self is Side.LONG else -1
+        return 1 if self is _LONG else -1
 
     @property
     def opposite(self) -> Side:
-        return Side.SHORT if self is Side.LONG else Side.LONG
+        return _SHORT if self is _LONG else _LONG
+
+
+# the members as module constants: `Side.LONG` looks the member up on the enum class each time
+# (slow in loops that run per bar and position)
+_LONG, _SHORT = Side.LONG, Side.SHORT
 
 
 class TradingState(StrEnum):

@@ -43,6 +43,9 @@ from engine.domain import (
     TradingState,
 )
 
+_ACTIVE, _HALTED = TradingState.ACTIVE, TradingState.HALTED  # module constants: cheaper per bar
+_LONG = Side.LONG
+
 
 @dataclass(slots=True)
 class BrokerEvent:
@@ -160,11 +163,11 @@ class KnownRow(Mapping[str, int]):
         self._col = col
 
     def __getitem__(self, symbol: str) -> int:
-        return int(self._row[self._col[symbol]])
+        return self._row.item(self._col[symbol])
 
     def get(self, symbol: str, default: int = 0) -> int:  # type: ignore[override]
         j = self._col.get(symbol)
-        return default if j is None else int(self._row[j])
+        return default if j is None else self._row.item(j)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._col)
@@ -230,6 +233,11 @@ class EngineLoop:
         # a policy that knows it returns nothing at most bars (StaticPolicy between universe
         # refreshes) says so, and the loop skips the call: the same decisions, less work per bar
         self._acts_at: Callable[[int, int], bool] | None = getattr(policy, "acts_at", None)
+        self._n_symbols = len(bars.symbols)
+        # a journal that takes the equity row's values directly (engine.journal.Journal)
+        self._equity_values: Callable[..., None] | None = (
+            getattr(journal, "record_equity_values", None) if journal is not None else None
+        )
 
     # -- journal helpers (no-ops without a journal) ------------------------------------------
 
@@ -271,16 +279,19 @@ class EngineLoop:
         b = self.bars
         broker = self.broker
         pf = broker.portfolio
-        ts = int(b.ts[i]) + b.step_ms
+        ts = b.ts.item(i) + b.step_ms
         pf.ts = ts
-        self.stats.steps += 1
-        self.stats.symbol_bars += self._present[i]
+        stats = self.stats
+        stats.steps += 1
+        stats.symbol_bars += self._present[i]
 
         if pf.positions:
-            self._j_events(broker.process_bar(b, i, self.col))
+            events = broker.process_bar(b, i, self.col)
+            if events:
+                self._j_events(events)
             broker.mark_to_close(b, i, self.col)
-        if pf.wallet_balance <= 0 and not pf.positions and pf.state is not TradingState.HALTED:
-            pf.state = TradingState.HALTED
+        if pf.wallet_balance <= 0 and not pf.positions and pf.state is not _HALTED:
+            pf.state = _HALTED
         snap = self.snapshot(i)
         if self.poll_controls and self.journal is not None:
             for request in self.journal.pending_controls():
@@ -291,8 +302,9 @@ class EngineLoop:
             for action in self.exits.evaluate(snap, pf):
                 self._apply_exit(action, ts, i)
 
-        if pf.positions or self.risk.limit_reducing:  # the limits hold at every bar close
-            guard = self.risk.hold_limits(pf, ts, self.exits.break_even_offset)
+        risk = self.risk
+        if pf.positions or risk.limit_reducing:  # the limits hold at every bar close
+            guard = risk.hold_limits(pf, ts, self.exits.break_even_offset)
             pf.state = guard.state
             for event in guard.events:
                 self._j_safety(event)
@@ -300,11 +312,11 @@ class EngineLoop:
                 self._apply_exit(action, ts, i)
 
         if (
-            pf.state is TradingState.ACTIVE
-            and len(pf.positions) < len(b.symbols)
+            pf.state is _ACTIVE
+            and len(pf.positions) < self._n_symbols
             and (self._acts_at is None or self._acts_at(ts, b.step_ms))
         ):
-            self.stats.policy_calls += 1
+            stats.policy_calls += 1
             for d in safe_decide(self.policy, snap, pf, self.zone):
                 self._handle_decision(d, i)
 
@@ -408,11 +420,13 @@ class EngineLoop:
     def _record_equity(self, i: int, ts: int) -> None:
         pf = self.broker.portfolio
         wallet = pf.wallet_balance
-        if pf.positions:
+        positions = pf.positions
+        if positions:
             upnl = gross = 0.0
-            for p in pf.positions.values():
-                upnl += p.side.sign * p.qty * (p.mark_price - p.entry_price)
-                gross += p.qty * p.mark_price
+            for p in positions.values():
+                q, m = p.qty, p.mark_price
+                upnl += (q if p.side is _LONG else -q) * (m - p.entry_price)
+                gross += q * m
             equity = wallet + upnl
             mr = ratio_of(equity, self.broker.maintenance_total())
             exposure = gross / equity if equity > 0 else math.inf
@@ -424,10 +438,14 @@ class EngineLoop:
         k = c.n
         c.ts[k], c.equity[k], c.exposure[k], c.margin_ratio[k] = ts, equity, exposure, mr
         c.n = k + 1
-        if self.journal is not None:
+        if self._equity_values is not None:  # the journal's row without an EquityPoint
+            self._equity_values(
+                ts, equity, wallet, equity - wallet, mr, exposure, len(positions), pf.state
+            )
+        elif self.journal is not None:
             self.journal.record_equity(
                 EquityPoint(
-                    ts, equity, wallet, equity - wallet, mr, exposure, len(pf.positions), pf.state
+                    ts, equity, wallet, equity - wallet, mr, exposure, len(positions), pf.state
                 )
             )
 

@@ -37,6 +37,7 @@ from engine.domain import (
     SafetyAction,
     SafetyEvent,
     SafetyLimits,
+    Side,
     SkipReason,
     TradingState,
 )
@@ -278,6 +279,11 @@ class LimitGuard:
     check: LimitCheck | None = None
 
 
+# the guard of the common bar (clearly inside, nothing to do), one per state: no object per bar
+_INSIDE = {state: LimitGuard(state) for state in TradingState}
+_LONG = Side.LONG
+
+
 class RiskKernel:
     """Hard limits applied to decisions (`check`), to exit orders (`check_order`) and to the
     account at every bar close (`hold_limits`)."""
@@ -301,7 +307,8 @@ class RiskKernel:
         gross = bound = upnl = 0.0
         rates = self._top_rate
         for symbol, p in portfolio.positions.items():
-            n = p.qty * p.mark_price
+            q, m = p.qty, p.mark_price
+            n = q * m
             rate = rates.get(symbol)
             if rate is None:
                 rate = rates[symbol] = max(
@@ -309,7 +316,7 @@ class RiskKernel:
                 )
             gross += n
             bound += n * rate
-            upnl += p.side.sign * p.qty * (p.mark_price - p.entry_price)
+            upnl += (q if p.side is _LONG else -q) * (m - p.entry_price)
         equity = portfolio.wallet_balance + upnl
         limits = self.limits
         return (
@@ -336,7 +343,7 @@ class RiskKernel:
             if self.limit_reducing and state is TradingState.REDUCING:
                 state = TradingState.ACTIVE
             self.limit_reducing = False
-            return LimitGuard(state, (), (), check)
+            return LimitGuard(state, (), (), check) if check is not None else _INSIDE[state]
         if state is TradingState.ACTIVE:
             state, self.limit_reducing = TradingState.REDUCING, True
         exits = tuple(

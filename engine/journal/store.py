@@ -923,6 +923,35 @@ class Journal:
         self._add("equity", equity_row(self._run(), point))
         self.end_event()
 
+    def record_equity_values(
+        self,
+        ts: int,
+        equity: float,
+        wallet_balance: float,
+        unrealised_pnl: float,
+        margin_ratio: float,
+        exposure: float,
+        open_positions: int,
+        state: str,
+    ) -> None:
+        """`record_equity` from the values (the same row), without an `EquityPoint` per bar."""
+        self._writable()
+        self._add(
+            "equity",
+            (
+                self._run(),
+                int(ts),
+                float(equity),
+                float(wallet_balance),
+                float(unrealised_pnl),
+                float(margin_ratio),
+                float(exposure),
+                int(open_positions),
+                str(state),
+            ),
+        )
+        self.end_event()
+
     def record_safety_event(self, event: SafetyEvent) -> None:
         self._writable()
         self._add("safety_event", safety_event_row(self._run(), event))

@@ -51,6 +51,7 @@ from engine.domain import (
 from engine.resources import SAMPLE_DATA
 
 DEFAULT_VENUE_FILE = SAMPLE_DATA / "broker_binance_usdm.toml"
+_LONG = Side.LONG  # a module constant: `Side.LONG` is a slow class lookup in per-bar loops
 _QTY_EPS = 1e-12  # relative: a remaining quantity below this share of the initial one is zero
 
 
@@ -573,10 +574,11 @@ class SimulatedBroker:
         open_row, high_row, low_row = bars.open[i], bars.high[i], bars.low[i]
         equity = self.portfolio.wallet_balance
         maint = 0.0
+        bracket = self._bracket
         for sym, pos in positions.items():
             j = col[sym]
             h, lo, o = high_row.item(j), low_row.item(j), open_row.item(j)
-            long = pos.side is Side.LONG
+            long = pos.side is _LONG
             stop, tp = pos.stop_price, pos.take_profit_price
             if long:
                 if stop is not None and (lo <= stop or o <= stop):
@@ -594,8 +596,12 @@ class SimulatedBroker:
                 x = pos.mark_price
             qty = pos.qty
             equity += (qty if long else -qty) * (x - pos.entry_price)
-            notional = qty * x
-            maint += self.maintenance(pos.symbol, notional)[0]
+            n = abs(qty * x)
+            last = bracket.get(sym)  # `maintenance`, its cached-bracket case inline
+            if last is not None and last[0] < n <= last[1]:
+                maint += n * last[2] - last[3]
+            else:
+                maint += self.maintenance(sym, n)[0]
         return equity > maint
 
     def maintenance(self, symbol: str, notional: float) -> tuple[float, float, float]:
@@ -623,10 +629,16 @@ class SimulatedBroker:
 
     def maintenance_total(self) -> float:
         """Summed maintenance margin of the open positions at their marks (USDT)."""
-        return sum(
-            self.maintenance(s, p.qty * p.mark_price)[0]
-            for s, p in self.portfolio.positions.items()
-        )
+        total = 0  # summed like `sum()`: from int 0
+        bracket = self._bracket
+        for s, p in self.portfolio.positions.items():
+            n = abs(p.qty * p.mark_price)
+            last = bracket.get(s)  # `maintenance`, its cached-bracket case inline
+            if last is not None and last[0] < n <= last[1]:
+                total += n * last[2] - last[3]
+            else:
+                total += self.maintenance(s, n)[0]
+        return total
 
     def _settle_funding(self, pos: Position, ts: int, mark: float, rate: float) -> BrokerEvent:
         paid = funding_payment(pos.side, pos.qty, mark, rate)
@@ -781,6 +793,12 @@ class SimulatedBroker:
         """Mark open positions at the step's close (mark close when a mark file exists)."""
         close_row = bars.close[i]
         has_mark = self._mark_seen if self._mark_seen is not None else bool(bars.has_mark.any())
+        if not has_mark:
+            for sym, pos in self.portfolio.positions.items():
+                price = close_row.item(col[sym])
+                if price == price:  # not NaN: no bar keeps the last mark
+                    pos.mark_price = price
+            return
         for sym, pos in self.portfolio.positions.items():
             j = col[sym]
             price = bars.mark_close[i, j] if has_mark and bars.has_mark[j] else close_row.item(j)
