@@ -158,39 +158,37 @@ def test_the_root_help_lists_what_the_commands_themselves_say() -> None:
     assert lazy.output == eager.output
 
 
+def _modules_after(args: list[str], wanted: tuple[str, ...]) -> tuple[str, list[str]]:
+    """Run `qctl ARGS` in a fresh interpreter: its output, and which of `wanted` it imported."""
+    probe = (
+        "import sys\n"
+        "from qctl.cli import main\n"
+        f"sys.argv = ['qctl', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED=' + ','.join(m for m in {wanted!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    text, loaded = out.stdout.rsplit("LOADED=", 1)
+    return text, [m for m in loaded.strip().split(",") if m]
+
+
 def test_the_root_help_imports_no_heavy_library() -> None:
     """`qctl --help` starts fast because it imports none of the libraries behind the
     commands (checked as imports, not as time: tests never time)."""
-    probe = (
-        "import sys\n"
-        "from qctl.cli import main\n"
-        "sys.argv = ['qctl', '--help']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = ('numpy', 'libcst', 'lightgbm', 'ccxt', 'textual', 'sqlmodel', 'sqlite3',\n"
-        "         'asyncio', 'pandas', 'pyarrow', 'engine', 'audit', 'models', 'tui',\n"
-        "         'migrations', 'importlib.metadata')\n"
-        "print('LOADED=' + ','.join(m for m in heavy if m in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
-    )
-    loaded = out.stdout.rsplit("LOADED=", 1)[1].strip()
-    assert "Commands" in out.stdout
-    assert loaded == "", f"`qctl --help` imported {loaded}"
+    heavy = ("numpy", "libcst", "lightgbm", "ccxt", "textual", "sqlmodel", "sqlite3", "asyncio",
+             "pandas", "pyarrow", "engine", "audit", "models", "tui", "migrations",
+             "importlib.metadata")  # fmt: skip
+    text, loaded = _modules_after(["--help"], heavy)
+    assert "Commands" in text
+    assert loaded == [], f"`qctl --help` imported {loaded}"
 
 
 def test_a_command_is_imported_only_when_it_runs() -> None:
-    probe = (
-        "import sys\n"
-        "from qctl.cli import main\n"
-        "sys.argv = ['qctl', 'ctl', '--help']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('qctl.ctl_cmd' in sys.modules, 'qctl.train_cmd' in sys.modules)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert out.stdout.strip().splitlines()[-1] == "True False"
+    text, loaded = _modules_after(["ctl", "--help"], ("qctl.ctl_cmd", "qctl.train_cmd"))
+    assert "qctl ctl pause" in text
+    assert loaded == ["qctl.ctl_cmd"]
 
 
 def test_an_unknown_command_is_a_usage_error_with_a_suggestion() -> None:
