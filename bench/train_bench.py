@@ -61,6 +61,9 @@ def main() -> None:
         "--walk-forward-data", type=Path, default=REPO.parent / "shared" / "data" / "history"
     )
     parser.add_argument("--walk-forward-folds", type=int, default=6, help="test blocks (0: none)")
+    parser.add_argument(
+        "--walk-forward-sweep", type=Path, help="sweep TOML each fold chooses from (nested)"
+    )
     args = parser.parse_args()
     if not args.skip_training:
         training(args)
@@ -80,20 +83,24 @@ def cpu_s() -> float:
 def walk_forward_table(args: argparse.Namespace) -> None:
     """Per fold of the full history: legacy, AI and flat through the engine."""
     from engine.backtest import default_policy_path
+    from models.sweep import SweepSpec
     from models.walkforward import WalkForwardConfig, walk_forward
 
+    sweep = SweepSpec.from_toml(args.walk_forward_sweep) if args.walk_forward_sweep else None
     market = load_market_data(args.walk_forward_data)
     cfg = TrainConfig.from_toml(args.config) if args.config else TrainConfig.defaults()
     wf = WalkForwardConfig.from_mapping({"folds": args.walk_forward_folds})
     load, c0, t0 = os.getloadavg()[0], cpu_s(), time.perf_counter()
     result = walk_forward(
-        market, default_policy_path(), cfg, wf, equity=10_000.0, source=str(args.walk_forward_data)
-    )
+        market, default_policy_path(), cfg, wf, equity=10_000.0,
+        source=str(args.walk_forward_data), sweep=sweep,
+    )  # fmt: skip
     took, cpu = time.perf_counter() - t0, cpu_s() - c0
     print(
         f"walk-forward on {args.walk_forward_data} ({len(market.symbols)} symbols), "
         f"{wf.folds} test blocks after the first {wf.initial_fraction:.0%} of the timeline, "
-        f"10,000 USDT per block: {took:.0f} s wall, {cpu:.0f} CPU s (load average {load:.2f} "
+        f"10,000 USDT per block{', sweep ' + str(sweep.params) if sweep else ''}: "
+        f"{took:.0f} s wall, {cpu:.0f} CPU s (load average {load:.2f} "
         f"before, {os.getloadavg()[0]:.2f} after)"
     )
     print("  fold | test block | policy | return | Sharpe | max DD | trades | fees | funding | "
@@ -102,6 +109,7 @@ def walk_forward_table(args: argparse.Namespace) -> None:
         block = f"{f['start'][:10]} .. {f['end'][:10]}"
         level = f["min_confidence"]
         note = "none (flat)" if level is None else f"{level:.4f} (t = {f['validation_t']:.2f})"
+        note += "".join(f", {k} {v}" for k, v in f.get("chosen", {}).items())
         for label in ("legacy", "ai"):
             r = f["runs"][label]
             sharpe = "-" if r["sharpe"] is None else f"{r['sharpe']:.2f}"

@@ -185,7 +185,9 @@ def walkforward_section(wf: dict[str, Any]) -> str:
             f"<figure><figcaption>fold {f['fold'] + 1}, {_esc(f['start'])} .. "
             f"{_esc(f['end'])}: equity (return on the starting equity); models trained "
             f"{_esc(f['train_start'])} .. {_esc(f['train_end'])}, entry level "
-            f"{'none (flat)' if level is None else _num(level)}</figcaption>"
+            f"{'none (flat)' if level is None else _num(level)}"
+            + "".join(f", {_esc(k)} {_esc(v)}" for k, v in f.get("chosen", {}).items())
+            + "</figcaption>"
             f"{svg_lines(series, 'share of the block', 'return')}</figure>"
         )
     table = _table(

@@ -41,6 +41,7 @@ from models.features import FeatureSpec
 from models.jobs import InProcess, Runner
 from models.policy import AIPolicy, UniverseConfig
 from models.registry import load_models
+from models.sweep import SweepSpec, run_sweep
 from models.train import MS_PER_DAY, bar_interval_ms, train_models
 from models.validity import iso_ms
 
@@ -184,9 +185,26 @@ def fold_job(
     limits: SafetyLimits,
     broker: BrokerConfig,
     universe: UniverseConfig | None,
+    sweep: SweepSpec | None = None,
 ) -> dict[str, Any]:
-    """One fold: train on the bars before the block, then legacy and AI through the engine."""
+    """One fold: train on the bars before the block, then legacy and AI through the engine.
+
+    With a `sweep`, the fold first scores the sweep's configurations on validation folds inside
+    its own training period (nothing of the block or after it) and trains the best one.
+    """
     bar_ms = bar_interval_ms(candles)
+    chosen: dict[str, Any] = {}
+    if sweep is not None:
+        cfg, _ = run_sweep(
+            candles,
+            funding,
+            sweep,
+            cfg,
+            broker.break_even_offset(),
+            features=spec,
+            train_end_ms=block.train_end_ms,
+        )
+        chosen = {k: getattr(cfg, k) for k in sweep.params}
     # the set must stay valid over its whole test block (it is used there and nowhere else)
     days = math.ceil((block.end_ms - block.train_end_ms) / MS_PER_DAY) + 1
     cfg = TrainConfig.from_mapping({"valid_days": max(cfg.valid_days, days)}, base=cfg)
@@ -227,6 +245,7 @@ def fold_job(
         "validation_net_mean": entry.get("net_mean"),
         "validation_auc": card["metrics"]["auc"],
         "ladder": trained.cards["favourable_t1"]["outputs"].get("ladder_scale"),
+        "chosen": chosen,
         "runs": runs,
     }
 
@@ -271,8 +290,11 @@ def walk_forward(
     runner: Runner | None = None,
     done: Callable[[int], None] | None = None,
     source: str = "",
+    sweep: SweepSpec | None = None,
 ) -> dict[str, Any]:
-    """Every fold of the walk-forward (see the module docstring); a JSON-ready dict."""
+    """Every fold of the walk-forward (see the module docstring); a JSON-ready dict.
+
+    `sweep`: each fold chooses its configuration on its own validation folds (nested)."""
     spec = spec or FeatureSpec()
     limits = limits or SafetyLimits()
     broker = broker or BrokerConfig.from_toml()
@@ -280,7 +302,7 @@ def walk_forward(
     funding = {s: sd.funding for s, sd in md.symbols.items()}
     blocks = walk_forward_blocks(candles, cfg, wf)
     jobs = [
-        (candles, funding, md, b, cfg, spec, Path(legacy), equity, limits, broker, universe)
+        (candles, funding, md, b, cfg, spec, Path(legacy), equity, limits, broker, universe, sweep)
         for b in blocks
     ]
     folds = (runner or InProcess()).map(fold_job, jobs, done)
@@ -289,6 +311,7 @@ def walk_forward(
         "symbols": sorted(md.symbols),
         "equity": equity,
         "walkforward": {"folds": wf.folds, "initial_fraction": wf.initial_fraction},
+        "sweep": None if sweep is None else sweep.params,
         "train_config": cfg.as_dict(),
         "costs": {
             "round_trip": broker.break_even_offset(),

@@ -76,7 +76,8 @@ def train_command(
             help="Also run a walk-forward of N test blocks through the engine: per block, models "
             "trained only before it, AI against the legacy policy and flat (return, Sharpe, "
             "drawdown, trades, fees, funding); written to OUT/walkforward.json for "
-            "`qctl models report`.",
+            "`qctl models report`. With --sweep, each block chooses its configuration on "
+            "validation folds before it.",
             show_default=False,
         ),
     ] = None,
@@ -135,6 +136,7 @@ def train_command(
             from models.jobs import DaskRunner
 
             runner = stack.enter_context(DaskRunner(dask, workers))
+        base_cfg = cfg  # the walk-forward's folds run the sweep again, each on its own past
         if spec is not None:
             cfg = _run_sweep(console, spec, cfg, candles, funding, held, end_ms, runner, out)
         with Progress(
@@ -166,12 +168,13 @@ def train_command(
         )
         if walk_forward is not None:
             _run_walk_forward(
-                console, market, cfg, walk_forward, runner, out, str(source), result.set_id
-            )
+                console, market, base_cfg, walk_forward, runner, out, str(source), result.set_id,
+                spec,
+            )  # fmt: skip
 
 
 def _run_walk_forward(
-    console, market, cfg, folds: int, runner, out: Path, source: str, set_id: str
+    console, market, cfg, folds: int, runner, out: Path, source: str, set_id: str, sweep
 ) -> None:
     """The walk-forward through the engine; prints its table and writes OUT/walkforward.json."""
     import json
@@ -199,6 +202,7 @@ def _run_walk_forward(
             runner=runner,
             done=lambda _: progress.update(task, advance=1),
             source=source,
+            sweep=sweep,
         )
     result["model_set"] = set_id  # the set trained with the same configuration and data
     (out / RESULT_FILE).write_text(json.dumps(result, indent=1))

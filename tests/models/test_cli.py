@@ -201,3 +201,29 @@ def test_a_bad_sweep_file_is_one_line_and_exit_2(workspace, tmp_path, qctl):
         "train", "--data", "data", "--sweep", str(tmp_path / "sweep.toml"), cwd=workspace
     )
     assert code == 2 and "unknown training parameter 'num_leafs'" in err
+
+
+def test_walk_forward_with_a_sweep_chooses_per_fold_and_the_report_shows_it(
+    workspace, tmp_path, qctl
+):
+    (tmp_path / "sweep.toml").write_text(
+        '[sweep]\nmethod = "grid"\n[sweep.params]\nnum_leaves = [3, 7]\n'
+    )
+    code, out, err = qctl(
+        "train", "--data", str(workspace / "data"), "--out", str(tmp_path / "m"),
+        "--config", str(workspace / "small.toml"), "--sweep", str(tmp_path / "sweep.toml"),
+        "--walk-forward", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, err
+    wf = json.loads((tmp_path / "m" / "walkforward.json").read_text())
+    card = json.loads((tmp_path / "m" / "direction.json").read_text())
+    assert wf["model_set"] == card["set_id"] and len(wf["folds"]) == 2
+    for fold in wf["folds"]:
+        assert fold["chosen"]["num_leaves"] in (3, 7)  # chosen on the fold's own past
+        assert set(fold["runs"]) == {"legacy", "ai"}
+    assert "walk-forward through the engine" in out and "legacy" in out
+    code, _, err = qctl(
+        "models", "report", str(tmp_path / "m"), "--html", str(tmp_path / "r.html"), cwd=tmp_path
+    )
+    assert code == 0, err
+    assert "Walk-forward through the engine" in (tmp_path / "r.html").read_text()
