@@ -8,21 +8,23 @@ into a finding or into nothing (a unit conversion, a port, an index...).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import tokenize
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 
 from audit.config import AuditConfig
 from audit.finding import Finding
 from audit.reachability import FlowIndex
 from audit.rules import SYMBOL, Judge, Site, numeric_value
 from audit.vocabulary import words
-from audit.walk import descendants, walk
+from audit.walk import children, descendants, walk
 
 _SUPPRESS = re.compile(r"#\s*qctl:\s*ignore(?:\[(?P<what>[^\]]*)\])?", re.IGNORECASE)
 _SUPPRESS_FILE = re.compile(r"#\s*qctl:\s*ignore-file\b", re.IGNORECASE)
@@ -32,8 +34,9 @@ _SYMBOL = SYMBOL
 _CLI_CALLS = frozenset({"add_argument", "option", "Option", "argument", "Argument"})
 # Names of dicts that hold a strategy's parameters (`defaults = {...}` on a Strategy subclass).
 _PARAM_DICT_WORDS = frozenset(
-    {"params", "parameters", "param", "defaults", "default", "hyperparams", "hyperparameters"}
-)
+    {"params", "parameters", "param", "defaults", "default", "hyperparams", "hyperparameters",
+     "hyperparam", "hyperparameter"}
+)  # fmt: skip
 _STRATEGY_CLASS_WORDS = frozenset(
     {"strategy", "strategies", "signal", "signals", "alpha", "indicator", "bot", "trader", "model"}
 )
@@ -560,6 +563,8 @@ class _Visitor(cst.CSTVisitor):
             if isinstance(parent, cst.Assign | cst.AnnAssign):
                 names = assign_targets(parent)
                 target = names[0] if names else ""
+            elif isinstance(parent, cst.Return):  # `def default_params(cls): return {...}`
+                target = self._innermost("function")
             break
         if not target:
             return False
@@ -757,11 +762,10 @@ def scan_source(
     result = FileScan()
     if not judge.findings:
         return result
-    # Positions cost a full code-generation pass: only files with findings pay for it.
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     whole, directives = suppressions(source)
     ignored_here = config.ignored_here(match_path or rel_path)
     flow: FlowIndex | None = None
+    kept = []
     for reported in judge.findings:
         if reported.check_flow:
             # reachability: drop a value that only reaches display or plumbing; keep a tentative
@@ -771,6 +775,16 @@ def scan_source(
             if verdict.display_only or (reported.tentative and verdict.kind != "trading"):
                 result.unreachable += 1
                 continue
+        kept.append(reported)
+    if whole:
+        result.suppressed += len(kept)
+        return result
+    # Statement lines matter only to `# qctl: ignore` comments; without any, the positions of
+    # the findings' own nodes are read off the source text (see _literal_positions).
+    positions = None if directives else _literal_positions(module, source, [r.node for r in kept])
+    if positions is None:
+        positions = all_positions(module)
+    for reported in kept:
         pos = positions[reported.node]
         finding = replace(
             reported.finding,
@@ -779,13 +793,179 @@ def scan_source(
             end_line=pos.end.line,
             end_column=pos.end.column,
         )
-        stmt_line = positions[reported.statement].start.line if reported.statement else 0
-        if whole or _suppressed(finding, stmt_line, directives, ignored_here):
+        stmt_line = (
+            positions[reported.statement].start.line if directives and reported.statement else 0
+        )
+        if _suppressed(finding, stmt_line, directives, ignored_here):
             result.suppressed += 1
             continue
         result.findings.append(finding)
     result.findings.sort(key=lambda f: (f.line, f.column, f.rule_id))
     return result
+
+
+def all_positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
+    """libcst's PositionProvider for every node: one code-generation pass, no extra visit."""
+    try:
+        provider = PositionProvider()
+        provider._gen_impl(module)  # noqa: SLF001 - what MetadataWrapper.resolve runs, minus a visit
+        return provider._computed  # noqa: SLF001
+    except (AttributeError, TypeError):  # a libcst whose internals moved
+        return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+
+
+# Nodes whose position _literal_positions computes; anything else takes all_positions.
+_POSITIONED = _concrete(
+    (
+        cst.BaseNumber, cst.BaseString, cst.Name, cst.UnaryOperation, cst.BinaryOperation,
+        cst.BooleanOperation, cst.Comparison, cst.List, cst.Tuple, cst.Set, cst.Dict, cst.Call,
+        cst.Attribute, cst.Subscript,
+    )
+)  # fmt: skip
+_NUMBERS = _concrete((cst.BaseNumber,))
+_KEYWORD_NAMES = frozenset({"True", "False", "None"})
+_NO_TEXT = _concrete((cst.SimpleWhitespace, cst.Newline))
+_NEWLINE = re.compile(r"\r\n?|\n")
+
+
+class _Lost(Exception):
+    """The text walk lost its place (never expected): fall back to libcst's positions."""
+
+
+class _Found(Exception):
+    """Every wanted leaf has its offset."""
+
+
+class _TextCursor:
+    """Offsets of a tree's text leaves in its source text, found left to right.
+
+    Leaves are numbers, strings, f-string pieces, comments and the names True, False and None.
+    Between two leaves the source holds only whitespace, punctuation, keywords and other names,
+    none of which can contain a quote, a `#`, or a digit that does not follow a letter: so a
+    leaf's first occurrence after the previous leaf is the leaf itself (names are matched as whole
+    words, numbers only where no identifier character precedes them).
+    """
+
+    def __init__(self, text: str, wanted: set[int] | None) -> None:
+        self.text = text
+        self.at = 0
+        self.wanted = wanted  # None: stop at the first leaf
+        self.offsets: dict[int, int] = {}
+
+    def run(self, node: cst.CSTNode) -> dict[int, int]:
+        with contextlib.suppress(_Found):
+            self._go(node)
+        return self.offsets
+
+    def _go(self, node: cst.CSTNode) -> None:
+        kind = type(node)
+        if kind in _NO_TEXT:
+            return
+        if kind is cst.Name:
+            for paren in node.lpar:
+                self._go(paren)
+            if node.value in _KEYWORD_NAMES:
+                self._seek(node, node.value, word=True)
+            for paren in node.rpar:
+                self._go(paren)
+        elif kind in _NUMBERS or kind is cst.SimpleString:
+            for paren in node.lpar:
+                self._go(paren)
+            self._seek(node, node.value, number=kind in _NUMBERS)
+            for paren in node.rpar:
+                self._go(paren)
+        elif kind is cst.Comment or kind is cst.FormattedStringText:
+            self._seek(node, node.value)
+        elif kind is cst.FormattedString:
+            for paren in node.lpar:
+                self._go(paren)
+            self._seek(node, node.start)
+            for part in node.parts:
+                self._go(part)
+            self._seek(None, node.end)
+            for paren in node.rpar:
+                self._go(paren)
+        else:
+            for child in children(node):
+                self._go(child)
+
+    def _seek(
+        self, node: cst.CSTNode | None, token: str, *, number: bool = False, word: bool = False
+    ) -> None:
+        if not token:
+            return
+        text = self.text
+        size = len(token)
+        at = text.find(token, self.at)
+        while at >= 0 and (
+            ((number or word) and at > 0 and _identifier_char(text[at - 1]))
+            or (word and _identifier_char(text[at + size : at + size + 1]))
+        ):
+            at = text.find(token, at + 1)
+        if at < 0:
+            raise _Lost
+        self.at = at + len(token)
+        if node is None:
+            return
+        if self.wanted is None:
+            self.offsets[id(node)] = at
+            raise _Found
+        if id(node) in self.wanted:
+            self.offsets[id(node)] = at
+            self.wanted.discard(id(node))
+            if not self.wanted:
+                raise _Found
+
+
+def _identifier_char(char: str) -> bool:
+    return bool(char) and (char.isalnum() or char == "_")
+
+
+def _literal_positions(
+    module: cst.Module, source: str, nodes: Sequence[cst.CSTNode]
+) -> dict[cst.CSTNode, CodeRange] | None:
+    """PositionProvider's ranges of `nodes` (expressions), without generating the module's code.
+
+    Each node's code is a slice of the source. Its first leaf (a number, string...) is found in
+    that code and in the source by the same left-to-right search; the difference places the
+    code, which is then checked against the source. None when any node cannot be placed so.
+    """
+    first: dict[int, tuple[cst.CSTNode, str, int, int]] = {}  # node, its code, first leaf, at
+    for node in nodes:
+        if type(node) not in _POSITIONED:
+            return None
+        if id(node) in first:
+            continue
+        code = _source(node)
+        try:
+            inner = _TextCursor(code, None).run(node)
+        except _Lost:
+            return None
+        if not inner:
+            return None
+        [(leaf, offset)] = inner.items()
+        first[id(node)] = (node, code, leaf, offset)
+    try:
+        found = _TextCursor(source, {leaf for _n, _c, leaf, _o in first.values()}).run(module)
+    except (_Lost, RecursionError):
+        return None
+    starts = [0] + [m.end() for m in _NEWLINE.finditer(source)]
+
+    def place(offset: int) -> CodePosition:
+        line = bisect_right(starts, offset)
+        return CodePosition(line, offset - starts[line - 1])
+
+    out: dict[cst.CSTNode, CodeRange] = {}
+    for node, code, leaf, offset in first.values():
+        if leaf not in found:
+            return None
+        begin = found[leaf] - offset
+        if begin < 0 or not source.startswith(code, begin):
+            return None
+        head = sum(len(_source(p)) for p in node.lpar)
+        tail = sum(len(_source(p)) for p in node.rpar)
+        out[node] = CodeRange(place(begin + head), place(begin + len(code) - tail))
+    return out
 
 
 def _suppressed(
