@@ -44,6 +44,23 @@ _PARAMS_WORDS = frozenset(
 _UNIT_WORDS = frozenset(
     {"pct", "percent", "percentage", "bps", "ms", "sec", "secs", "seconds", "hours", "days", "per"}
 )
+# Lookback words that make a key neutral elsewhere (`window`, `length`) but are the signal's own
+# parameters in a strategy's parameter dict (`{"window": 20, "std_dev": 2}`).
+_LOOKBACK_KEYS = frozenset(
+    {"window", "windows", "length", "len", "lookback", "period", "periods", "span"}
+)
+# Names that say where code lives, not which strategy trades (`STRATEGY_PACKAGE = "strategy.x"`).
+_LOCATION_NAMES = frozenset(
+    {"package", "pkg", "module", "modules", "path", "dir", "directory", "folder", "file", "prefix",
+     "namespace", "import"}
+)  # fmt: skip
+# Periods per year: their square root annualises a ratio metric (`sharpe * 252 ** 0.5`).
+_PERIODS_PER_YEAR = frozenset({52.0, 252.0, 360.0, 365.0, 8760.0, 525600.0})
+# Forms whose literal is a decision only by a generic word or by its context: outside trading code
+# they are kept only when reachability finds their path to an order or risk call.
+# (a fallback only when a constructor sets up an instance's state).
+_CONTEXT_ONLY_FORMS = frozenset({"weight", "fraction", "clamp", "assign-fallback", "or-fallback"})
+_FALLBACK_ROLES = frozenset({"assign-fallback", "or-fallback"})
 _EXIT_FUNCTION_WORDS = frozenset(
     {
         "exit",
@@ -140,6 +157,8 @@ class ModuleOrClassConstant(Rule):
             Category.KILL_SCORE,
         ),
         Example("max_hold_sec = 3600", "max_hold_sec", "3600", Category.HARVEST),
+        # the profit level that arms a trailing take-profit
+        Example("PROFIT_EXPECT = 0.05", "PROFIT_EXPECT", "0.05", Category.STOP_LOSS_TAKE_PROFIT),
     )
 
 
@@ -234,7 +253,12 @@ class AssignmentFallback(Rule):
     roles = ("assign-fallback", "or-fallback")
     title = "Trading value assigned in code (a fallback)"
     why = "{name} is set to {value} in {where}: a hardcoded {category} fallback"
-    VALID = ("def f():\n    retries = 3\n    count = 0\n    timeout = timeout or 30",)
+    VALID = (
+        "def f():\n    retries = 3\n    count = 0\n    timeout = timeout or 30",
+        # state a print-only monitor sets up in its constructor
+        "class PairMonitor:\n    def __init__(self):\n        self.expected_ratio = 6751 / 616\n"
+        "    def show(self, ratio):\n        print(ratio / self.expected_ratio)",
+    )
     INVALID = (
         Example("def f(self):\n    leverage = 10.0", "leverage", "10.0", Category.LEVERAGE),
         Example(
@@ -312,6 +336,9 @@ class CallArgument(Rule):
         "time.sleep(1)",
         "range(5)",
         "round(x, 2)",
+        # comparison precision in an exit check
+        "def check_exit(self, price):\n    if price.__round__(8) <= self.sl.__round__(8):\n"
+        "        client.create_order(self.symbol, 'SELL', self.qty)",
         'log.info("lev %s", 10)',
         "requests.get(u, timeout=10)",
     )
@@ -360,6 +387,11 @@ class ArithmeticWeight(Rule):
         "def f(qty):\n    return qty * (1 - 1e-9)",  # a float tolerance
         # an indicator overlay drawn on a chart
         "def draw(ax, close, ema):\n    ax.plot(ema * 1.02, label='band')",
+        # the annualisation of a Sharpe ratio
+        "def run_backtest(r):\n    sharpe_ratio = r.mean() / r.std() * (252 ** 0.5)\n    return sharpe_ratio",
+        # an outlier cut in a statistics helper that reaches no order
+        "def delete_outliers(xs, mean, sd):\n    lower_bound = mean - 1.5 * sd\n"
+        "    return [x for x in xs if x > lower_bound]",
     )
     INVALID = (
         Example(
@@ -548,7 +580,11 @@ class StrategyChoice(Rule):
     roles = ("strategy-choice",)
     title = "Strategy chosen by a hardcoded name"
     why = "{name} defaults to the strategy {value} in {where}: which strategy trades is decided in code"
-    VALID = ('STRATEGY_DIR = "strategies/"', 'p.add_argument("--strategy-file", default="s.py")')
+    VALID = (
+        'STRATEGY_DIR = "strategies/"',
+        'p.add_argument("--strategy-file", default="s.py")',
+        'STRATEGY_PACKAGE = "strategy.strategies"',  # where strategies are imported from
+    )
     INVALID = (
         Example(
             'p.add_argument("--strategy", default="ema_cross")',
@@ -575,6 +611,8 @@ class StrategyParameter(Rule):
     VALID = (
         'class Client:\n    defaults = {"timeout": 10, "retries": 3}',
         'HTTP_PARAMS = {"limit": 500, "page_size": 100}',
+        # not a strategy class: a client's request defaults
+        'class Client:\n    def default_params(self):\n        return {"window": 20, "timeout": 10}',
     )
     INVALID = (
         Example(
@@ -595,6 +633,23 @@ class StrategyParameter(Rule):
             'STRATEGY_PARAMS = {"breakout": {"lookback_r": 1.5, "stop_atr": 2.0}}',
             "lookback_r",
             "1.5",
+            Category.OTHER,
+        ),
+        # defaults returned by a method of a strategy class, lookback keys included
+        Example(
+            "class BollingerBand(BaseStrategy):\n    @classmethod\n"
+            "    def default_hyperparameters(cls):\n"
+            '        return {"window": 20, "std_dev": 2}',
+            "window",
+            "20",
+            Category.OTHER,
+        ),
+        # the search grid an optimiser picks the traded parameters from
+        Example(
+            "class MACDCross(BaseStrategy):\n    def param_space(self):\n"
+            '        return {"fast_period": [8, 12, 15], "slow_period": [21, 26]}',
+            "fast_period",
+            "12",
             Category.OTHER,
         ),
     )
@@ -771,6 +826,13 @@ def numeric_value(node: cst.CSTNode) -> float | None:
     return None
 
 
+def _annualisation(node: cst.CSTNode) -> bool:
+    """`252 ** 0.5`, `365 ** 0.5`: the square root of a count of periods per year."""
+    if not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Power)):
+        return False
+    return numeric_value(node.left) in _PERIODS_PER_YEAR and numeric_value(node.right) == 0.5
+
+
 def _label(category: Category) -> str:
     if category is Category.OTHER:
         return "trading"
@@ -804,9 +866,13 @@ class Judge:
             return  # inside `{"api": {"get": {...}}}`, `{"rateLimits": ...}`: plumbing tables
         if site.role == "comparison" and self._vote_gate(site, value):
             return
+        if site.role == "weight" and _annualisation(site.node):
+            return  # `sharpe * 252 ** 0.5`: a unit of a ratio metric, not a weight
         tentative = False
-        # a comparison of an indicator (`rsi < 55`) is a signal threshold before a generic one
-        shaped = self._by_shape(site) if self._names_say_nothing(site) else None
+        # a comparison of an indicator (`rsi < 55`) is a signal threshold before a generic one;
+        # a lookback key of a strategy's parameter dict (`"window": 20`) is one of its parameters
+        first_shape = self._names_say_nothing(site) or self._lookback_param(site)
+        shaped = self._by_shape(site) if first_shape else None
         verdict = None if shaped else self._classify(site)
         if verdict is None:
             shaped = shaped or self._by_shape(site)
@@ -814,6 +880,16 @@ class Judge:
                 return
             site, verdict, tentative = shaped
         category, confidence, match, name = verdict
+        if (
+            site.role in _CONTEXT_ONLY_FORMS
+            and match.category is None
+            and not match.strong
+            and not self._trading_context(site)
+            and (site.role not in _FALLBACK_ROLES or site.function == "__init__")
+        ):
+            # `lower = mean - 1.5 * sd` in a statistics helper, `self.ratio = 6751 / 616` set up
+            # by a monitor's constructor: kept only if they reach an order or risk call
+            tentative = True
         if category is Category.SECRET:
             return  # a number under a credential name (`"apikey": 10` in a rate-limit table)
         if value == 0 or 0 < abs(value) < 1e-6:
@@ -884,6 +960,7 @@ class Judge:
             return
         if (
             any("strategy" in words(n) and not self.vocabulary.match(n).neutral for n in names)
+            and not any(set(words(n)) & _LOCATION_NAMES for n in names)
             and _IDENTIFIER.match(text)
             and not any(c in text for c in "/\\")
             and not text.endswith((".py", ".json", ".toml", ".yaml", ".yml", ".csv"))
@@ -962,7 +1039,8 @@ class Judge:
         """
         match = self.vocabulary.match
         named = [n for n in site.names if n]
-        if any(match(n).neutral for n in named):
+        lookback = self._lookback_param(site)
+        if not lookback and any(match(n).neutral for n in named):
             return None
         category = self._context_category(site) or Category.OTHER
         trading = self._trading_context(site)
@@ -986,6 +1064,15 @@ class Judge:
             ):
                 return site, (category, 0.6 if trading else 0.45, Match(), first), False
         return None
+
+    def _lookback_param(self, site: Site) -> bool:
+        """`"window": 20` in a strategy's parameter dict: neutral only by a lookback word."""
+        if site.role != "strategy-param" or not site.names or not site.names[0]:
+            return False
+        seq = words(site.names[0])
+        if not set(seq) & _LOOKBACK_KEYS:
+            return False
+        return not any(self.vocabulary.match(w).neutral for w in seq if w not in _LOOKBACK_KEYS)
 
     def _names_say_nothing(self, site: Site) -> bool:
         """A comparison whose names carry no category or decision word (maybe an indicator)."""
