@@ -206,7 +206,7 @@ def metric_rows(run: PolicyRun) -> dict[str, str]:
     return {
         "total return": _pct(m.total_return),
         "Sharpe": _num(m.sharpe),
-        "max drawdown": _pct(m.max_drawdown),
+        "max drawdown": _pct(abs(m.max_drawdown)),  # never "-0.00 %"
         "win rate": _pct(m.win_rate),
         "realised PnL (USDT)": f"{realised:,.2f}",
         "trades": str(m.n_trades),

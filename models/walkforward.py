@@ -142,7 +142,7 @@ def run_figures(result: BacktestResult, limits: SafetyLimits, decisions: int) ->
     return {
         "total_return": float(m.total_return),
         "sharpe": None if m.sharpe is None or not math.isfinite(m.sharpe) else float(m.sharpe),
-        "max_drawdown": float(m.max_drawdown),
+        "max_drawdown": abs(float(m.max_drawdown)),  # never "-0.00 %"
         "trades": int(m.n_trades),
         "win_rate": m.win_rate,
         "fees": float(m.fees_paid),
