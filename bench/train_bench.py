@@ -64,13 +64,69 @@ def main() -> None:
     parser.add_argument(
         "--walk-forward-sweep", type=Path, help="sweep TOML each fold chooses from (nested)"
     )
+    parser.add_argument(
+        "--omp-check",
+        action="store_true",
+        help="only time one small fit with 1 and 2 LightGBM threads, OpenMP waiting actively "
+        "(libgomp's default) and passively (qctl's), with --busy spinning processes beside it",
+    )
+    parser.add_argument("--busy", type=int, default=0, help="spinning processes (--omp-check)")
+    parser.add_argument("--fit-once", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.fit_once:
+        fit_once(args)
+        return
+    if args.omp_check:
+        omp_check(args)
+        return
     if not args.skip_training:
         training(args)
     if args.walk_forward_folds:
         walk_forward_table(args)
     if args.sweep_configs:
         sweep_scaling(args)
+
+
+def fit_once(args: argparse.Namespace) -> None:
+    """One fit of every head (4 symbols x 9,120 h, 40 rounds); prints wall and CPU seconds."""
+    from models.features import FeatureSpec
+    from models.train import build_training_set, fit_heads
+
+    market = load_market_data(args.data)
+    names = sorted(market.symbols)[:4]
+    candles = {s: market.symbols[s].candles for s in names}
+    funding = {s: market.symbols[s].funding for s in names}
+    cfg = TrainConfig.from_mapping({"num_threads": args.fit_once, "rounds": 40})
+    ts_set = build_training_set(candles, funding, FeatureSpec(), cfg)
+    c0, t0 = cpu_s(), time.perf_counter()
+    fit_heads(ts_set.frame.iloc[:: cfg.row_stride], ts_set.features, cfg)
+    print(f"{time.perf_counter() - t0:.2f} {cpu_s() - c0:.2f}")
+
+
+def omp_check(args: argparse.Namespace) -> None:
+    """The same small fit in fresh processes: 1 and 2 threads, active and passive waiting."""
+    import subprocess
+
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)
+    ]
+    try:
+        time.sleep(1 if spinners else 0)
+        print(f"one fit of the heads, {args.busy} spinning processes beside it, "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+        for policy in ("active", "passive"):
+            for threads in (1, 2):
+                env = {**os.environ, "OMP_WAIT_POLICY": policy}
+                out = subprocess.run(
+                    [sys.executable, __file__, "--data", str(args.data), "--fit-once",
+                     str(threads)], env=env, capture_output=True, text=True, check=True,
+                ).stdout.split()  # fmt: skip
+                print(f"  OMP_WAIT_POLICY={policy}, {threads} thread(s): {out[0]} s wall, "
+                      f"{out[1]} CPU s")  # fmt: skip
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
 
 
 def cpu_s() -> float:
