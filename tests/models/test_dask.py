@@ -63,6 +63,22 @@ def test_a_sweep_scores_the_same_on_dask_and_picks_by_validation_net_sharpe(mark
     )
 
 
+def test_the_walk_forward_gives_the_same_figures_on_dask(cluster):
+    from engine.backtest import default_policy_path
+    from engine.venues.candle_files import load_market_data, sample_data_dir
+    from models.walkforward import WalkForwardConfig, slice_market, walk_forward
+
+    from .conftest import BARS, SYMBOLS
+
+    md = load_market_data(sample_data_dir(), symbols=list(SYMBOLS))
+    first = min(int(sd.candles.index[0]) for sd in md.symbols.values())
+    md = slice_market(md, first, first + BARS * 3_600_000, 0)
+    wf = WalkForwardConfig(folds=2, initial_fraction=0.6)
+    here = walk_forward(md, default_policy_path(), SMALL, wf, equity=10_000.0)
+    there = walk_forward(md, default_policy_path(), SMALL, wf, equity=10_000.0, runner=cluster)
+    assert here == there
+
+
 def test_without_the_flag_nothing_of_dask_is_imported(market, tmp_path):
     candles, funding = market
     data = tmp_path / "data"
