@@ -220,6 +220,7 @@ class ExitController:
         if self.kill_scorer is not None and positions:
             scored = self.kill_scorer(snapshot, positions.values())
         now_ts = snapshot.ts
+        predict: list[tuple[Position, _Track]] = []
         for pos in positions.values():  # the broker keeps only open positions here
             if scored is None:
                 t = self._tracks.get(pos.symbol)
@@ -241,8 +242,103 @@ class ExitController:
                 actions.extend(acts)
                 t.quiet_until = 0  # the actions change the position: look again next bar
             elif scored is None:
-                t.quiet_until = self._quiet_until(pos, t, snapshot)
+                predict.append((pos, t))
+        if predict:  # positions opened together are predicted together (one numpy pass)
+            self._predict_quiet(predict, snapshot)
         return actions
+
+    def _predict_quiet(
+        self, items: list[tuple[Position, _Track]], snapshot: MarketSnapshot
+    ) -> None:
+        """`_quiet_until` of several positions at once: the same formulas on a (positions x
+        bars) block, each row on its own position's bars and values (NaN past a row's end)."""
+        if len(items) == 1:
+            pos, t = items[0]
+            t.quiet_until = self._quiet_until(pos, t, snapshot)
+            return
+        rows = []
+        width = 0
+        for pos, t in items:
+            n = t.seen_n
+            bars = self.series[pos.symbol] if self.series is not None else snapshot.bars(pos.symbol)
+            hi = min(len(bars), n + _PREDICT_BARS)
+            if hi <= n:
+                t.quiet_until = n
+                continue
+            rows.append((pos, t, bars, n, hi))
+            width = max(width, hi - n)
+        if not rows:
+            return
+        k_rows = len(rows)
+        c = np.full((k_rows, width), np.nan)
+        high = np.full((k_rows, width), np.nan)
+        low = np.full((k_rows, width), np.nan)
+        valid = np.zeros((k_rows, width), dtype=bool)
+        inf = math.inf
+        # per row: prev close, entry close, path, tr sum, held, sq, best close, sign, unit,
+        # kill / reduce / rung / lock thresholds (inf: cannot fire), entry price, R
+        v = np.empty((k_rows, 14))
+        for k, (pos, t, bars, n, hi) in enumerate(rows):
+            w = hi - n
+            c[k, :w] = bars.close[n:hi]
+            high[k, :w] = bars.high[n:hi]
+            low[k, :w] = bars.low[n:hi]
+            valid[k, :w] = True
+            kill = pos.kill_threshold if pos.kill_threshold is not None else inf
+            reduce = (
+                pos.kill_reduce_threshold
+                if not pos.kill_reduced
+                and pos.kill_reduce_threshold is not None
+                and pos.kill_reduce_frac is not None
+                else inf
+            )
+            rung = lock = inf
+            ladder, r = pos.harvest, pos.r_distance
+            if ladder is not None and r:
+                rungs = (ladder.t1_r, ladder.t2_r, ladder.t3_r)
+                if ladder.close_fracs is not None and pos.harvest_stage < len(rungs):
+                    rung = rungs[pos.harvest_stage]
+                stop = pos.stop_price
+                if stop is None or t.sign * (self.break_even_plus(pos) - stop) > 0:
+                    lock = ladder.lock_r
+            else:
+                r = 1.0  # no ladder: the R thresholds are inf, nothing fires on R
+            v[k] = (t.prev_close, t.entry_close, t.path, t.tr_sum, t.held, t.sq, t.best_close,
+                    t.sign, t.unit, kill, reduce, rung, lock, pos.entry_price)  # fmt: skip
+            rows[k] = (pos, t, r, n, hi)
+        col = [v[:, q : q + 1] for q in range(14)]
+        prev0, entry_close, path, tr_sum, held0, sq, best0, s, unit = col[:9]
+        kill, reduce, rung, lock, entry_price = col[9:14]
+        r_dist = np.array([[row[2]] for row in rows])
+        prevs = np.concatenate((prev0, c[:, :-1]), axis=1)
+        d = c - prevs
+        tr = np.fmax(high, prevs) - np.fmin(low, prevs)
+        held = held0 + 1 + np.arange(width)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = _unit(-s * (c - entry_close) / (path + np.cumsum(np.abs(d), axis=1)))
+            spike = _unit(1.0 - (tr_sum + np.cumsum(tr, axis=1)) / held / tr)
+            spike[held < 2] = 0.0
+            score += spike
+            has_unit = unit > 0
+            start = np.concatenate((best0, c), axis=1)
+            best = np.where(
+                s > 0, np.fmax.accumulate(start, axis=1), np.fmin.accumulate(start, axis=1)
+            )[:, 1:]
+            drop = _unit(s * (best - c) / unit)
+            score += np.where(has_unit, drop, 0.0)
+            age = _unit((sq + np.cumsum(d * d, axis=1)) / (unit * unit))
+            age[held < 2] = 0.0
+            score += np.where(has_unit, age, 0.0)
+            score /= len(KILL_COMPONENTS)
+            near = _PREDICT_MARGIN
+            fires = (score >= kill - near) | (score >= reduce - near)
+            r_now = s * (c - entry_price) / r_dist
+            fires |= (r_now >= rung - near) | (r_now >= lock - near)
+        fires &= valid
+        any_fire = fires.any(axis=1)
+        first = fires.argmax(axis=1)
+        for k, (_pos, t, _r, n, hi) in enumerate(rows):
+            t.quiet_until = n + int(first[k]) + 1 if any_fire[k] else hi
 
     def _quiet_until(self, pos: Position, t: _Track, snapshot: MarketSnapshot) -> int:
         """The bar count at which a kill, reduce, harvest rung or lock may next fire.

@@ -229,7 +229,7 @@ class EngineLoop:
         exits.series = self.series  # the arrays this loop's snapshots wrap (read up to n_bars)
         self.stats = RunStats()
         self.curve = EquityCurve.allocate(bars.n_steps)
-        self._present = np.count_nonzero(np.isfinite(bars.close), axis=1).tolist()
+        self._present = bars.present().tolist()
         # a policy that knows it returns nothing at most bars (StaticPolicy between universe
         # refreshes) says so, and the loop skips the call: the same decisions, less work per bar
         self._acts_at: Callable[[int, int], bool] | None = getattr(policy, "acts_at", None)
@@ -352,7 +352,7 @@ class EngineLoop:
         return f"state {pf.state}"
 
     def _price(self, symbol: str, i: int) -> float:
-        return float(self.bars.close[i, self.col[symbol]])
+        return float(self.bars.close.item(i, self.col[symbol]))
 
     def _apply_exit(self, action: ExitAction, ts: int, i: int) -> None:
         pf = self.broker.portfolio

@@ -66,6 +66,9 @@ HEARTBEAT_MS = 5_000  # a writer commits (and beats) at the first event boundary
 # MB of WAL, a checkpoint (fsync); a backtest writes ~4 rows per bar, live mode flushes each cycle
 BATCH_ROWS = 20_000
 CACHE_KIB = 32_768  # page cache of a writer: the indexes of a growing journal stay in memory
+# WAL pages before a checkpoint copies them into the database (with an fsync): 64 MB, so that a
+# commit of a backtest's batch does not checkpoint (SQLite's default: 1000 pages, ~4 MB)
+WAL_CHECKPOINT_PAGES = 16_384
 STALE_AFTER_MS = 60_000  # a heartbeat older than this, process gone: the run crashed
 
 
@@ -584,6 +587,9 @@ class Journal:
         self._lock = threading.RLock()
         self._buffers: dict[str, list[tuple]] = {t: [] for t in _BUFFERED}
         self._pending = 0
+        # client order id -> its row in the order buffer: a later status of a buffered order
+        # takes that row's place (what the upsert would leave: the first row's id, the last values)
+        self._order_slot: dict[str, int] = {}
         self._closed = False
         self._conn = self._connect(durable)
         try:
@@ -623,6 +629,7 @@ class Journal:
                         raise JournalError(f"journal {self.path}: WAL mode refused ({mode})")
                 conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             conn.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from None
@@ -906,7 +913,16 @@ class Journal:
     def record_order(self, order: Order) -> None:
         """Insert the order, or update it (status...) if its client order id is already there."""
         self._writable()
-        self._add("order", order_row(self._run(), order))
+        row = order_row(self._run(), order)
+        with self._lock:
+            buffer = self._buffers["order"]
+            k = self._order_slot.get(order.client_order_id)
+            if k is None:
+                self._order_slot[order.client_order_id] = len(buffer)
+                buffer.append(row)
+            else:
+                buffer[k] = row
+            self._pending += 1
 
     def record_fill(self, fill: Fill) -> None:
         self._writable()
@@ -1002,6 +1018,7 @@ class Journal:
                 raise JournalError(f"journal {self.path}: flush failed: {exc}") from None
             for rows in self._buffers.values():
                 rows.clear()
+            self._order_slot.clear()
             self._pending = 0
             if rejected:
                 raise JournalError(

@@ -570,14 +570,12 @@ class SimulatedBroker:
             self._mark_seen = bool(bars.has_mark.any())
         if self._mark_seen and bars.has_mark[[col[s] for s in positions]].any():
             return False
-        # views: one row each, read per position
-        open_row, high_row, low_row = bars.open[i], bars.high[i], bars.low[i]
+        candle = bars.candle
         equity = self.portfolio.wallet_balance
         maint = 0.0
         bracket = self._bracket
         for sym, pos in positions.items():
-            j = col[sym]
-            h, lo, o = high_row.item(j), low_row.item(j), open_row.item(j)
+            o, h, lo, _ = candle(i, col[sym])
             long = pos.side is _LONG
             stop, tp = pos.stop_price, pos.take_profit_price
             if long:
@@ -791,18 +789,18 @@ class SimulatedBroker:
 
     def mark_to_close(self, bars: AlignedBars, i: int, col: Mapping[str, int]) -> None:
         """Mark open positions at the step's close (mark close when a mark file exists)."""
-        close_row = bars.close[i]
+        close = bars.close
         has_mark = self._mark_seen if self._mark_seen is not None else bool(bars.has_mark.any())
         if not has_mark:
             for sym, pos in self.portfolio.positions.items():
-                price = close_row.item(col[sym])
+                price = close.item(i, col[sym])
                 if price == price:  # not NaN: no bar keeps the last mark
                     pos.mark_price = price
             return
         for sym, pos in self.portfolio.positions.items():
             j = col[sym]
-            price = bars.mark_close[i, j] if has_mark and bars.has_mark[j] else close_row.item(j)
+            price = bars.mark_close[i, j] if has_mark and bars.has_mark[j] else close.item(i, j)
             if math.isnan(price):
-                price = close_row.item(j)
+                price = close.item(i, j)
             if not math.isnan(price):
                 pos.mark_price = float(price)

@@ -11,7 +11,7 @@ import pytest
 from engine.core.exits import ExitController
 from engine.core.loop import KnownRow
 from engine.domain import HarvestLadder, MarketSnapshot, Portfolio, Side
-from tests.engine.test_exits_controller import BE_OFFSET, H, long_position, series
+from tests.engine.test_exits_controller import BE_OFFSET, T0, H, long_position, series
 
 LADDERS = (
     HarvestLadder(t1_r=2.0, t2_r=4.0, t3_r=6.0, lock_r=1.5, t1_close_frac=0.3, t2_close_frac=0.3),
@@ -100,3 +100,67 @@ def test_known_row_reads_the_counts_lazily() -> None:
     snap = MarketSnapshot(H, H, {}, known)
     assert snap.symbols == ("A", "C") and snap.n_bars("C") == 7 and not snap.has("B")
     assert snap.n_bars("ZZZ") == 0 and dict(known.items()) == {"A": 3, "B": 0, "C": 7}
+
+
+def run_book(ctrl: ExitController, book: dict, series_by: dict, upto: int) -> list[list]:  # type: ignore[type-arg]
+    """`run` for several positions evaluated together (one controller, one snapshot per bar)."""
+    pf = Portfolio(wallet_balance=10_000.0, positions=dict(book))
+    out = []
+    for n in range(1, upto + 1):
+        ts = T0 + (n - 1) * H + H
+        snapshot = MarketSnapshot(ts, H, series_by, {s: n for s in series_by})
+        acts = ctrl.evaluate(snapshot, pf)
+        for a in acts:
+            pos = pf.positions[a.symbol]
+            pos.qty -= a.close_qty
+            if a.harvest_stage is not None:
+                pos.harvest_stage = a.harvest_stage
+            if a.kill_reduced:
+                pos.kill_reduced = True
+            if a.new_stop is not None:
+                pos.stop_price = a.new_stop
+        for a in acts:
+            if a.closes_all and a.symbol in pf.positions:
+                ctrl.forget(a.symbol)
+                pos = pf.positions.pop(a.symbol)
+                entry = float(series_by[a.symbol].close[n - 1])
+                stop = entry - (pos.entry_price - pos.initial_stop_price)
+                pf.positions[a.symbol] = dataclasses.replace(
+                    pos, entry_price=entry, stop_price=stop, initial_stop_price=stop, qty=3.0,
+                    harvest_stage=0, kill_reduced=False, opened_ts=ts)  # fmt: skip
+        out.append(sorted((a.symbol, a.purpose, a.close_qty, a.new_stop) for a in acts))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_positions_predicted_together_act_as_if_evaluated_bar_by_bar(seed: int) -> None:
+    """Positions opened at the same bar are predicted in one block (rows of other lengths, other
+    sides, ladders and thresholds): the same actions as the windows-only controller."""
+    rng = np.random.default_rng(100 + seed)
+    upto = 300
+    book, series_by, exact_book = {}, {}, {}
+    for k in range(6):
+        sym = f"S{k}-USDT"
+        n = upto + int(rng.integers(0, 80))  # some rows end inside the prediction window
+        closes = 100 * np.exp(np.cumsum(rng.normal(0, rng.uniform(0.003, 0.03), n)))
+        highs = closes * (1 + rng.uniform(0, 0.01, n))
+        lows = closes * (1 - rng.uniform(0, 0.01, n))
+        bars = series(list(closes), list(highs), list(lows))
+        series_by[sym] = bars
+        side = Side.LONG if rng.random() < 0.5 else Side.SHORT
+        entry = float(closes[0])
+        stop = entry * (1 - side.sign * rng.uniform(0.005, 0.05))
+        pos = long_position(entry=entry, stop=stop, kill=float(rng.uniform(0.3, 0.9)),
+                            ladder=LADDERS[k % 3],
+                            reduce_at=float(rng.uniform(0.3, 0.6)) if k % 4 else None,
+                            reduce_frac=0.5 if k % 4 else None,
+                            max_hold_sec=float(rng.integers(50, 300)) * 3600 if k % 5 else None)  # fmt: skip
+        book[sym] = dataclasses.replace(pos, symbol=sym, side=side)
+        exact_book[sym] = dataclasses.replace(pos, symbol=sym, side=side)
+    predicted = _Counting(BE_OFFSET, series=series_by)
+    _Counting.tracked = 0
+    got = run_book(predicted, book, series_by, upto)
+    want = run_book(ExitController(BE_OFFSET), exact_book, series_by, upto)
+    assert got == want
+    assert sum(map(len, want)) > 6
+    assert predicted.tracked < 6 * upto - 100  # bars were predicted quiet, in blocks
