@@ -695,8 +695,15 @@ class ArithmeticFraction(Rule):
         "def f(n):\n    half = n // 2\n    return half",
     )
     INVALID = (
+        # the share a scale-out closes is a harvest decision (the ladder's close fraction)
         Example(
             "def check_scale_out(pos, price):\n    close_qty = pos.qty / 2\n    return close_qty",
+            "close_qty",
+            "2",
+            Category.HARVEST,
+        ),
+        Example(  # the same share outside exit code is a size
+            "def on_signal(pos):\n    close_qty = pos.qty / 2\n    return close_qty",
             "close_qty",
             "2",
             Category.POSITION_SIZING,
@@ -890,6 +897,12 @@ class Judge:
             # `lower = mean - 1.5 * sd` in a statistics helper, `self.ratio = 6751 / 616` set up
             # by a monitor's constructor: kept only if they reach an order or risk call
             tentative = True
+        if (
+            site.role == "fraction"
+            and category is Category.POSITION_SIZING
+            and self._context_category(site) is Category.HARVEST
+        ):
+            category = Category.HARVEST  # `close_qty = pos.qty / 2` in a scale-out: an exit share
         if category is Category.SECRET:
             return  # a number under a credential name (`"apikey": 10` in a rate-limit table)
         if value == 0 or 0 < abs(value) < 1e-6:

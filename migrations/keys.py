@@ -41,6 +41,8 @@ def ladder_key(name: str) -> str | None:
     for n in ("1", "2", "3"):
         if joined in (f"t{n}_r", f"t{n}", f"tp{n}_r", f"harvest_t{n}_r", f"target{n}_r"):
             return f"harvest_t{n}_r"
+    if joined in _SCALE_OUT_R:  # the R at which a single scale-out closes part: the first rung
+        return str(PolicyKey.HARVEST_T1_R)
     later_rung = {"t2", "t3", "tp2", "tp3", "2", "3"} & set(ws)  # T2_LOCK_R: no policy key
     if joined in ("lock_r", "lock", "harvest_lock_r", "lock_in_r") or (
         "lock" in ws and "r" in ws and not later_rung
@@ -49,6 +51,20 @@ def ladder_key(name: str) -> str | None:
     if kill_key(name):
         return str(PolicyKey.KILL_THRESHOLD)
     return hold_key(name)
+
+
+_SCALE_OUT_R = {"scale_r", "scale_out_r", "scaleout_r", "partial_r", "partial_close_r", "take_r"}
+
+
+def scale_out_close_frac_key(name: str, function: str) -> str | None:
+    """The share a partial close takes: `T1_CLOSE_FRACTION`, or any quantity share closed in a
+    single scale-out function (`check_scale_out`, `partial_exit`): the first rung's share."""
+    key = close_frac_key(name)
+    if key is not None:
+        return key
+    if {"scale", "scaleout", "partial"} & set(words(function)):
+        return str(PolicyKey.HARVEST_T1_CLOSE_FRAC)
+    return None
 
 
 def kill_key(name: str) -> bool:

@@ -9,6 +9,10 @@ A *ladder class* is a dataclass whose fields map to the policy's harvest keys (`
 - a module-level ladder constant used in a function is treated like the call it holds, and is
   removed once nothing uses it;
 - `params.get("T1_R", 2.0)`, `getattr(cfg, "lock_R", 1.5)`: `given_or_skip(params.get("T1_R"), ...)`;
+  a switch that is on when unset (`params.get("use_scale_out", True)`) likewise skips when unset;
+- `def check_scale_out(pos, price, scale_r=0.5)`: the default becomes None and the function starts
+  with the policy's first rung (`harvest_t1_r`) for the symbol in scope when the caller gave none;
+- `close_qty = pos.qty / 2` in a scale-out: `pos.qty * <the policy's close share of that rung>`;
 - once every constructor call in the repository passes a mapped field, its dataclass default is
   removed (the field becomes required), so a forgotten bare call fails loudly instead of trading.
 - a module constant for a partial-close share (`T1_CLOSE_FRACTION`) or a holding time is read
@@ -22,8 +26,8 @@ from __future__ import annotations
 import libcst as cst
 
 from audit.finding import Category, Finding
-from migrations.base import DeadCode, PolicyCodemod, code, q
-from migrations.keys import close_frac_key, ladder_key
+from migrations.base import DeadCode, PolicyCodemod, code, is_docstring, optional_annotation, q
+from migrations.keys import close_frac_key, ladder_key, scale_out_close_frac_key
 from migrations.repo import LadderClass, RepoIndex, ladder_calls
 
 _LADDER_RULES = ("field-default", "call-arg", "get-default")
@@ -70,6 +74,13 @@ class HarvestFromPolicy(PolicyCodemod):
             return "a ladder built at import time or with a field that has no policy key"
         if finding.rule_id == "assign-fallback":
             return "a harvest value assigned in a rule (not a fallback): replace it by hand"
+        if finding.rule_id == "param-default":
+            return "a parameter default with no policy key, or no symbol in scope to look it up"
+        if finding.rule_id == "fraction":
+            return (
+                "a share that is not a partial close of a rung (no `close` share name, not in a "
+                "scale-out function), or no symbol in scope"
+            )
         return super().unhandled_reason(finding)
 
     # -- ladder classes and constants ---------------------------------------------------------------
@@ -109,7 +120,7 @@ class HarvestFromPolicy(PolicyCodemod):
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         if original_node.args:
             last = self.target(original_node.args[-1].value)
-            if last is not None and last.rule_id in ("get-default", "env-default"):
+            if last is not None and last.rule_id in ("get-default", "env-default", "bool-switch"):
                 return self.drop_default(original_node, updated_node, last)
         ladder = self.ladder(original_node.func)
         if ladder is None:
@@ -160,6 +171,97 @@ class HarvestFromPolicy(PolicyCodemod):
             *[f for f in inside if f.name in ladder.keys or id(f) in mapped_literals]
         )
         return new_call
+
+    # -- scale-out defaults and shares ----------------------------------------------------------
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef | cst.RemovalSentinel | cst.FlattenSentinel:
+        updated_node = self._param_defaults(original_node, updated_node)
+        return super().leave_FunctionDef(original_node, updated_node)
+
+    def _param_defaults(
+        self, original: cst.FunctionDef, updated: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        """`scale_r: float = 0.5` -> `scale_r: float | None = None`, looked up when not given."""
+        guards: list[cst.BaseStatement] = []
+        new_params: dict[str, cst.Param] = {}
+        for param in [*original.params.params, *original.params.kwonly_params]:
+            finding = self.target(param.default) if param.default is not None else None
+            if finding is None or finding.rule_id != "param-default":
+                continue
+            name = param.name.value
+            key = ladder_key(name)
+            sym = self.symbol_here()
+            if key is None or sym is None or self.at_start_up:
+                continue  # listed with the reason at the end of the module
+            lookup = code(self._value(key, sym))
+            guards.append(cst.parse_statement(f"if {name} is None:\n    {name} = {lookup}\n"))
+            annotation = param.annotation
+            if annotation is not None and "None" not in code(annotation.annotation):
+                annotation = annotation.with_changes(
+                    annotation=optional_annotation(
+                        code(annotation.annotation), self.lazy_annotations
+                    )
+                )
+            new_params[name] = param.with_changes(default=cst.Name("None"), annotation=annotation)
+            self.mark_resolved(finding)
+        if not guards:
+            return updated
+        params = updated.params.with_changes(
+            params=[new_params.get(p.name.value, p) for p in updated.params.params],
+            kwonly_params=[new_params.get(p.name.value, p) for p in updated.params.kwonly_params],
+        )
+        body = list(updated.body.body)  # type: ignore[union-attr]
+        at = 1 if body and is_docstring(body[0]) else 0
+        body[at:at] = guards
+        return updated.with_changes(params=params, body=updated.body.with_changes(body=body))
+
+    def _share(self, literal: cst.BaseExpression) -> tuple[Finding, cst.BaseExpression] | None:
+        """The policy's close share for a fraction finding on this literal, if it maps to one."""
+        finding = self.target(literal)
+        if finding is None or finding.rule_id != "fraction":
+            return None
+        node = self.scope.node
+        key = scale_out_close_frac_key(finding.name, node.name.value if node else "")
+        sym = self.symbol_here()
+        if key is None or sym is None or self.at_start_up:
+            return None
+        self.mark_resolved(finding)
+        return finding, self._value(key, sym)
+
+    def leave_BinaryOperation(
+        self, original_node: cst.BinaryOperation, updated_node: cst.BinaryOperation
+    ) -> cst.BaseExpression:
+        """`pos.qty / 2` and `pos.qty * 0.5` in a scale-out: `pos.qty * <close share>`."""
+        if not isinstance(original_node.operator, cst.Divide | cst.Multiply):
+            return updated_node
+        found = self._share(original_node.right)
+        if found is None:
+            return updated_node
+        return updated_node.with_changes(
+            operator=cst.Multiply(
+                whitespace_before=updated_node.operator.whitespace_before,
+                whitespace_after=updated_node.operator.whitespace_after,
+            ),
+            right=found[1],
+        )
+
+    def leave_AugAssign(
+        self, original_node: cst.AugAssign, updated_node: cst.AugAssign
+    ) -> cst.AugAssign:
+        """`qty /= 2` and `qty *= 0.5` in a scale-out: `qty *= <close share>`."""
+        if not isinstance(original_node.operator, cst.DivideAssign | cst.MultiplyAssign):
+            return updated_node
+        found = self._share(original_node.value)
+        if found is None:
+            return updated_node
+        return updated_node.with_changes(
+            operator=cst.MultiplyAssign(
+                whitespace_before=updated_node.operator.whitespace_before,
+                whitespace_after=updated_node.operator.whitespace_after,
+            ),
+            value=found[1],
+        )
 
     def _value(self, key: str, sym: str) -> cst.BaseExpression:
         return self.accessor_call("policy_value_or_skip", q(key), sym)

@@ -32,6 +32,12 @@ class UniverseFromPolicy(PolicyCodemod):
         self.roots: set[str] = set()
 
     def unhandled_reason(self, finding: Finding) -> str:
+        if finding.rule_id == "symbol-string":
+            return (
+                "a symbol written in a literal (a field default, a fallback dict), outside a "
+                "`.get()` fallback and a universe function: which symbols trade is the policy "
+                "universe's; by hand, make the field required or use qctl_policy.universe()"
+            )
         if self.roots:
             return "still used outside the universe selection; replace it with qctl_policy.universe() by hand"
         return (
@@ -64,6 +70,14 @@ class UniverseFromPolicy(PolicyCodemod):
             set().union(*(used_names(defs[c].body) for c in candidates)) if candidates else set()
         )
         self.roots = {c for c in candidates if c not in called}
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        """`state.get("symbol", "BTCUSDT")` in a function: a missing symbol skips."""
+        if original_node.args and _is_lookup(original_node.func):
+            last = self.target(original_node.args[-1].value)
+            if last is not None and last.rule_id in ("get-default", "symbol-string", "symbols"):
+                return self.drop_default(original_node, updated_node, last)
+        return super().leave_Call(original_node, updated_node)
 
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
@@ -100,3 +114,9 @@ def _returns_list(func: cst.FunctionDef) -> bool:
         return True
     text = code(func.returns.annotation)
     return text.startswith(_LIST_TYPES)
+
+
+def _is_lookup(func: cst.BaseExpression) -> bool:
+    """`d.get`, `getattr`, `os.getenv`: a look-up whose last argument is a default."""
+    name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+    return name in ("get", "getattr", "getenv")
