@@ -360,14 +360,15 @@ class StaticPolicy:
                 + c.weight_trend * trend
                 + c.weight_probability * probability
             )
-        out: list[SymbolScores | None] = []
-        for i in range(len(closes)):
-            values = (sigma[i], trend_z[i], volatility[i], trend[i], probability[i], score[i])
-            if all(math.isfinite(v) for v in values):
-                out.append(SymbolScores(*(float(v) for v in values)))
-            else:
-                out.append(None)
-        return out
+        columns = (sigma, trend_z, volatility, trend, probability, score)
+        finite = np.isfinite(columns[0])
+        for a in columns[1:]:
+            finite &= np.isfinite(a)
+        rows = zip(*(a.tolist() for a in columns), strict=True)  # Python floats, same values
+        return [
+            SymbolScores(*values) if ok else None
+            for values, ok in zip(rows, finite.tolist(), strict=True)
+        ]
 
     def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> list[Decision]:
         if not self.is_refresh(snapshot):
