@@ -99,6 +99,22 @@ class RiskVerdict:
     qty: float = 0.0
 
 
+def _book(portfolio: Portfolio, tiers: LeverageTiers) -> tuple[float, float, float, float]:
+    """(equity, gross notional, maintenance margin, initial margin) at the marks, in one pass:
+    the sums of `Portfolio.equity`, `gross_notional()`, `maintenance_margin()` and
+    `Portfolio.initial_margin()`, term for term and in the same order (so the same floats)."""
+    upnl = gross = margin = 0  # `sum()` starts from int 0
+    maint = 0.0
+    for symbol, p in portfolio.positions.items():
+        q, m = p.qty, p.mark_price
+        upnl += (q if p.side is _LONG else -q) * (m - p.entry_price)
+        n = q * m
+        gross += n
+        margin += n / p.leverage
+        maint += tiers.maintenance_margin(symbol, n)
+    return portfolio.wallet_balance + upnl, gross, maint, margin
+
+
 def _finite_positive(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
@@ -426,7 +442,7 @@ class RiskKernel:
             return veto(LimitName.AUTONOMY_ZONE, problem[0], 0.0, 0.0, problem[1])
         assert leverage is not None and size is not None  # explain() guarantees both
 
-        equity = portfolio.equity
+        equity, gross, maint_now, margin_now = _book(portfolio, self.tiers)
         if not _finite_positive(price):
             return veto(
                 LimitName.INPUTS, SkipReason.NO_PRICE, 0.0, 0.0, f"no usable price: {price!r}"
@@ -494,7 +510,7 @@ class RiskKernel:
             leverage = lev_cap
 
         max_exposure = limits.max_exposure_fraction
-        exposure_after = (portfolio.gross_notional() + notional) / equity
+        exposure_after = (gross + notional) / equity
         if exposure_after > max_exposure * (1 + _REL_EPS):
             return veto(
                 LimitName.MAX_TOTAL_EXPOSURE,
@@ -504,9 +520,7 @@ class RiskKernel:
                 f"total exposure would be {exposure_after:.4f} of equity, limit {max_exposure:g}",
             )
 
-        maint_after = maintenance_margin(portfolio, self.tiers) + self.tiers.maintenance_margin(
-            symbol, notional
-        )
+        maint_after = maint_now + self.tiers.maintenance_margin(symbol, notional)
         ratio_after = ratio_of(equity, maint_after)
         min_ratio = limits.min_margin_ratio
         if ratio_after < min_ratio * (1 - _REL_EPS):
@@ -518,7 +532,7 @@ class RiskKernel:
                 f"margin ratio would fall to {ratio_after:.4f}, limit {min_ratio:g}",
             )
 
-        margin_after = portfolio.initial_margin() + notional / leverage
+        margin_after = margin_now + notional / leverage
         if margin_after > equity * (1 + _REL_EPS):
             return veto(
                 LimitName.AVAILABLE_MARGIN,
