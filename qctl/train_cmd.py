@@ -212,26 +212,40 @@ def _run_walk_forward(
 
 def render_walk_forward(result: dict) -> Table:
     """Per fold: legacy, AI and flat through the engine, on bars the fold's models never saw."""
-    table = Table(title="walk-forward through the engine (test blocks never trained on)")
-    for column in ("fold", "test block (UTC)", "policy", "return", "Sharpe", "max DD",
-                   "trades", "fees", "funding", "breaches"):  # fmt: skip
-        table.add_column(column)
+    from rich import box
+
+    table = Table(
+        title="walk-forward through the engine (test blocks never trained on)", box=box.SIMPLE_HEAD
+    )
+    for column in ("fold", "policy", "return", "Sharpe", "max DD", "trades", "fees", "funding",
+                   "breach"):  # fmt: skip
+        table.add_column(
+            column,
+            no_wrap=True,
+            min_width=len(column),
+            justify="left" if column == "policy" else "right",
+        )
     for f in result["folds"]:
-        block = f"{f['start'][:10]} .. {f['end'][:10]}"
-        for label in ("legacy", "ai"):
+        for label in ("legacy", "ai", "flat"):
+            if label == "flat":
+                table.add_row(str(f["fold"] + 1), "flat", "+0.00 %", "-", "0.00 %", "0", "0",
+                              "0", "0", end_section=True)  # fmt: skip
+                continue
             r = f["runs"][label]
             sharpe = "-" if r["sharpe"] is None else f"{r['sharpe']:.2f}"
             table.add_row(
-                str(f["fold"] + 1), block, label, f"{r['total_return'] * 100:+.2f} %", sharpe,
+                str(f["fold"] + 1), label, f"{r['total_return'] * 100:+.2f} %", sharpe,
                 f"{r['max_drawdown'] * 100:.2f} %", str(r["trades"]), f"{r['fees']:,.0f}",
                 f"{r['funding']:,.0f}", str(r["limit_breaches"]),
             )  # fmt: skip
-        table.add_row(str(f["fold"] + 1), block, "flat", "+0.00 %", "-", "0.00 %", "0", "0",
-                      "0", "0")  # fmt: skip
     s = result["summary"]
+    blocks = "; ".join(
+        f"{f['fold'] + 1}: {f['start'][:10]} .. {f['end'][:10]}" for f in result["folds"]
+    )
     table.caption = (
-        f"AI Sharpe above legacy's in {s['ai_sharpe_above_legacy']} of {s['folds']} folds "
-        f"(no trades = Sharpe 0); compounded: legacy {s['legacy']['compounded_return'] * 100:+.2f} %, "
+        f"test blocks (UTC) {blocks}. Fees and funding in USDT. AI Sharpe above legacy's in "
+        f"{s['ai_sharpe_above_legacy']} of {s['folds']} folds (no trades = Sharpe 0); compounded: "
+        f"legacy {s['legacy']['compounded_return'] * 100:+.2f} %, "
         f"AI {s['ai']['compounded_return'] * 100:+.2f} %"
     )
     return table
