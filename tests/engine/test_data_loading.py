@@ -200,6 +200,57 @@ def test_align_keeps_gaps_as_nan_and_counts_known_bars(tmp_path: Path) -> None:
     assert a.has_funding.tolist() == [True, False]
 
 
+def test_aligned_matrices_read_the_series_without_dense_copies() -> None:
+    """The candle matrices are views over the per-symbol series and the funding matrices hold
+    only the steps with a print: every cell, row and the dense form equal the matrices a dense
+    alignment builds (gaps, late starts, early ends, several prints in one step)."""
+    from engine.core.bars import MarketData, StepRows, SymbolColumns, SymbolData
+
+    rng = np.random.default_rng(7)
+    grid = T0 + H * np.arange(40)
+    symbols: dict[str, SymbolData] = {}
+    for k, keep in enumerate([np.ones(40, bool), rng.random(40) < 0.7, np.arange(40) >= 9,
+                              np.arange(40) < 25]):  # fmt: skip
+        ts = grid[keep]
+        c = 100 + rng.normal(0, 1, len(ts)).cumsum()
+        candles = pd.DataFrame({"open": c, "high": c + 1, "low": c - 1, "close": c,
+                                "volume": rng.uniform(1, 9, len(ts))},
+                               index=pd.Index(ts, name="timestamp"))  # fmt: skip
+        f_ts = np.array([grid[3] + 5, grid[11], grid[11] + 7, grid[30] + 1])
+        funding = pd.DataFrame({"funding_rate": rng.normal(0, 1e-4, 4)},
+                               index=pd.Index(f_ts, name="timestamp"))  # fmt: skip
+        name = f"S{k}-USDT"
+        symbols[name] = SymbolData(name, "1h", "perpetual", candles, funding, "test")
+    a = align(MarketData(symbols, "1h"))
+    assert isinstance(a.close, SymbolColumns) and isinstance(a.funding, StepRows)
+    assert a.known.dtype == np.int32
+    for j, sd in enumerate(symbols.values()):
+        rows = np.searchsorted(grid, sd.candles.index.to_numpy())
+        for field, mat in (("open", a.open), ("high", a.high), ("low", a.low),
+                           ("close", a.close), ("volume", a.volume)):  # fmt: skip
+            dense = np.full(40, np.nan)
+            dense[rows] = sd.candles[field].to_numpy()
+            np.testing.assert_array_equal(np.asarray(mat)[:, j], dense)
+            got = [mat[i, j] for i in range(40)]
+            np.testing.assert_array_equal(np.array(got, dtype=float), dense)
+            np.testing.assert_array_equal([mat[i][j] for i in range(40)], dense)
+        for i in range(40):
+            want = tuple(np.asarray(m)[i, j] for m in (a.open, a.high, a.low, a.close))
+            np.testing.assert_array_equal(a.candle(i, j), want)
+        fund = np.full(40, np.nan)
+        f_ts = sd.funding.index.to_numpy()
+        step = np.searchsorted(grid, f_ts, side="right") - 1
+        fund[step] = sd.funding["funding_rate"].to_numpy()  # the later print of a step wins
+        np.testing.assert_array_equal(np.asarray(a.funding)[:, j], fund)
+        assert [a.funding_ts[i, j] for i in (3, 11, 30)] == [
+            grid[3] + 5,
+            grid[11] + 7,
+            grid[30] + 1,
+        ]
+    assert a.present().tolist() == np.isfinite(np.asarray(a.close)).sum(axis=1).tolist()
+    assert a.funding_steps.tolist() == np.isfinite(np.asarray(a.funding)).any(axis=1).tolist()
+
+
 # -- hostile cells (issue 15) ------------------------------------------------------------------
 
 
