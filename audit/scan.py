@@ -18,13 +18,15 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from audit.config import AuditConfig
 from audit.finding import Finding
 from audit.reachability import FlowIndex
 from audit.rules import SYMBOL, Judge, Site, numeric_value
 from audit.vocabulary import words
-from audit.walk import children, descendants, walk
+from audit.walk import NODE_CLASSES as _NODE_CLASSES
+from audit.walk import child_fields, children, descendants, walk
 
 _SUPPRESS = re.compile(r"#\s*qctl:\s*ignore(?:\[(?P<what>[^\]]*)\])?", re.IGNORECASE)
 _SUPPRESS_FILE = re.compile(r"#\s*qctl:\s*ignore-file\b", re.IGNORECASE)
@@ -843,14 +845,25 @@ class _TextCursor:
     Between two leaves the source holds only whitespace, punctuation, keywords and other names,
     none of which can contain a quote, a `#`, or a digit that does not follow a letter: so a
     leaf's first occurrence after the previous leaf is the leaf itself (names are matched as whole
-    words, numbers only where no identifier character precedes them).
+    words, numbers only where no identifier character precedes them). The walk also notes the
+    indentation libcst's code generation would be at when it reaches each of `holders`.
     """
 
-    def __init__(self, text: str, wanted: set[int] | None) -> None:
+    def __init__(
+        self,
+        text: str,
+        wanted: set[int] | None,
+        holders: set[int] = frozenset(),  # type: ignore[assignment]
+        default_indent: str = "    ",
+    ) -> None:
         self.text = text
         self.at = 0
         self.wanted = wanted  # None: stop at the first leaf
         self.offsets: dict[int, int] = {}
+        self.holders = holders
+        self.default_indent = default_indent
+        self.indents: list[str] = []
+        self.indents_at: dict[int, tuple[str, ...]] = {}
 
     def run(self, node: cst.CSTNode) -> dict[int, int]:
         with contextlib.suppress(_Found):
@@ -861,6 +874,8 @@ class _TextCursor:
         kind = type(node)
         if kind in _NO_TEXT:
             return
+        if id(node) in self.holders:
+            self.indents_at[id(node)] = tuple(self.indents)
         if kind is cst.Name:
             for paren in node.lpar:
                 self._go(paren)
@@ -885,6 +900,20 @@ class _TextCursor:
             self._seek(None, node.end)
             for paren in node.rpar:
                 self._go(paren)
+        elif kind is cst.IndentedBlock or kind is cst.Match:
+            # the indentation a block's statements (a match's cases) are written at
+            indent = self.default_indent if node.indent is None else node.indent
+            pushed = False
+            for name in child_fields(node):
+                if not pushed and (kind is cst.IndentedBlock or name == "cases"):
+                    self.indents.append(indent)
+                    pushed = True
+                value = getattr(node, name)
+                for child in value if isinstance(value, tuple | list) else (value,):
+                    if type(child) in _NODE_CLASSES:
+                        self._go(child)
+            if pushed:
+                self.indents.pop()
         else:
             for child in children(node):
                 self._go(child)
@@ -904,7 +933,7 @@ class _TextCursor:
             at = text.find(token, at + 1)
         if at < 0:
             raise _Lost
-        self.at = at + len(token)
+        self.at = at + size
         if node is None:
             return
         if self.wanted is None:
@@ -921,51 +950,78 @@ def _identifier_char(char: str) -> bool:
     return bool(char) and (char.isalnum() or char == "_")
 
 
+def _code_in_place(
+    module: cst.Module, node: cst.CSTNode, indents: tuple[str, ...]
+) -> tuple[str, CodeRange]:
+    """The code of `node` as it stands in the module (at that indentation), and its range in it."""
+    provider = PositionProvider()
+    state = PositionProvidingCodegenState(
+        default_indent=module.default_indent,
+        default_newline=module.default_newline,
+        provider=provider,
+    )
+    state.indent_tokens = list(indents)
+    node._codegen(state)  # noqa: SLF001 - what code_for_node runs, with the indentation set
+    return "".join(state.tokens), provider._computed[node]  # noqa: SLF001
+
+
 def _literal_positions(
     module: cst.Module, source: str, nodes: Sequence[cst.CSTNode]
 ) -> dict[cst.CSTNode, CodeRange] | None:
     """PositionProvider's ranges of `nodes` (expressions), without generating the module's code.
 
-    Each node's code is a slice of the source. Its first leaf (a number, string...) is found in
-    that code and in the source by the same left-to-right search; the difference places the
-    code, which is then checked against the source. None when any node cannot be placed so.
+    A node's code is a slice of the source. Its first leaf (a number, a string...) is found in
+    the source by one left-to-right search over the module, and in the node's own code by the
+    same search; the difference places the code, which is then checked against the source, and
+    libcst's range of the node inside its own code is shifted there. None when a node cannot be
+    placed so (the caller then asks libcst for every position).
     """
-    first: dict[int, tuple[cst.CSTNode, str, int, int]] = {}  # node, its code, first leaf, at
+    first: dict[int, tuple[cst.CSTNode, int]] = {}  # id(node) -> (node, id(its first leaf))
     for node in nodes:
         if type(node) not in _POSITIONED:
             return None
-        if id(node) in first:
-            continue
-        code = _source(node)
-        try:
-            inner = _TextCursor(code, None).run(node)
-        except _Lost:
-            return None
-        if not inner:
-            return None
-        [(leaf, offset)] = inner.items()
-        first[id(node)] = (node, code, leaf, offset)
+        if id(node) not in first:
+            try:
+                leaf = _TextCursor(_source(node), None).run(node)
+            except _Lost:
+                return None
+            if not leaf:
+                return None
+            first[id(node)] = (node, next(iter(leaf)))
+    cursor = _TextCursor(
+        source, {leaf for _node, leaf in first.values()}, set(first), module.default_indent
+    )
     try:
-        found = _TextCursor(source, {leaf for _n, _c, leaf, _o in first.values()}).run(module)
+        found = cursor.run(module)
     except (_Lost, RecursionError):
         return None
     starts = [0] + [m.end() for m in _NEWLINE.finditer(source)]
-
-    def place(offset: int) -> CodePosition:
-        line = bisect_right(starts, offset)
-        return CodePosition(line, offset - starts[line - 1])
-
     out: dict[cst.CSTNode, CodeRange] = {}
-    for node, code, leaf, offset in first.values():
-        if leaf not in found:
+    for key, (node, leaf) in first.items():
+        indents = cursor.indents_at.get(key)
+        if indents is None or leaf not in found:
             return None
-        begin = found[leaf] - offset
+        try:
+            code, inner = _code_in_place(module, node, indents)
+            at = _TextCursor(code, None).run(node).get(leaf)
+        except (_Lost, AttributeError, TypeError, KeyError):
+            return None
+        if at is None:
+            return None
+        begin = found[leaf] - at
         if begin < 0 or not source.startswith(code, begin):
             return None
-        head = sum(len(_source(p)) for p in node.lpar)
-        tail = sum(len(_source(p)) for p in node.rpar)
-        out[node] = CodeRange(place(begin + head), place(begin + len(code) - tail))
+        line = bisect_right(starts, begin)
+        column = begin - starts[line - 1]
+        out[node] = CodeRange(_shift(inner.start, line, column), _shift(inner.end, line, column))
     return out
+
+
+def _shift(position: CodePosition, line: int, column: int) -> CodePosition:
+    """A position inside a node's own code, moved to where that code starts (line, column)."""
+    if position.line == 1:
+        return CodePosition(line, column + position.column)
+    return CodePosition(line + position.line - 1, position.column)
 
 
 def _suppressed(

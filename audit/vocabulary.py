@@ -46,11 +46,6 @@ def _phrases(entries: Iterable[str]) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(e.lower().split("_")) for e in entries)
 
 
-def _contains(seq: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
-    n = len(phrase)
-    return any(seq[i : i + n] == phrase for i in range(len(seq) - n + 1))
-
-
 @dataclass(frozen=True)
 class Match:
     """What the vocabulary says about one name."""
@@ -147,20 +142,25 @@ class Vocabulary:
         seq = words(name)
         if not seq:
             return Match()
-        best: tuple[int, int, Category] | None = None  # (strong, length, category)
-        for strength, table in ((1, self.strong), (0, self.weak)):
-            for cat, phrases in table.items():
-                for phrase in phrases:
-                    if _contains(seq, phrase):
-                        key = (strength, len(phrase), cat)
-                        if best is None or key[:2] > best[:2]:
-                            best = key
-        neutral = any(_contains(seq, p) for p in self.neutral)
-        generic = any(_contains(seq, p) for p in self.generic)
-        indicator = any(_contains(seq, p) for p in self.indicators)
+        index = self.__dict__.get("_index") or self._build_index()
+        best: tuple[int, int, int, Category] | None = None  # (strong, length, -order, category)
+        neutral = generic = indicator = False
+        for i, word in enumerate(seq):
+            for phrase, size, kind, rank in index.get(word, ()):
+                if seq[i : i + size] != phrase:
+                    continue
+                if kind == "category":
+                    if best is None or rank[:3] > best[:3]:
+                        best = rank
+                elif kind == "neutral":
+                    neutral = True
+                elif kind == "generic":
+                    generic = True
+                else:
+                    indicator = True
         if best is None:
             return Match(generic=generic, neutral=neutral, indicator=indicator and not neutral)
-        strong, length, cat = best
+        strong, length, _order, cat = best
         if neutral and not strong:
             return Match(generic=generic, neutral=True)
         return Match(
@@ -171,6 +171,31 @@ class Vocabulary:
             neutral=neutral,
             indicator=indicator,
         )
+
+    def _build_index(self) -> dict[str, list[tuple]]:
+        """Every phrase under its first word: a name is matched against the few it can hold.
+
+        A category phrase carries (strong, length, -order, category): the longest phrase wins,
+        strong before weak, and among equals the first in table order, as a scan of every table
+        in order would decide.
+        """
+        index: dict[str, list[tuple]] = {}
+        order = 0
+        for strength, table in ((1, self.strong), (0, self.weak)):
+            for cat, phrases in table.items():
+                for phrase in phrases:
+                    rank = (strength, len(phrase), -order, cat)
+                    index.setdefault(phrase[0], []).append((phrase, len(phrase), "category", rank))
+                    order += 1
+        for kind, phrases in (
+            ("neutral", self.neutral),
+            ("generic", self.generic),
+            ("indicator", self.indicators),
+        ):
+            for phrase in phrases:
+                index.setdefault(phrase[0], []).append((phrase, len(phrase), kind, None))
+        self.__dict__["_index"] = index
+        return index
 
 
 def _as_words(value: object, key: str) -> Iterable[str]:

@@ -44,7 +44,7 @@ def _node_classes() -> frozenset[type]:
     return frozenset(out)
 
 
-_NODE_TYPES = _node_classes()
+NODE_CLASSES = _node_classes()
 
 
 def _learn(node: cst.CSTNode) -> tuple[str, ...]:
@@ -66,7 +66,7 @@ def child_fields(node: cst.CSTNode) -> tuple[str, ...]:
 
 def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """`node.children` without rebuilding `node`."""
-    node_types = _NODE_TYPES
+    node_types = NODE_CLASSES
     for name in _FIELDS.get(type(node)) or _learn(node):
         value = getattr(node, name)
         kind = type(value)
@@ -95,7 +95,7 @@ def walk(
     `on_visit` returns False and `on_leave` does nothing.
     """
     fields_of = _FIELDS
-    node_types = _NODE_TYPES
+    node_types = NODE_CLASSES
 
     def go(node: cst.CSTNode) -> None:
         if on_visit(node):

@@ -259,3 +259,74 @@ def test_the_read_only_walk_meets_nodes_in_libcst_visit_order() -> None:
         module.visit(everything)
         visits = [i for kind, i in everything.events if kind == "visit"]
         assert [id(n) for n in descendants(module)] == visits
+
+
+_POSITION_CASES = [
+    _ODD_SYNTAX,
+    "class Bot:\n    SYMBOLS = [\n        'BTCUSDT',  # main\n        'ETHUSDT',\n    ]\n",
+    "def f():\n\tif x:\n\t\treturn (  # why\n\t\t\t-0.5\n\t\t)\r\n\ty = {'a': (1,\r\n\t\t2)}\r\n",
+    "s = 'ß' ; t = f'{ß!r}{True}' 'x1'; u = ß1 * 1 + x1.real\nv = b'\\x00' if None else 1e-3\n",
+    'def g():\n    """1 2 3"""\n    # 4\n    return [\n        x1 for x1 in (1,\n                      2)\n    ]\n',
+]
+
+
+def test_positions_read_off_the_source_equal_libcst_positions() -> None:
+    """The scanner places findings without a code-generation pass: the same ranges as libcst."""
+    import libcst as cst
+
+    from audit.scan import _POSITIONED, _literal_positions, all_positions
+    from audit.walk import descendants
+
+    sources = _POSITION_CASES + [p.read_text("utf-8") for p in _WALK_SOURCES]
+    placed = 0
+    for source in sources:
+        module = cst.parse_module(source)
+        expected = all_positions(module)
+        nodes = [n for n in descendants(module) if type(n) in _POSITIONED]
+        for node in nodes:
+            got = _literal_positions(module, source, [node])
+            if got is None:  # no number, string or True/False/None inside: libcst places it
+                continue
+            assert got[node] == expected[node], (source[:40], cst.Module([]).code_for_node(node))
+            placed += 1
+        literals = [n for n in nodes if isinstance(n, cst.BaseNumber | cst.SimpleString)]
+        together = _literal_positions(module, source, literals)
+        assert together == {n: expected[n] for n in literals}
+    assert placed > 1000
+
+
+def test_indexed_vocabulary_matching_equals_a_scan_of_every_phrase() -> None:
+    from audit.vocabulary import Match, Vocabulary, words
+
+    def contains(seq: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+        return any(seq[i : i + len(phrase)] == phrase for i in range(len(seq) - len(phrase) + 1))
+
+    def scan_all(vocab: Vocabulary, name: str) -> Match:
+        seq = words(name)
+        if not seq:
+            return Match()
+        best = None
+        for strength, table in ((1, vocab.strong), (0, vocab.weak)):
+            for cat, phrases in table.items():
+                for phrase in phrases:
+                    if contains(seq, phrase) and (
+                        best is None or (strength, len(phrase)) > best[:2]
+                    ):
+                        best = (strength, len(phrase), cat)
+        neutral = any(contains(seq, p) for p in vocab.neutral)
+        generic = any(contains(seq, p) for p in vocab.generic)
+        indicator = any(contains(seq, p) for p in vocab.indicators)
+        if best is None:
+            return Match(generic=generic, neutral=neutral, indicator=indicator and not neutral)
+        if neutral and not best[0]:
+            return Match(generic=generic, neutral=True)
+        return Match(best[2], bool(best[0]), best[1], generic, neutral, indicator)
+
+    import re
+
+    names = {"", "__", "MAX_NOTIONAL_PER_TRADE_USDT", "T1_R", "kSL", "harvestTheta2"}
+    for path in _WALK_SOURCES:
+        names |= set(re.findall(r"[A-Za-z_]\w*", path.read_text("utf-8")))
+    extra = {"kill_score": {"strong": ["wobble_guard"]}, "generic": ["foo_bar"], "neutral": ["lev"]}
+    for vocab in (Vocabulary.load(), Vocabulary.load(extra)):
+        assert all(vocab.match(n) == scan_all(vocab, n) for n in sorted(names))
