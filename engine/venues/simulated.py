@@ -499,7 +499,7 @@ class SimulatedBroker:
         rows: list[_BarRow] = []
         for sym, pos in list(pf.positions.items()):
             j = col[sym]
-            o, h, lo = float(bars.open[i, j]), float(bars.high[i, j]), float(bars.low[i, j])
+            o, h, lo, _ = bars.candle(i, j)
             if bars.has_mark[j] and not math.isnan(bars.mark_open[i, j]):
                 mo, mh, ml = (
                     float(bars.mark_open[i, j]),
@@ -548,7 +548,7 @@ class SimulatedBroker:
             rate = rates.item(j)
             if rate != rate:  # NaN: no print for this symbol in this bar
                 continue
-            f_ts = int(bars.funding_ts[i, j])
+            f_ts = int(bars.funding_ts.item(i, j))
             if pos.opened_ts > f_ts:
                 continue
             mo = bars.open.item(i, j)
