@@ -54,6 +54,15 @@ _LOCATION_NAMES = frozenset(
     {"package", "pkg", "module", "modules", "path", "dir", "directory", "folder", "file", "prefix",
      "namespace", "import"}
 )  # fmt: skip
+# Keywords that give an indicator its period (`ta.atr(h, l, c, length=5)`, `talib.RSI(c, timeperiod=14)`).
+_PERIOD_KEYS = frozenset(
+    {"length", "period", "periods", "timeperiod", "window", "span", "lookback", "n", "fast", "slow",
+     "signal", "fastperiod", "slowperiod", "signalperiod", "k", "d", "smooth_k", "smooth_d"}
+)  # fmt: skip
+# Names of code that only draws: an indicator computed there is an overlay, not a signal.
+_DRAWING_NAMES = frozenset(
+    {"chart", "charts", "plot", "plots", "overlay", "draw", "render", "dashboard"}
+)
 # Periods per year: their square root annualises a ratio metric (`sharpe * 252 ** 0.5`).
 _PERIODS_PER_YEAR = frozenset({52.0, 252.0, 360.0, 365.0, 8760.0, 525600.0})
 # Forms whose literal is a decision only by a generic word or by its context: outside trading code
@@ -754,6 +763,35 @@ class SignalThreshold(Rule):
     )
 
 
+class IndicatorPeriod(Rule):
+    rule_id = "indicator-period"
+    roles = ("indicator-period",)
+    title = "Indicator period fixed in trading code"
+    why = "{name} is computed over {value} bars in {where}: the signal's lookback is a hardcoded decision"
+    VALID = (
+        # an overlay drawn on a chart
+        "def draw_chart(ax, df):\n    ax.plot(ta.ema(df.close, length=200))",
+        "def f(df):\n    return df.close.rolling(20).mean()",  # not an indicator call
+    )
+    INVALID = (
+        Example(
+            "class Trader:\n    def stop_distance(self, df):\n"
+            "        atr = ta.atr(df.high, df.low, df.close, length=5)\n"
+            "        return 0.5 * atr.iloc[-1]",
+            "atr",
+            "5",
+            Category.OTHER,
+        ),
+        Example(
+            "def generate_signal(close):\n    rsi = talib.RSI(close, timeperiod=14)\n"
+            "    return rsi[-1] < 30",
+            "RSI",
+            "14",
+            Category.OTHER,
+        ),
+    )
+
+
 class VoteGate(Rule):
     rule_id = "vote-gate"
     roles = ("vote-gate",)
@@ -875,6 +913,8 @@ class Judge:
             return
         if site.role == "weight" and _annualisation(site.node):
             return  # `sharpe * 252 ** 0.5`: a unit of a ratio metric, not a weight
+        if site.role == "call-arg" and self._indicator_period(site, value):
+            return
         tentative = False
         # a comparison of an indicator (`rsi < 55`) is a signal threshold before a generic one;
         # a lookback key of a strategy's parameter dict (`"window": 20`) is one of its parameters
@@ -1077,6 +1117,25 @@ class Judge:
             ):
                 return site, (category, 0.6 if trading else 0.45, Match(), first), False
         return None
+
+    def _indicator_period(self, site: Site, value: float) -> bool:
+        """`ta.atr(h, l, c, length=5)` in trading code: the period of a signal's indicator."""
+        short = site.callee.rsplit(".", 1)[-1] if site.callee else ""
+        if not short or not self.vocabulary.match(short).indicator:
+            return False
+        key = site.names[0] if site.names else ""
+        if key and not set(words(key)) & _PERIOD_KEYS:
+            return False
+        if value != int(value) or not 2 <= value <= 1000:
+            return False
+        around = (site.function, site.klass, *self.path_names)
+        if any(set(words(n)) & _DRAWING_NAMES for n in around if n):
+            return True  # an overlay: not a decision, and not one for the other rules either
+        if not self._trading_context(site) and not self.vocabulary.is_signal_context(around):
+            return False
+        site = replace(site.with_role("indicator-period"), names=[short])
+        self._report(site, Category.OTHER, 0.45, name=short)
+        return True
 
     def _lookback_param(self, site: Site) -> bool:
         """`"window": 20` in a strategy's parameter dict: neutral only by a lookback word."""
