@@ -212,11 +212,15 @@ def sweep_scaling(args: argparse.Namespace) -> None:
     )
     timings = {}
     load = os.getloadavg()[0]
-    t0 = time.perf_counter()
+    c0, t0 = cpu_s(), time.perf_counter()
     best, rows = run_sweep(candles, funding, spec, base, cost, runner=InProcess())
     timings["in process"] = time.perf_counter() - t0
-    print(f"  in process: {timings['in process']:.1f} s (load average {load:.2f})")
+    print(
+        f"  in process: {timings['in process']:.1f} s, {cpu_s() - c0:.1f} CPU s "
+        f"(load average {load:.2f})"
+    )
     for n in [int(w) for w in args.workers.split(",")]:
+        c0 = cpu_s()
         with DaskRunner("local", workers=n) as runner:
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
@@ -225,8 +229,9 @@ def sweep_scaling(args: argparse.Namespace) -> None:
         same = best_d == best and [r.score for r in rows_d] == [r.score for r in rows]
         print(
             f"  Dask LocalCluster, {n} worker(s): {took:.1f} s, speed-up "
-            f"{timings['in process'] / took:.2f}x over in process (load average {load:.2f}; "
-            f"same scores and choice: {same})"
+            f"{timings['in process'] / took:.2f}x over in process; {cpu_s() - c0:.1f} CPU s "
+            f"with the cluster's start and stop (load average {load:.2f}; same scores and "
+            f"choice: {same})"
         )
 
 
@@ -244,9 +249,10 @@ def training(args: argparse.Namespace) -> None:
     cfg = TrainConfig.from_toml(args.config) if args.config else TrainConfig.defaults()
 
     with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
+        c0, t0 = cpu_s(), time.perf_counter()
         result = train_models(candles, funding, out, cfg)
         train_s = time.perf_counter() - t0
+        train_cpu = cpu_s() - c0
         rss_train = peak_rss_mb()
 
         policy = AIPolicy.from_dir(
@@ -300,7 +306,7 @@ def training(args: argparse.Namespace) -> None:
     print(f"data: {len(candles)} symbols, {bars:,} bars, loaded in {load_s:.2f} s")
     print(
         f"training (5 heads, {cfg.folds} walk-forward folds + final fit, "
-        f"{cfg.num_threads} threads): {train_s:.1f} s"
+        f"{cfg.num_threads} threads): {train_s:.1f} s, {train_cpu:.1f} CPU s"
     )
     print(f"peak memory: {rss_train:.0f} MB resident ({rss_before:.0f} MB before training)")
     print(
