@@ -155,6 +155,19 @@ _SKIP = _concrete(
 )  # fmt: skip
 
 
+# `type(node) in set` instead of isinstance on libcst's abstract classes (ABCMeta is slow).
+_IF = _concrete((cst.If,))
+_SMALL_STATEMENT = _concrete((cst.BaseSmallStatement,))
+_CALL = _concrete((cst.Call,))
+_SCOPES = _concrete((cst.FunctionDef, cst.ClassDef, cst.Lambda))
+_FUNCTION = _concrete((cst.FunctionDef,))
+_NAME = _concrete((cst.Name,))
+_ATTRIBUTE = _concrete((cst.Attribute,))
+_RETURN = _concrete((cst.Return,))
+_BINDS = _concrete((cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor))
+_WITH_ITEM = _concrete((cst.WithItem,))
+
+
 class _Indexer(cst.CSTVisitor):
     """One walk: parents, name uses by scope, functions by name, calls by callee name."""
 
@@ -180,23 +193,25 @@ class _Indexer(cst.CSTVisitor):
         self.stmt_seq: list[tuple[int, cst.CSTNode]] = []
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if type(node) in _SKIP:
+        kind = type(node)
+        if kind in _SKIP:
             return False
-        if isinstance(node, cst.If) and len(self.stack) <= 1 and _is_main_guard(node.test):
+        if kind in _IF and len(self.stack) <= 1 and _is_main_guard(node.test):
             return False  # a `__main__` demo is not the program's flow (the scanner skips it too)
+        key = id(node)
         if self.stack:
-            self.parent[id(node)] = self.stack[-1]
+            self.parent[key] = self.stack[-1]
         self.count += 1
-        self.pre[id(node)] = self.count
-        self.boundary[id(node)] = self.defs[-1]
-        if isinstance(node, cst.BaseSmallStatement):
+        self.pre[key] = self.count
+        self.boundary[key] = self.defs[-1]
+        if kind in _SMALL_STATEMENT:
             self.stmt_seq.append((self.count, node))
-        elif isinstance(node, cst.Call):
+        elif kind in _CALL:
             self.call_seq.append((self.count, node))
-        if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
-            self.defs.append(id(node))
+        if kind in _SCOPES:
+            self.defs.append(key)
         current = self.funcs[-1] if self.funcs else None
-        if isinstance(node, cst.FunctionDef):
+        if kind in _FUNCTION:
             params = [
                 p.name.value
                 for p in (
@@ -209,25 +224,24 @@ class _Indexer(cst.CSTVisitor):
             self.by_name[node.name.value].append(func)
             self.funcs.append(func)
             current = func
-        elif isinstance(node, cst.Name):
+        elif kind in _NAME:
             self.name_uses.append((current, node))
-        elif isinstance(node, cst.Attribute):
+        elif kind in _ATTRIBUTE:
             self.attr_uses[node.attr.value].append(node)
-        elif isinstance(node, cst.Call):
+        elif kind in _CALL:
             callee = _dotted(node.func)
             if callee:
                 self.calls[callee.rsplit(".", 1)[-1]].append(node)
-        elif isinstance(node, cst.Return) and current is not None:
-            current.returns.append(node)
-        elif isinstance(
-            node, cst.AssignTarget | cst.AnnAssign | cst.AugAssign | cst.For | cst.CompFor
-        ):
+        elif kind in _RETURN:
+            if current is not None:
+                current.returns.append(node)
+        elif kind in _BINDS:
             for name in _target_names(node.target):
                 (current.bound if current else self.module_bound).add(name)
-        elif isinstance(node, cst.WithItem) and node.asname is not None:
+        elif kind in _WITH_ITEM and node.asname is not None:
             for name in _target_names(node.asname.name):
                 (current.bound if current else self.module_bound).add(name)
-        self.func_of[id(node)] = current
+        self.func_of[key] = current
         self.stack.append(node)
         return True
 
@@ -236,9 +250,10 @@ class _Indexer(cst.CSTVisitor):
             return  # a skipped `__main__` block
         self.stack.pop()
         self.post[id(original_node)] = self.count
-        if isinstance(original_node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+        kind = type(original_node)
+        if kind in _SCOPES:
             self.defs.pop()
-        if isinstance(original_node, cst.FunctionDef):
+        if kind in _FUNCTION:
             self.funcs.pop()
 
 

@@ -29,6 +29,7 @@ from audit.walk import NODE_CLASSES as _NODE_CLASSES
 from audit.walk import child_fields, children, descendants, walk
 
 _SUPPRESS = re.compile(r"#\s*qctl:\s*ignore(?:\[(?P<what>[^\]]*)\])?", re.IGNORECASE)
+_QCTL = re.compile("qctl", re.IGNORECASE)
 _SUPPRESS_FILE = re.compile(r"#\s*qctl:\s*ignore-file\b", re.IGNORECASE)
 _NUMERIC_STRING = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 _SYMBOL = SYMBOL
@@ -74,6 +75,10 @@ def last(name: str) -> str:
 
 
 def string_value(node: cst.CSTNode | None) -> str | None:
+    if type(node) is cst.SimpleString:
+        quick = _plain_string(node.value)
+        if quick is not None:
+            return quick
     if isinstance(node, cst.SimpleString):
         try:
             value = node.evaluated_value
@@ -86,13 +91,29 @@ def string_value(node: cst.CSTNode | None) -> str | None:
     return None
 
 
+def _plain_string(code: str) -> str | None:
+    """The value of a string literal with no escapes, prefix (but r/u) or CR: its text, no eval.
+
+    libcst's `evaluated_value` runs `ast.literal_eval` (a compile) for every string.
+    """
+    quote = code[-1:]
+    if quote not in ("'", '"') or "\\" in code or "\r" in code:
+        return None
+    start = code.find(quote)
+    if code[:start].lower() not in ("", "r", "u"):
+        return None
+    width = 3 if code.startswith(quote * 3, start) and len(code) - start >= 6 else 1
+    return code[start + width : len(code) - width]
+
+
 def is_literal_expr(node: cst.CSTNode) -> bool:
     """A number, or arithmetic made only of numbers (`60 * 60 * 24`, `-0.5`)."""
-    if isinstance(node, NUMBER):
+    kind = type(node)
+    if kind in _NUMBER_TYPES:
         return True
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus | cst.Plus):
+    if kind in _UNARY_TYPES and type(node.operator) in _SIGN_TYPES:
         return is_literal_expr(node.expression)
-    if isinstance(node, cst.BinaryOperation):
+    if kind in _BINARY_TYPES:
         return is_literal_expr(node.left) and is_literal_expr(node.right)
     return False
 
@@ -154,6 +175,19 @@ def _concrete(classes: tuple[type, ...]) -> frozenset[type]:
 
 
 _PRUNE = _concrete(_NO_LITERALS_INSIDE)
+# `type(node) in set` for the classes the visitor asks about on every node (isinstance on
+# libcst's abstract classes goes through ABCMeta and was a tenth of a scan).
+_NUMBER_TYPES = _concrete(NUMBER)
+_UNARY_TYPES = _concrete((cst.UnaryOperation,))
+_SIGN_TYPES = _concrete((cst.Minus, cst.Plus))
+_BINARY_TYPES = _concrete((cst.BinaryOperation,))
+_IF_TYPES = _concrete((cst.If,))
+_CLASS_TYPES = _concrete((cst.ClassDef,))
+_FUNCTION_TYPES = _concrete((cst.FunctionDef,))
+_LOOKED_AT = _concrete(
+    (*NUMBER, cst.UnaryOperation, cst.BinaryOperation, *CONTAINERS, cst.SimpleString)
+    + (cst.ConcatenatedString, cst.Call)
+)
 # What the walk never hands to the visitor: pruned nodes, except decorators (one kind is a look).
 _WALK_SKIP = _PRUNE - _concrete((cst.Decorator,))
 _STATEMENTS = _concrete((cst.BaseSmallStatement, cst.BaseCompoundStatement))
@@ -189,15 +223,16 @@ class _Visitor(cst.CSTVisitor):
     def on_visit(self, node: cst.CSTNode) -> bool:
         if self.main_depth:
             return False
-        if type(node) in _PRUNE and not (
-            type(node) is cst.Decorator and last(dotted(node.decorator)) in ("option", "argument")
+        kind = type(node)
+        if kind in _PRUNE and not (
+            kind is cst.Decorator and last(dotted(node.decorator)) in ("option", "argument")
         ):
             return False  # a click `@option(..., default=...)` is the one decorator worth a look
-        if isinstance(node, cst.If) and len(self.scopes) == 1 and _is_main_guard(node.test):
+        if kind in _IF_TYPES and len(self.scopes) == 1 and _is_main_guard(node.test):
             self.main_depth += 1
             self.stack.append(node)
             return False
-        if isinstance(node, cst.ClassDef):
+        if kind in _CLASS_TYPES:
             self.scopes.append(
                 Scope(
                     "class",
@@ -206,24 +241,22 @@ class _Visitor(cst.CSTVisitor):
                     tuple(dotted(b.value) for b in node.bases),
                 )
             )
-        elif isinstance(node, cst.FunctionDef):
+        elif kind in _FUNCTION_TYPES:
             self.scopes.append(
                 Scope(
                     "function", node.name.value, tuple(dotted(d.decorator) for d in node.decorators)
                 )
             )
         self.stack.append(node)
-        self._look_at(node)
+        if kind in _LOOKED_AT:  # _look_at does nothing with any other node
+            self._look_at(node)
         return True
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
-        if (
-            isinstance(original_node, cst.If)
-            and self.main_depth
-            and self.stack[-1] is original_node
-        ):
+        kind = type(original_node)
+        if kind in _IF_TYPES and self.main_depth and self.stack[-1] is original_node:
             self.main_depth -= 1
-        if isinstance(original_node, cst.ClassDef | cst.FunctionDef):
+        if kind in _CLASS_TYPES or kind in _FUNCTION_TYPES:
             self.scopes.pop()
         if self.stack and self.stack[-1] is original_node:
             self.stack.pop()
@@ -721,6 +754,8 @@ def suppressions(source: str) -> tuple[bool, dict[int, set[str]]]:
     """
     by_line: dict[int, set[str]] = {}
     whole = False
+    if not _QCTL.search(source):  # both directives spell `qctl`: no need to tokenize
+        return whole, by_line
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError, IndentationError):
