@@ -177,12 +177,19 @@ def run_backtest(
     clock = BacktestClock(bars.n_steps)
     total = len(clock)
     cb = None if progress is None else (lambda i: progress(i + 1, total))
+    # a journal that can commit its batches in a child process does so while the loop runs
+    # (not while operator controls are polled: those read the journal between bars)
+    write_behind = None if poll_controls else getattr(journal, "set_write_behind", None)
     t0 = time.perf_counter()
     status = "failed"
     try:
+        if write_behind is not None:
+            write_behind(True)
         loop.run(clock, cb)
         status = "finished"
     finally:
+        if write_behind is not None:
+            write_behind(False)
         elapsed = time.perf_counter() - t0
         if journal is not None and hasattr(journal, "finish_run"):
             summary = {"status": status, "steps": loop.stats.steps}

@@ -591,6 +591,9 @@ class Journal:
         # takes that row's place (what the upsert would leave: the first row's id, the last values)
         self._order_slot: dict[str, int] = {}
         self._closed = False
+        self._durable = durable
+        self._write_behind = False  # see set_write_behind
+        self._writer: tuple[int, dict[str, list[tuple]], int] | None = None
         self._conn = self._connect(durable)
         try:
             self._check_schema()
@@ -904,7 +907,93 @@ class Journal:
         row ends a bar). Commits when `batch_size` rows wait or `HEARTBEAT_MS` has passed;
         rows are never committed between two boundaries by the batch rule."""
         if self._pending >= self.batch_size or now_ms() - self._last_commit_ms >= HEARTBEAT_MS:
-            self.flush()
+            if self._write_behind:
+                self._flush_behind()
+            else:
+                self.flush()
+
+    def set_write_behind(self, on: bool) -> None:
+        """Write behind (a backtest): a full batch is committed by a forked child process, in
+        one transaction as `flush` would, while this process goes on computing the next bars.
+
+        One batch at a time, in order: the next batch, `flush()`, `close()` and every read first
+        wait for the child. A batch the child could not commit (locked, disk full, a row that
+        breaks the schema) goes back to the front of the buffer and is flushed here, with
+        `flush`'s errors. A crash of this process leaves the batches handed over committed
+        whole. A no-op for `:memory:`, read-only handles and systems without `fork`; turning
+        it off waits for the child."""
+        if not on:
+            with self._lock:
+                self._await_writer()
+            self._write_behind = False
+            return
+        if self.readonly or self.path == MEMORY or not hasattr(os, "fork"):
+            return
+        self._write_behind = True
+
+    def _flush_behind(self) -> None:
+        with self._lock:
+            if self._pending == 0 or self._closed:
+                return
+            self._writable()
+            if self._await_writer():  # the last batch failed: flush here, with the errors
+                self.flush()
+                return
+            batch, pending = self._buffers, self._pending
+            self._buffers = {t: [] for t in _BUFFERED}
+            self._order_slot = {}
+            self._pending = 0
+            self._last_commit_ms = now_ms()
+            owner = os.getpid()
+            pid = os.fork()
+            if pid == 0:  # the child: its own connection, the batch, then out (no atexit)
+                code = 1
+                try:
+                    code = self._commit_batch(batch, owner)
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)
+            self._writer = (pid, batch, pending)
+
+    def _commit_batch(self, batch: Mapping[str, list[tuple]], owner_pid: int) -> int:
+        """In the write-behind child: commit `batch` and the heartbeat of the run (its owner the
+        parent process) in one transaction; 0 when committed."""
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        conn.execute("BEGIN IMMEDIATE")
+        for table in _BUFFERED:
+            if batch[table]:
+                conn.executemany(_INSERT[table], batch[table])
+        if self.run_id is not None:
+            conn.execute(
+                "UPDATE run SET heartbeat_ts = ?, pid = ?, host = ? "
+                "WHERE id = ? AND status = 'running'",
+                (now_ms(), owner_pid, socket.gethostname(), self.run_id),
+            )
+        conn.execute("COMMIT")
+        conn.close()
+        return 0
+
+    def _await_writer(self) -> bool:
+        """Wait for the write-behind child; True when its batch was not committed (its rows are
+        then back at the front of the buffer)."""
+        writer = self._writer
+        if writer is None:
+            return False
+        self._writer = None
+        pid, batch, pending = writer
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) == 0:
+            return False
+        for table in _BUFFERED:
+            self._buffers[table][:0] = batch[table]
+        self._order_slot = {}  # later statuses are upserts again (same rows in the end)
+        self._pending += pending
+        return True
 
     def record_decision(self, decision: Decision) -> None:
         self._writable()
@@ -992,6 +1081,7 @@ class Journal:
         and named in the raised `JournalError`.
         """
         with self._lock:
+            self._await_writer()
             if self._pending == 0 or self._closed:
                 return
             self._writable()

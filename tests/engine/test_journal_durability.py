@@ -217,3 +217,58 @@ def test_a_locked_database_keeps_the_rows_buffered(journal_path: Path, make_entr
         j.flush()
         assert j.pending == 0
     assert count_from_outside(journal_path) == 1
+
+
+def _write_bars(j: Journal, make_entry, bars: int) -> None:
+    for k in range(bars):
+        j.record_decision(make_entry())
+        j.record_equity(EquityPoint(T0 + k, 1.0, 1.0, 0.0, 1.0, 0.0, 0))
+
+
+def test_write_behind_commits_every_batch_in_order(journal_path: Path, make_entry) -> None:
+    """Batches committed by the forked writer: the same rows, in the same order, as a flush
+    here; the run's heartbeat names this process; flush waits for the writer."""
+    import os
+
+    with Journal(journal_path, batch_size=6) as j:
+        run_id = j.start_run("backtest", "legacy")
+        j.set_write_behind(True)
+        _write_bars(j, make_entry, 20)
+        assert j._writer is not None  # a batch is with the writer
+        j.flush()
+        assert count_from_outside(journal_path, "equity") == 20 and j._writer is None
+        j.set_write_behind(False)
+        rows = j.rows("equity", run_id)
+        (run,) = j.rows("run")
+    assert [r["ts"] for r in rows] == [T0 + k for k in range(20)]
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    assert run["pid"] == os.getpid()
+
+
+def test_write_behind_batch_the_writer_could_not_commit_is_flushed_here(
+    journal_path: Path, make_entry, monkeypatch
+) -> None:
+    """A writer that fails leaves nothing half-written; its rows come back and are committed
+    by this process (nothing dropped, order kept)."""
+
+    def fail(self, batch, owner):  # type: ignore[no-untyped-def]
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Journal, "_commit_batch", fail)
+    with Journal(journal_path, batch_size=6) as j:
+        run_id = j.start_run("backtest", "legacy")
+        j.set_write_behind(True)
+        _write_bars(j, make_entry, 20)
+        j.set_write_behind(False)
+        j.flush()
+        ts = [r["ts"] for r in j.rows("equity", run_id)]
+        decisions = j.count("decision", run_id)
+    assert ts == [T0 + k for k in range(20)] and decisions == 20
+
+
+def test_write_behind_is_off_for_memory_journals(make_entry) -> None:
+    with Journal(":memory:", batch_size=2) as j:
+        j.start_run("backtest", "legacy")
+        j.set_write_behind(True)
+        _write_bars(j, make_entry, 5)
+        assert j._writer is None and j.count("equity") == 5
