@@ -45,6 +45,7 @@ class TrainConfig:
     calibration: str
     edge_bins: int
     min_entry_t: float
+    entry_fold_share: float
     embargo_bars: int
     grid_points: int
     valid_days: int
@@ -77,6 +78,7 @@ class TrainConfig:
             "calibration": self.calibration in CALIBRATIONS,
             "edge_bins": self.edge_bins >= 1,
             "min_entry_t": self.min_entry_t >= 0,
+            "entry_fold_share": 0 <= self.entry_fold_share <= 1,
             "embargo_bars": isinstance(self.embargo_bars, int) and self.embargo_bars >= 0,
             "grid_points": self.grid_points > 1,
             "valid_days": self.valid_days >= 1,

@@ -533,9 +533,10 @@ def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, obj
     trades are judged with the map of the other folds. Candidate thresholds are `grid_points`
     quantiles of the confidence; a trade is taken when its confidence reaches the threshold and
     its predicted net return is positive. The threshold with the best t-statistic of realised net
-    returns wins, if its mean is positive over at least `min_data_in_leaf` trades and its
-    t-statistic reaches `min_entry_t`; otherwise there is no threshold (`min_confidence` None):
-    the models enter nothing.
+    returns wins, if its mean is positive over at least `min_data_in_leaf` trades, its
+    t-statistic reaches `min_entry_t` and its trades' net mean is positive in at least
+    `entry_fold_share` of the validation folds (an edge of one stretch of time only is not an
+    edge); otherwise there is no threshold (`min_confidence` None): the models enter nothing.
     """
     folds = np.unique(t.fold)
     knots = H.isotonic_fit(t.confidence, t.edge, cfg.edge_bins)
@@ -575,8 +576,11 @@ def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, obj
                 for k in folds
             ],
         }
+        row["positive_fold_share"] = float(np.mean([m > 0 for m in row["net_mean_by_fold"]]))
         tried.append(row)
-        if mean > 0 and stat >= cfg.min_entry_t and (best is None or stat > best["t_stat"]):
+        passes = mean > 0 and stat >= cfg.min_entry_t
+        passes = passes and row["positive_fold_share"] >= cfg.entry_fold_share
+        if passes and (best is None or stat > best["t_stat"]):
             best = row
     everything = {
         "trades": len(t.net),
@@ -602,7 +606,8 @@ def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, obj
         "all_validation_trades": everything,
         "candidates": len(tried),
         "criterion": "t-statistic of net trade returns (n / horizon_bars), mean > 0, "
-        f"t >= {cfg.min_entry_t}",
+        f"t >= {cfg.min_entry_t}, a positive net mean in at least {cfg.entry_fold_share:.0%} "
+        "of the validation folds",
         "edge_knots": {"confidence": knots[0], "edge": knots[1]},
         "by_fold": by_fold,
     }

@@ -19,12 +19,14 @@ BARS = 1600
 HOUR_MS = 3_600_000
 
 # Small and single-threaded so the suite stays fast and independent of the machine's load.
-# `min_entry_t = 0`: these small models' edge is too thin to clear the evidence bar, and most
+# `min_entry_t = 0`, `entry_fold_share = 0`: these small models' edge is too thin to clear the
+# evidence bar, and most
 # tests are about the mechanics of the decisions they make once they trade; a small Kelly
 # fraction keeps their (noisy, large) validation edge from putting every size at the cap.
 SMALL = TrainConfig.from_mapping(
     {
         "min_entry_t": 0.0,
+        "entry_fold_share": 0.0,
         "kelly_fraction": 0.02,
         "num_threads": 1,
         "num_leaves": 7,

@@ -26,6 +26,7 @@ val_fraction = 0.2
 grid_points = 5
 horizon_bars = 12
 min_entry_t = 0.0
+entry_fold_share = 0.0
 kelly_fraction = 0.02
 """
 

@@ -55,6 +55,13 @@ def test_the_entry_level_is_chosen_by_net_returns():
     free = choose_entry(_trades(conf, gross, gross), cfg, 0.0)
     assert free["min_confidence"] is not None and free["min_confidence"] >= 0.54
     assert free["validation"]["net_mean"] > 0
+    # an edge in one validation fold only is not traded unless the config allows it
+    one_fold = np.where(np.arange(4000) % 2 == 0, gross, 0.1 * gross - 0.0015)
+    steady = replace(cfg, entry_fold_share=1.0, min_entry_t=0.0)
+    assert choose_entry(_trades(conf, gross, one_fold), steady, 0.0)["min_confidence"] is None
+    loose = replace(cfg, entry_fold_share=0.5, min_entry_t=0.0)
+    chosen = choose_entry(_trades(conf, gross, one_fold), loose, 0.0)
+    assert chosen["validation"]["positive_fold_share"] == 0.5
     # a round trip larger than any gross return: no level pays, so there is none
     costly = choose_entry(_trades(conf, gross, gross, cost=0.02), cfg, 0.02)
     assert costly["min_confidence"] is None and costly["validation"] is None
