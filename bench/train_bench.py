@@ -71,6 +71,7 @@ def main() -> None:
         "(libgomp's default) and passively (qctl's), with --busy spinning processes beside it",
     )
     parser.add_argument("--busy", type=int, default=0, help="spinning processes (--omp-check)")
+    parser.add_argument("--walk-forward-json", type=Path, help="also write the result here")
     parser.add_argument("--fit-once", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fit_once:
@@ -152,6 +153,10 @@ def walk_forward_table(args: argparse.Namespace) -> None:
         source=str(args.walk_forward_data), sweep=sweep,
     )  # fmt: skip
     took, cpu = time.perf_counter() - t0, cpu_s() - c0
+    if args.walk_forward_json:
+        import json
+
+        args.walk_forward_json.write_text(json.dumps(result, indent=1))
     print(
         f"walk-forward on {args.walk_forward_data} ({len(market.symbols)} symbols), "
         f"{wf.folds} test blocks after the first {wf.initial_fraction:.0%} of the timeline, "
