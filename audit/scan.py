@@ -184,6 +184,23 @@ _BINARY_TYPES = _concrete((cst.BinaryOperation,))
 _IF_TYPES = _concrete((cst.If,))
 _CLASS_TYPES = _concrete((cst.ClassDef,))
 _FUNCTION_TYPES = _concrete((cst.FunctionDef,))
+_LEAF_TEXT = _concrete((cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.Name))
+_STATEMENT_HOLDERS = _concrete((cst.SimpleStatementLine, cst.BaseCompoundStatement))
+_EXPR = _concrete((cst.Expr,))
+# the parents _site reads, by what they are
+_SUBSCRIPTS = _concrete((cst.SubscriptElement, cst.Slice, cst.Index))
+_INDEX = _concrete((cst.Index,))
+_ARG = _concrete((cst.Arg,))
+_CALL = _concrete((cst.Call,))
+_COMPARISON = _concrete((cst.Comparison,))
+_BOOLEAN = _concrete((cst.BooleanOperation,))
+_DICT_ELEMENT = _concrete((cst.DictElement,))
+_PARAM = _concrete((cst.Param,))
+_RETURN = _concrete((cst.Return,))
+_ASSIGNS = _concrete((cst.Assign, cst.AnnAssign, cst.AugAssign))
+_ENDS_ROLE = _concrete(
+    (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.Lambda, cst.FormattedString)
+)
 _LOOKED_AT = _concrete(
     (*NUMBER, cst.UnaryOperation, cst.BinaryOperation, *CONTAINERS, cst.SimpleString)
     + (cst.ConcatenatedString, cst.Call)
@@ -301,6 +318,8 @@ class _Visitor(cst.CSTVisitor):
             self.judge.number(site)
 
     def _string(self, node: cst.CSTNode) -> None:
+        if len(self.stack) > 1 and type(self.stack[-2]) in _EXPR:
+            return  # a docstring or a bare string statement: _site finds no role for it
         value = string_value(node)
         if value is None:
             return
@@ -346,17 +365,18 @@ class _Visitor(cst.CSTVisitor):
         child: cst.CSTNode = start or literal
         keyword = ""
         for parent in reversed(parents):
-            if isinstance(parent, cst.SubscriptElement | cst.Slice | cst.Index):
-                if isinstance(parent, cst.Index) and isinstance(child, cst.SimpleString):
+            kind = type(parent)
+            if kind in _SUBSCRIPTS:
+                if kind in _INDEX and isinstance(child, cst.SimpleString):
                     return None
                 return site.with_role("index")
-            if isinstance(parent, cst.Arg):
+            if kind in _ARG:
                 keyword = parent.keyword.value if parent.keyword else ""
-            elif isinstance(parent, cst.Call):
+            elif kind in _CALL:
                 if child is parent.func:
                     return None
                 return self._call(site, parent, child, keyword)
-            elif isinstance(parent, cst.BinaryOperation):
+            elif kind in _BINARY_TYPES:
                 other = parent.right if child is parent.left else parent.left
                 role = self._arith_role(parent, child, other, parents)
                 if role == "fraction":
@@ -372,19 +392,19 @@ class _Visitor(cst.CSTVisitor):
                     return site
                 if role == "structural":
                     return site.with_role("index")
-            elif isinstance(parent, cst.Comparison):
+            elif kind in _COMPARISON:
                 operands = [parent.left] + [c.comparator for c in parent.comparisons]
                 site.names = [n for o in operands if o is not child for n in names_in(o)]
                 site.vote = any(_is_condition_count(o) for o in operands if o is not child)
                 site.role = "comparison"
                 site.secondary = self._outer_names(parents, parent)
                 return site
-            elif isinstance(parent, cst.BooleanOperation):
+            elif kind in _BOOLEAN:
                 if isinstance(parent.operator, cst.Or) and child is parent.right:
                     site.names = self._outer_names(parents, parent) + names_in(parent.left)
                     site.role = "or-fallback"
                     return site
-            elif isinstance(parent, cst.DictElement):
+            elif kind in _DICT_ELEMENT:
                 if child is parent.key:
                     return None
                 key = string_value(parent.key) or dotted(parent.key)
@@ -399,15 +419,15 @@ class _Visitor(cst.CSTVisitor):
                 site.secondary = self._outer_names(parents, parent)
                 site.enclosing_keys = _enclosing_keys(parents, parent)
                 return site
-            elif isinstance(parent, cst.Param):
+            elif kind in _PARAM:
                 site.names = [parent.name.value]
                 site.role = "param-default"
                 return site
-            elif isinstance(parent, cst.Return):
+            elif kind in _RETURN:
                 site.names = [site.function] if site.function else []
                 site.role = "return"
                 return site
-            elif isinstance(parent, cst.Assign | cst.AnnAssign | cst.AugAssign):
+            elif kind in _ASSIGNS:
                 if isinstance(parent, cst.AugAssign) and numeric_value(literal) in (1, -1):
                     return site.with_role("index")  # a counter: `n += 1`
                 site.names = assign_targets(parent)
@@ -426,9 +446,7 @@ class _Visitor(cst.CSTVisitor):
                 else:
                     site.role = "assign-fallback"
                 return site
-            elif type(parent) in _STATEMENTS or isinstance(
-                parent, cst.Lambda | cst.FormattedString
-            ):
+            elif kind in _ENDS_ROLE:
                 return None
             child = parent
         return None
@@ -643,7 +661,7 @@ class _Visitor(cst.CSTVisitor):
     @staticmethod
     def _statement(parents: Sequence[cst.CSTNode]) -> cst.CSTNode | None:
         for parent in reversed(parents):
-            if isinstance(parent, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+            if type(parent) in _STATEMENT_HOLDERS:
                 return parent
         return None
 
@@ -710,6 +728,8 @@ _walk = descendants
 
 
 def _source(node: cst.CSTNode) -> str:
+    if type(node) in _LEAF_TEXT and not node.lpar:  # a bare number, string or name is its text
+        return node.value
     return cst.Module(body=[]).code_for_node(node)
 
 
