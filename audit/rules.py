@@ -29,8 +29,12 @@ _PLACEHOLDER = re.compile(
 # An environment-variable name: upper-case words joined by underscores (`BINANCE_API_KEY`). A
 # credential can be upper-case too (`AKIA4Q2ZR7XK9PLM3VBN`): case alone never decides.
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
+# A symbol: `BTCUSDT`, or a base and a quote currency joined by -, / or _ (`ETH/USDT:USDT`,
+# `BTC-PERP`); `TREND_LONG` is a label, not a pair.
 SYMBOL = re.compile(
-    r"^(?:[A-Z0-9]{2,15}(?:USDT|USDC|BUSD|USD|BTC|ETH|PERP)|[A-Z0-9]{2,15}[-/_][A-Z0-9]{2,10}(?::[A-Z0-9]{2,10})?)$"
+    r"^(?:[A-Z0-9]{2,15}(?:USDT|USDC|BUSD|USD|BTC|ETH|PERP)"
+    r"|[A-Z0-9]{2,15}[-/_](?:USDT|USDC|BUSD|FDUSD|TUSD|DAI|USD|BTC|ETH|BNB|EUR|PERP|SWAP)"
+    r"(?::[A-Z0-9]{2,10})?)$"
 )
 _QUOTE = re.compile(r"(?:USDT|USDC|BUSD|USD|BTC|ETH|PERP|EUR)(?::|$)")
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{1,48}$")
@@ -43,6 +47,23 @@ _PARAMS_WORDS = frozenset(
 )
 _UNIT_WORDS = frozenset(
     {"pct", "percent", "percentage", "bps", "ms", "sec", "secs", "seconds", "hours", "days", "per"}
+)
+# Names made of unit words only (`PERCENT = 100`, `MS_PER_SECOND = 1000`, `ONE_BPS = 0.0001`):
+# a conversion value under such a name is a unit; under `FAKE_MOVE_BODY_PCT` it is a threshold.
+_UNIT_NAMES = _UNIT_WORDS | frozenset(
+    {"s", "second", "minute", "minutes", "min", "mins", "hour", "day", "week", "weeks", "year",
+     "years", "us", "ns", "basis", "point", "points", "unit", "units", "one", "to", "in", "a",
+     "hundred", "thousand", "million", "mb", "kb", "bytes"}
+)  # fmt: skip
+_DURATION_WORDS = frozenset(
+    {"ms", "sec", "secs", "second", "seconds", "minute", "minutes", "mins", "hour", "hours", "day",
+     "days"}
+)  # fmt: skip
+# A cost of trading (the venue's fee, a backtest's slippage assumption) is a fact or an
+# assumption, not a decision, unless a bound word makes it a limit (`MAX_SLIPPAGE_BPS`).
+_COST_NAMES = frozenset({"fee", "fees", "slippage", "commission", "commissions", "taker", "maker"})
+_BOUND_NAMES = frozenset(
+    {"max", "min", "limit", "cap", "threshold", "thresh", "ceiling", "floor", "bound", "allowed"}
 )
 # Lookback words that make a key neutral elsewhere (`window`, `length`) but are the signal's own
 # parameters in a strategy's parameter dict (`{"window": 20, "std_dev": 2}`).
@@ -155,6 +176,9 @@ class ModuleOrClassConstant(Rule):
         "EPS = 1e-9",
         "KLINE_LIMIT = 1500",  # a kline page size
         "WARMUP_BARS = 200",  # bars needed before indicators are defined
+        "ONE_PERCENT = 0.01",  # a unit, named as one
+        # the venue's fee and a backtest's slippage: a fact and an assumption, not decisions
+        "BACKTEST_TAKER_FEE = 0.0004\nBACKTEST_SLIPPAGE = 0.0002",
     )
     INVALID = (
         Example("MAX_SYMBOLS = 10", "MAX_SYMBOLS", "10", Category.SYMBOL_SELECTION),
@@ -168,6 +192,15 @@ class ModuleOrClassConstant(Rule):
         Example("max_hold_sec = 3600", "max_hold_sec", "3600", Category.HARVEST),
         # the profit level that arms a trailing take-profit
         Example("PROFIT_EXPECT = 0.05", "PROFIT_EXPECT", "0.05", Category.STOP_LOSS_TAKE_PROFIT),
+        # a 1 % entry threshold: 0.01 is a unit only under a unit's name
+        Example("FAKE_MOVE_BODY_PCT = 0.010", "FAKE_MOVE_BODY_PCT", "0.010", Category.OTHER),
+        # the sizes of a martingale's adds
+        Example(
+            "MARTINGALE_PCTS = [0.01009, 0.02523, 0.06307]",
+            "MARTINGALE_PCTS",
+            "0.01009",
+            Category.POSITION_SIZING,
+        ),
     )
 
 
@@ -264,6 +297,8 @@ class AssignmentFallback(Rule):
     why = "{name} is set to {value} in {where}: a hardcoded {category} fallback"
     VALID = (
         "def f():\n    retries = 3\n    count = 0\n    timeout = timeout or 30",
+        # a counter set on the first entry of a martingale
+        "def on_entry(state):\n    state.martingale_level = 1",
         # state a print-only monitor sets up in its constructor
         "class PairMonitor:\n    def __init__(self):\n        self.expected_ratio = 6751 / 616\n"
         "    def show(self, ratio):\n        print(ratio / self.expected_ratio)",
@@ -389,6 +424,7 @@ class ArithmeticWeight(Rule):
     why = "{value} scales {name} in {where}: a hardcoded {category} weight"
     VALID = (
         "pct = x / 100",
+        "def pnl(price, qty):\n    fee = price * qty * 0.0004\n    return fee",  # a venue fee
         "bps = r * 10000",
         "ms = s * 1000",
         "mid = (high + low) / 2",
@@ -450,7 +486,11 @@ class SymbolList(Rule):
     roles = ("symbols",)
     title = "Hardcoded list of trading symbols"
     why = "{name} hardcodes {count} symbols in {where}: the universe should come from the models"
-    VALID = ('COLUMNS = ["open", "high", "low", "close"]',)
+    VALID = (
+        'COLUMNS = ["open", "high", "low", "close"]',
+        # labels of position kinds, not pairs
+        'def is_long(state):\n    return state.side in ("CONTRARIAN_LONG", "TREND_LONG")',
+    )
     INVALID = (
         Example(
             'CORE_SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT"]',
@@ -871,6 +911,10 @@ def numeric_value(node: cst.CSTNode) -> float | None:
     return None
 
 
+_NAMED_VALUE_ROLES = frozenset({"constant", "assign-fallback", "field-default", "env-default"})
+_DEFAULT_ROLES = frozenset({"param-default", "strategy-param", "cli-default"})
+
+
 def _annualisation(node: cst.CSTNode) -> bool:
     """`252 ** 0.5`, `365 ** 0.5`: the square root of a count of periods per year."""
     if not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Power)):
@@ -950,16 +994,28 @@ class Judge:
         if site.role in ("weight", "fraction") and 0 < abs(abs(value) - 1) < 1e-6:
             return  # `qty * (1 - 1e-9)`: a float tolerance around 1, not a decision
         if abs(value) == 1 and (
-            not (match.strong or match.generic) or site.role in ("comparison", "weight")
+            not (match.strong or match.generic)
+            or site.role in ("comparison", "weight")
+            or (match.neutral and not match.generic)  # `state.martingale_level = 1`: a counter
         ):
             return  # 1 and -1 are structure (`x > 1`, `* -1`) unless a decision name holds them
         small_count = value == int(value) and abs(value) <= 3 and isinstance(site.node, cst.Integer)
         if small_count and site.role in ("comparison", "signal-threshold") and not match.strong:
             return  # `if xs.size < 2`, `if len(window) >= 3`: sanity checks on counts
         if value in self.vocabulary.conversions and match.category is None:
-            unit = bool(set(words(name)) & _UNIT_WORDS) or not match.generic
-            if unit or site.role not in ("param-default", "strategy-param", "cli-default"):
+            seq = words(name)
+            if site.role in _NAMED_VALUE_ROLES:  # a duration (`max_wait_seconds = 60`) or a unit
+                unit = (
+                    not match.generic
+                    or bool(set(seq) & _DURATION_WORDS)
+                    or (bool(seq) and all(w in _UNIT_NAMES for w in seq))
+                )
+            else:
+                unit = bool(set(seq) & _UNIT_WORDS) or not match.generic
+            if unit or site.role not in _NAMED_VALUE_ROLES | _DEFAULT_ROLES:
                 return  # `PERCENT = 100.0`, `MS_PER_SECOND = 1000`: a unit, named as one
+        if self._cost(site, name):
+            return  # `TAKER_FEE = 0.0004`, `fee = price * qty * 0.0004`
         extra = ""
         key = site.names[0] if site.names else ""
         if site.role == "get-default" and key in self.param_defaults:
@@ -1117,6 +1173,16 @@ class Judge:
             ):
                 return site, (category, 0.6 if trading else 0.45, Match(), first), False
         return None
+
+    def _cost(self, site: Site, name: str) -> bool:
+        """A fee or slippage (a fact or an assumption), not a limit on one."""
+        held = [name, *site.names] if site.role not in ("weight", "fraction") else []
+        held += site.secondary if site.role in ("weight", "fraction") else []
+        for held_name in (n for n in held if n):
+            seq = set(words(held_name))
+            if seq & _COST_NAMES and not seq & _BOUND_NAMES:
+                return True
+        return False
 
     def _indicator_period(self, site: Site, value: float) -> bool:
         """`ta.atr(h, l, c, length=5)` in trading code: the period of a signal's indicator."""
