@@ -191,6 +191,33 @@ def numpy_reference(
     return wallet, trades
 
 
+# the loop's phases: (label, function names whose cumulative time is the phase's)
+PHASES = (
+    ("entry and skip decisions (risk kernel, fills, journal rows)", ("_handle_decision",)),
+    ("exit controller (quiet-bar predictions included)", ("evaluate",)),
+    ("policy at universe refreshes (safe_decide)", ("safe_decide",)),
+    ("broker bar pass (funding, stops, liquidation)", ("process_bar",)),
+    ("equity row", ("_record_equity",)),
+    ("exits filled", ("_apply_exit",)),
+    ("marking, limits at every bar", ("mark_to_close", "hold_limits")),
+)
+
+
+def print_phases(stats: pstats.Stats) -> None:
+    """Each phase's share of the run (cumulative times of the loop's calls, from the profile)."""
+    cum: dict[str, float] = {}
+    total = 0.0
+    for (file, _line, name), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        cum[name] = cum.get(name, 0.0) + ct
+        if name == "run" and file.endswith("loop.py"):
+            total = ct
+    if total <= 0:
+        return
+    print("where the time goes (share of the loop's run, cProfile):")
+    for label, names in PHASES:
+        print(f"  {sum(cum.get(n, 0.0) for n in names) / total:6.1%}  {label}")
+
+
 def _children_cpu() -> float:
     """CPU seconds (user + system) of the waited-for child processes so far."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -233,7 +260,9 @@ def run_case(args: argparse.Namespace) -> dict[str, object]:
             )
     if profiler is not None:
         print(f"profile of the engine run ({args.shape} x{args.repeat}), top 25 by own time:")
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+        stats = pstats.Stats(profiler, stream=sys.stdout)
+        stats.sort_stats("tottime").print_stats(25)
+        print_phases(stats)
     peak_engine_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # the journal's write-behind children (forked: their RSS counts the pages they share with
     # this process; what they add is their SQLite page cache and the pages copied on write)
