@@ -28,6 +28,7 @@ import atexit
 import json
 import math
 import os
+import signal
 import socket
 import sqlite3
 import threading
@@ -939,22 +940,28 @@ class Journal:
             if self._await_writer():  # the last batch failed: flush here, with the errors
                 self.flush()
                 return
-            batch, pending = self._buffers, self._pending
-            self._buffers = {t: [] for t in _BUFFERED}
-            self._order_slot = {}
-            self._pending = 0
-            self._last_commit_ms = now_ms()
             owner = os.getpid()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # no process to spare: write here, as without write-behind
+                self._write_behind = False
+                self.flush()
+                return
             if pid == 0:  # the child: its own connection, the batch, then out (no atexit)
                 code = 1
                 try:
-                    code = self._commit_batch(batch, owner)
+                    # a Ctrl-C meant for the backtest must not stop a commit half-reported
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    code = self._commit_batch(self._buffers, owner)
                 except BaseException:
                     code = 1
                 finally:
                     os._exit(code)
-            self._writer = (pid, batch, pending)
+            self._writer = (pid, self._buffers, self._pending)
+            self._buffers = {t: [] for t in _BUFFERED}
+            self._order_slot = {}
+            self._pending = 0
+            self._last_commit_ms = now_ms()
 
     def _commit_batch(self, batch: Mapping[str, list[tuple]], owner_pid: int) -> int:
         """In the write-behind child: commit `batch` and the heartbeat of the run (its owner the

@@ -272,3 +272,20 @@ def test_write_behind_is_off_for_memory_journals(make_entry) -> None:
         j.set_write_behind(True)
         _write_bars(j, make_entry, 5)
         assert j._writer is None and j.count("equity") == 5
+
+
+def test_write_behind_without_a_process_to_spare_writes_here(
+    journal_path: Path, make_entry, monkeypatch
+) -> None:
+    import os
+
+    def no_fork() -> int:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    with Journal(journal_path, batch_size=6) as j:
+        j.start_run("backtest", "legacy")
+        j.set_write_behind(True)
+        _write_bars(j, make_entry, 20)
+        assert count_from_outside(journal_path, "equity") >= 18  # committed here, by batch
+    assert count_from_outside(journal_path, "equity") == 20
