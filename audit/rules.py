@@ -80,6 +80,9 @@ _PERIOD_KEYS = frozenset(
     {"length", "period", "periods", "timeperiod", "window", "span", "lookback", "n", "fast", "slow",
      "signal", "fastperiod", "slowperiod", "signalperiod", "k", "d", "smooth_k", "smooth_d"}
 )  # fmt: skip
+# Moving averages named as such (`precompute_vol_avg(candles, window=20)`), besides the
+# vocabulary's indicators (`ema`, `sma`, `rsi`...).
+_AVERAGE_CALL_WORDS = frozenset({"avg", "average", "moving_average"})
 # Names of code that only draws: an indicator computed there is an overlay, not a signal.
 _DRAWING_NAMES = frozenset(
     {"chart", "charts", "plot", "plots", "overlay", "draw", "render", "dashboard"}
@@ -829,6 +832,14 @@ class IndicatorPeriod(Rule):
             "14",
             Category.OTHER,
         ),
+        # the average every relative-volume threshold of a bot is measured against
+        Example(
+            "def run_trader(candles):\n    precompute_vol_avg(candles, window=20)\n"
+            "    return generate_signal(candles)",
+            "precompute_vol_avg",
+            "20",
+            Category.OTHER,
+        ),
     )
 
 
@@ -1187,7 +1198,9 @@ class Judge:
     def _indicator_period(self, site: Site, value: float) -> bool:
         """`ta.atr(h, l, c, length=5)` in trading code: the period of a signal's indicator."""
         short = site.callee.rsplit(".", 1)[-1] if site.callee else ""
-        if not short or not self.vocabulary.match(short).indicator:
+        if not short or not (
+            self.vocabulary.match(short).indicator or set(words(short)) & _AVERAGE_CALL_WORDS
+        ):
             return False
         key = site.names[0] if site.names else ""
         if key and not set(words(key)) & _PERIOD_KEYS:
