@@ -9,6 +9,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from audit.finding import Category, Severity
@@ -125,6 +126,11 @@ def matches_any(rel: str, patterns: tuple[str, ...]) -> bool:
 
 def _glob(rel: str, pattern: str) -> bool:
     """`**` crosses directories, `*` does not (Python < 3.13 has no PurePath.full_match)."""
+    return _glob_regex(pattern).fullmatch(rel) is not None
+
+
+@lru_cache(maxsize=1024)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
     regex = ""
     i = 0
     while i < len(pattern):
@@ -143,7 +149,7 @@ def _glob(rel: str, pattern: str) -> bool:
         else:
             regex += re.escape(pattern[i])
             i += 1
-    return re.fullmatch(regex, rel) is not None
+    return re.compile(regex)
 
 
 def find_config_file(start: Path) -> Path | None:
