@@ -184,33 +184,26 @@ class _NotPlain(Exception):
 
 
 def _lay_out(value: object, newline: str, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(encode_basestring(value))
-    elif value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, int):
-        out.append(int.__repr__(value))
-    elif isinstance(value, float):
-        out.append(_float_text(value))
+    text = _scalar_text(value)
+    if text is not None:
+        out.append(text)
     elif isinstance(value, dict):
         if not value:
             out.append("{}")
             return
         inner = newline + "  "
         out.append("{")
-        first = True
+        separator = inner
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _NotPlain
-            out.append(inner if first else "," + inner)
-            first = False
-            out.append(encode_basestring(key))
-            out.append(": ")
-            _lay_out(item, inner, out)
+            text = _scalar_text(item)
+            if text is None:
+                out.append(f"{separator}{encode_basestring(key)}: ")
+                _lay_out(item, inner, out)
+            else:
+                out.append(f"{separator}{encode_basestring(key)}: {text}")
+            separator = "," + inner
         out.append(newline + "}")
     elif isinstance(value, list | tuple):
         if not value:
@@ -218,14 +211,31 @@ def _lay_out(value: object, newline: str, out: list[str]) -> None:
             return
         inner = newline + "  "
         out.append("[")
-        first = True
+        separator = inner
         for item in value:
-            out.append(inner if first else "," + inner)
-            first = False
+            out.append(separator)
             _lay_out(item, inner, out)
+            separator = "," + inner
         out.append(newline + "]")
     else:
         raise _NotPlain
+
+
+def _scalar_text(value: object) -> str | None:
+    """The JSON text of a scalar, None for a container (or anything else)."""
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return _float_text(value)
+    return None
 
 
 def _float_text(value: float) -> str:

@@ -115,11 +115,17 @@ def _walk_error(exc: OSError, root: Path) -> Finding:
 
 
 def _rel(path: Path, root: Path) -> str:
-    absolute = Path(os.path.abspath(path))
+    absolute = os.path.abspath(path)
+    if os.sep == "/":  # plain string work: pathlib's relative_to was a third of a warm run
+        base = str(root)
+        if absolute == base:
+            return "."
+        prefix = base if base.endswith("/") else base + "/"
+        return absolute[len(prefix) :] if absolute.startswith(prefix) else absolute
     try:
-        return absolute.relative_to(root).as_posix()
+        return Path(absolute).relative_to(root).as_posix()
     except ValueError:
-        return absolute.as_posix()
+        return Path(absolute).as_posix()
 
 
 def read_source(path: Path, max_bytes: int) -> tuple[str | None, bytes, str]:
