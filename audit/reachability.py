@@ -281,16 +281,24 @@ class FlowIndex:
         self._stmt_keys = [k for k, _ in indexer.stmt_seq]
         self._gates: dict[int, list] = {}
         self._trading_funcs: dict[str, str] = {}
-        uses: dict[tuple[int, str], list[cst.Name]] = defaultdict(list)
-        for func, name in indexer.name_uses:
-            if not self._is_load(name):
-                continue
-            owner = func
-            while owner is not None and name.value not in owner.bound:
-                parent = self._enclosing_func(owner.node)
-                owner = parent
-            uses[(id(owner.node) if owner else 0, name.value)].append(name)
-        self._uses = uses
+        self._name_uses = indexer.name_uses
+        self._uses_by_scope: dict[tuple[int, str], list[cst.Name]] | None = None
+
+    @property
+    def _uses(self) -> dict[tuple[int, str], list[cst.Name]]:
+        """Reads of each name by its defining scope, built on the first search that needs it."""
+        if self._uses_by_scope is None:
+            uses: dict[tuple[int, str], list[cst.Name]] = defaultdict(list)
+            for func, name in self._name_uses:
+                if not self._is_load(name):
+                    continue
+                owner = func
+                while owner is not None and name.value not in owner.bound:
+                    parent = self._enclosing_func(owner.node)
+                    owner = parent
+                uses[(id(owner.node) if owner else 0, name.value)].append(name)
+            self._uses_by_scope = uses
+        return self._uses_by_scope
 
     # -- public -------------------------------------------------------------------------------
     def verdict(self, literal: cst.CSTNode) -> Verdict:

@@ -64,6 +64,14 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (worker pools are joined)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def _parse_one(path: str) -> None:
     import libcst
 
@@ -141,11 +149,14 @@ def main() -> None:
             f"pre-filter: {skipped:,} of {files:,} files cannot hold a finding and are not parsed"
         )
 
-        rows: list[tuple[str, float, str]] = []
+        rows: list[tuple[str, float, float | None, str]] = []
+        cpu: dict[str, float] = {}
 
         def row(name: str, fn) -> tuple[float, object]:  # noqa: ANN001
+            before = cpu_seconds()
             secs, out = timed(fn)
-            rows.append((name, secs, load()))
+            cpu[name] = cpu_seconds() - before
+            rows.append((name, secs, cpu[name], load()))
             return secs, out
 
         floor1, _ = row("libcst parse floor, 1 process", lambda: parse_floor(paths, 1))
@@ -166,7 +177,7 @@ def main() -> None:
         qctl = str(Path(sys.executable).parent / "qctl")
         warm_cli = [qctl, "audit", str(root), "--format", "json", "--cache-dir", str(cache)]
         twc = command_seconds(warm_cli, runs=3, cwd=tmp)
-        rows.append(("qctl audit, warm cache (the command)", twc, load()))
+        rows.append(("qctl audit, warm cache (the command)", twc, None, load()))
 
         ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
         cmd = [ruff, "check", "--no-cache", "--isolated", "--select", "PLR2004"]
@@ -207,11 +218,13 @@ def main() -> None:
         grep_lines = lines_of(grep_pairs)
         grep_per_copy = len(lines_of(grep_pairs)) if grep_pairs else 0
 
-        print(f"\n{'what':40} {'seconds':>9} {'files/s':>10} {'load':>10}")
-        for name, secs, when in rows:
-            print(f"{name:40} {secs:9.3f} {files / secs:10,.0f} {when:>10}")
-        print("\nratios (same run):")
-        print(f"  cold, 1 worker / parse floor, 1 process:     {t1 / floor1:5.2f}x")
+        print(f"\n{'what':40} {'seconds':>9} {'CPU s':>8} {'files/s':>10} {'load':>10}")
+        for name, secs, used, when in rows:
+            used_text = f"{used:8.2f}" if used is not None else f"{'-':>8}"
+            print(f"{name:40} {secs:9.3f} {used_text} {files / secs:10,.0f} {when:>10}")
+        c1 = cpu["qctl audit, cold, 1 worker"] / cpu["libcst parse floor, 1 process"]
+        print("\nratios (same run; CPU seconds are steadier than wall time on a shared machine):")
+        print(f"  cold, 1 worker / parse floor, 1 process:     {t1 / floor1:5.2f}x (CPU {c1:.2f}x)")
         print(f"  cold, {cpus} workers / parse floor, {cpus} processes: {tn / floorn:5.2f}x")
         print(f"  warm (the command) / cold, {cpus} workers:        {twc / tn:5.2f}x")
         print(
