@@ -22,8 +22,10 @@ predict per head. Where each value comes from:
   config) − the funding the side would pay at the latest rate over the horizon, where edge() is
   the validation edge map on the card (volatility units) and v the predicted volatility over the
   horizon;
-- size (notional / equity): fractional Kelly, μ / v² scaled by the card's Kelly fraction, capped
-  by `SafetyLimits.max_position_fraction`;
+- size (notional / equity): fractional Kelly, μ / v² scaled by the card's Kelly fraction and
+  shared across the positions the universe may hold (its count, or `auto_max`: the perpetuals
+  move together, so N positions are close to one bet), capped by
+  `SafetyLimits.max_position_fraction`;
 - kill threshold, and the graded reduce step below it (level and fraction): what the kill
   head's validation chose for the bar's regime;
 - harvest close fractions: the share of the open quantity the ladder heads expect *not* to
@@ -250,6 +252,8 @@ class AIPolicy:
         self.limits = limits or SafetyLimits()
         self.zone = AutonomyZone.for_limits(self.limits)
         self.universe = universe or UniverseConfig.from_mapping()
+        count = self.universe.count
+        self._bets = self.universe.auto_max if count == "auto" else int(count)
         self.tiers = tiers
         self.reasons_top = reasons_top
         self._funding: dict[str, Funding] = {
@@ -555,7 +559,9 @@ class AIPolicy:
             )
         if equity <= 0:
             return self._skip(ts, symbol, SkipReason.NO_EQUITY, f"equity is {equity:g}")
-        size = min(o.kelly_fraction * expected / volatility**2, zone.max_size_pct)
+        # The universe's perpetuals move together: N positions are close to one bet, so the
+        # Kelly bet is shared across the N the universe may hold, not taken N times over.
+        size = min(o.kelly_fraction * expected / volatility**2 / self._bets, zone.max_size_pct)
         notional = equity * size
         maintenance_rate = 0.0
         max_leverage = zone.max_leverage

@@ -74,3 +74,28 @@ def test_size_is_the_card_s_fraction_of_the_kelly_bet(trained, market, tmp_path)
     assert pairs
     assert all(h == pytest.approx(f / 2) for f, h in pairs)
     assert all(full[k].side == half[k].side for k in full)
+
+
+def test_the_kelly_bet_is_shared_across_the_universe(trained, market):
+    """Twice the symbols in the universe: every uncapped size of the same entry halves."""
+    candles, funding = market
+
+    def entries(count):
+        policy = AIPolicy.from_dir(
+            trained.out_dir,
+            funding=funding,
+            round_trip_cost=0.0,
+            universe=UniverseConfig.from_mapping({"count": count}),
+        )
+        out = {}
+        for i in range(1300, 1590, 3):
+            for d in policy.decide(snapshot_at(candles, i), Portfolio(wallet_balance=1e4)):
+                if d.skip is None:
+                    out[(d.ts, d.symbol)] = d
+        return out
+
+    four, eight = entries(4), entries(8)  # 4 symbols in the data: the same entries either way
+    assert four and four.keys() == eight.keys()
+    cap = SafetyLimits().max_position_fraction
+    pairs = [(four[k].size_pct, eight[k].size_pct) for k in four if four[k].size_pct < cap]
+    assert pairs and all(e == pytest.approx(f / 2) for f, e in pairs)
