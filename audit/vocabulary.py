@@ -10,6 +10,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib.resources import files
 
 from audit.finding import Category
@@ -17,6 +18,7 @@ from audit.finding import Category
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 
+@lru_cache(maxsize=1 << 16)
 def words(name: str) -> tuple[str, ...]:
     """Split an identifier into lowercase words, keeping letter+digit pairs like T1 together.
 
