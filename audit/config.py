@@ -72,7 +72,7 @@ class AuditConfig:
     max_file_seconds: float = 60.0  # wall time to scan one file
     max_file_mb: int = 2048  # memory a worker process may add while scanning one file
     # The owner's hard limits, as {field: (bound, "max"|"min", is_percent)}. Given by the caller (the
-    # qctl CLI passes engine.domain.SafetyLimits); the auditor itself knows no trading number.
+    # qctl CLI passes engine.limits.SafetyLimits); the auditor itself knows no trading number.
     reference_limits: Mapping[str, tuple[float, str, bool]] = field(default_factory=dict)
 
     def digest(self) -> str:

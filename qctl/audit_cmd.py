@@ -43,8 +43,9 @@ class TestMode(StrEnum):
 
 
 def reference_limits() -> dict[str, tuple[float, str, bool]]:
-    """The owner's hard limits from the one place they are written (engine.domain.SafetyLimits)."""
-    from engine.domain import SafetyLimits
+    """The owner's hard limits from the one place they are written (`engine.limits.SafetyLimits`,
+    a module without numpy: a warm audit never loads it)."""
+    from engine.limits import SafetyLimits
 
     limits = SafetyLimits()
     return {

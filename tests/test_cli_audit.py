@@ -144,3 +144,27 @@ def test_sarif_of_the_fixture_is_valid_sarif(tmp_path: Path) -> None:
         not r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("/")
         for r in results
     )
+
+
+def test_a_warm_audit_command_loads_neither_the_parser_nor_numpy(tmp_path: Path) -> None:
+    """The warm path as a user runs it (the command, not the library): one cache index read,
+    no libcst, and no numpy behind the hard limits it compares literals with."""
+    cache = tmp_path / "cache"
+    probe = (
+        "import sys\n"
+        "from qctl.cli import main\n"
+        f"sys.argv = ['qctl', 'audit', {str(FIXTURE)!r}, '--format', 'json',"
+        f" '--fail-on', 'never', '--cache-dir', {str(cache)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED=' + ','.join(m for m in ('libcst', 'numpy') if m in sys.modules))\n"
+    )
+
+    def loaded() -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.rsplit("LOADED=", 1)[1].strip()
+
+    assert "libcst" in loaded()  # cold: the files are parsed
+    assert loaded() == ""  # warm: neither is imported
