@@ -759,14 +759,24 @@ def choose_ladder(
     cost: float,
 ) -> dict[str, object]:
     """The ladder scale with the best mean net return per validation trade (ties: the earlier
-    candidate in `ladder_scales`), with every candidate's figures."""
+    candidate in `ladder_scales`), with every candidate's figures.
+
+    A scale under which T1 lands on the same zone bound for every validation trade decides
+    nothing (the ladder would be a constant, which `qctl verify`'s variation check fails): it
+    is chosen only when no candidate's T1 varies."""
     rows = []
+    stop = t.stop
+    ok = np.isfinite(stop) & (stop > 0) & (stop < 1)
     for scale in cfg.ladder_scales:
         net = simulate_ladder(t, float(scale), zone, close_fracs, cost)
         sd = float(net.std()) if len(net) else 0.0
+        t1_r = np.clip(scale * t.favourable[ok, 1] / stop[ok], zone.min_harvest_r,
+                       zone.max_harvest_r)  # fmt: skip
         rows.append({"scale": float(scale), "net_mean": float(net.mean()) if len(net) else 0.0,
-                     "net_sharpe_per_trade": float(net.mean() / sd) if sd > 0 else 0.0})  # fmt: skip
-    best = max(range(len(rows)), key=lambda i: (rows[i]["net_mean"], -i))
+                     "net_sharpe_per_trade": float(net.mean() / sd) if sd > 0 else 0.0,
+                     "t1_varies": bool(len(np.unique(t1_r)) > 1)})  # fmt: skip
+    eligible = [i for i, row in enumerate(rows) if row["t1_varies"]] or list(range(len(rows)))
+    best = max(eligible, key=lambda i: (rows[i]["net_mean"], -i))
     return {**rows[best], "trades": len(t.stop), "candidates": rows}
 
 

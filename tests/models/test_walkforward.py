@@ -141,6 +141,29 @@ def test_the_ladder_scale_is_chosen_by_net_return_per_trade():
     assert chosen["scale"] < 3.0
 
 
+def test_a_scale_that_pins_t1_to_the_zone_bound_is_not_chosen():
+    """A ladder whose T1 is the zone's floor for every trade decides nothing (and fails
+    `qctl verify`'s variation check): it loses to any scale whose T1 varies."""
+    zone = AutonomyZone()
+    cfg = TrainConfig.from_mapping({"ladder_scales": [0.5, 1.0, 3.0]})
+    n = 20
+    paths = np.array([[0.006, -0.03]] * n)  # a small pop, then a fall: the earliest T1 pays most
+    fav_t1 = np.linspace(0.001, 0.009, n)  # at 0.5x every T1 is under the 0.5 R floor
+    trades = LadderTrades(
+        stop=np.full(n, 0.01),
+        favourable=np.column_stack([fav_t1 / 2, fav_t1, fav_t1 * 1.5, fav_t1 * 2]),
+        close=paths,
+        best=paths.copy(),
+        worst=paths.copy(),
+        funding=np.zeros(n),
+    )
+    chosen = choose_ladder(trades, cfg, zone, (0.4, 0.5), 0.001)
+    by_scale = {c["scale"]: c for c in chosen["candidates"]}
+    assert by_scale[0.5]["t1_varies"] is False and by_scale[1.0]["t1_varies"] is True
+    assert by_scale[0.5]["net_mean"] >= max(c["net_mean"] for c in chosen["candidates"])
+    assert chosen["scale"] != 0.5 and chosen["t1_varies"]
+
+
 def test_cards_record_the_ladder_and_the_policy_uses_it(trained):
     t1 = trained.cards["favourable_t1"]
     ladder = t1["metrics"]["ladder"]
