@@ -177,7 +177,7 @@ def run_backtest(
     clock = BacktestClock(bars.n_steps)
     total = len(clock)
     cb = None if progress is None else (lambda i: progress(i + 1, total))
-    # a journal that can commit its batches on a writer thread does so while the loop runs
+    # a journal that can commit its batches in a child process does so while the loop runs
     # (not while operator controls are polled: those read the journal between bars)
     write_behind = None if poll_controls else getattr(journal, "set_write_behind", None)
     t0 = time.perf_counter()

@@ -28,6 +28,7 @@ import atexit
 import json
 import math
 import os
+import signal
 import socket
 import sqlite3
 import threading
@@ -593,7 +594,7 @@ class Journal:
         self._closed = False
         self._durable = durable
         self._write_behind = False  # see set_write_behind
-        self._writer: tuple[threading.Thread, dict[str, list[tuple]], int, list] | None = None
+        self._writer: tuple[int, dict[str, list[tuple]], int] | None = None
         self._conn = self._connect(durable)
         try:
             self._check_schema()
@@ -913,21 +914,21 @@ class Journal:
                 self.flush()
 
     def set_write_behind(self, on: bool) -> None:
-        """Write behind (a backtest): a full batch is committed by a writer thread on its own
-        connection, in one transaction as `flush` would, while this thread goes on computing the
-        next bars (SQLite works without the GIL, so the two overlap on two cores).
+        """Write behind (a backtest): a full batch is committed by a forked child process, in
+        one transaction as `flush` would, while this process goes on computing the next bars.
 
-        One batch at a time, in order: the next batch, `flush()`, `close()` and turning it off
-        first wait for the writer. A batch the writer could not commit (locked, disk full, a
-        row that breaks the schema) goes back to the front of the buffer and is flushed here,
-        with `flush`'s errors. A crash loses the batch being written whole (one transaction),
-        like any batch not yet committed. A no-op for `:memory:` and read-only handles."""
+        One batch at a time, in order: the next batch, `flush()`, `close()` and every read first
+        wait for the child. A batch the child could not commit (locked, disk full, a row that
+        breaks the schema) goes back to the front of the buffer and is flushed here, with
+        `flush`'s errors. A crash of this process leaves the batches handed over committed
+        whole. A no-op for `:memory:`, read-only handles and systems without `fork`; turning
+        it off waits for the child."""
         if not on:
             with self._lock:
                 self._await_writer()
             self._write_behind = False
             return
-        if self.readonly or self.path == MEMORY:
+        if self.readonly or self.path == MEMORY or not hasattr(os, "fork"):
             return
         self._write_behind = True
 
@@ -939,70 +940,61 @@ class Journal:
             if self._await_writer():  # the last batch failed: flush here, with the errors
                 self.flush()
                 return
-            batch, pending = self._buffers, self._pending
-            outcome: list[BaseException | None] = []
-            writer = threading.Thread(
-                target=self._write_batch, args=(batch, outcome), name="qctl-journal-writer"
-            )
+            owner = os.getpid()
             try:
-                writer.start()
-            except RuntimeError:  # no thread to spare: write here, as without write-behind
+                pid = os.fork()
+            except OSError:  # no process to spare: write here, as without write-behind
                 self._write_behind = False
                 self.flush()
                 return
-            self._writer = (writer, batch, pending, outcome)
+            if pid == 0:  # the child: its own connection, the batch, then out (no atexit)
+                code = 1
+                try:
+                    # a Ctrl-C meant for the backtest must not stop a commit half-reported
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    code = self._commit_batch(self._buffers, owner)
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)
+            self._writer = (pid, self._buffers, self._pending)
             self._buffers = {t: [] for t in _BUFFERED}
             self._order_slot = {}
             self._pending = 0
             self._last_commit_ms = now_ms()
 
-    def _write_batch(self, batch: Mapping[str, list[tuple]], outcome: list) -> None:
-        """The writer thread's body: commit `batch`; `outcome` gets None or the error."""
-        try:
-            self._commit_batch(batch, os.getpid())
-        except BaseException as exc:  # reported to the owner, which flushes the rows itself
-            outcome.append(exc)
-        else:
-            outcome.append(None)
-
-    def _commit_batch(self, batch: Mapping[str, list[tuple]], owner_pid: int) -> None:
-        """Commit `batch` and the run's heartbeat in one transaction, on a connection of its own
-        (the owner's connection stays free for reads); all or nothing."""
+    def _commit_batch(self, batch: Mapping[str, list[tuple]], owner_pid: int) -> int:
+        """In the write-behind child: commit `batch` and the heartbeat of the run (its owner the
+        parent process) in one transaction; 0 when committed."""
         conn = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
-            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for table in _BUFFERED:
-                    if batch[table]:
-                        conn.executemany(_INSERT[table], batch[table])
-                if self.run_id is not None:
-                    conn.execute(
-                        "UPDATE run SET heartbeat_ts = ?, pid = ?, host = ? "
-                        "WHERE id = ? AND status = 'running'",
-                        (now_ms(), owner_pid, socket.gethostname(), self.run_id),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        finally:
-            conn.close()
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        conn.execute("BEGIN IMMEDIATE")
+        for table in _BUFFERED:
+            if batch[table]:
+                conn.executemany(_INSERT[table], batch[table])
+        if self.run_id is not None:
+            conn.execute(
+                "UPDATE run SET heartbeat_ts = ?, pid = ?, host = ? "
+                "WHERE id = ? AND status = 'running'",
+                (now_ms(), owner_pid, socket.gethostname(), self.run_id),
+            )
+        conn.execute("COMMIT")
+        conn.close()
+        return 0
 
     def _await_writer(self) -> bool:
-        """Wait for the writer; True when its batch was not committed (its rows are then back
-        at the front of the buffer)."""
+        """Wait for the write-behind child; True when its batch was not committed (its rows are
+        then back at the front of the buffer)."""
         writer = self._writer
         if writer is None:
             return False
         self._writer = None
-        thread, batch, pending, outcome = writer
-        thread.join()
-        if outcome == [None]:
+        pid, batch, pending = writer
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) == 0:
             return False
         for table in _BUFFERED:
             self._buffers[table][:0] = batch[table]

@@ -226,7 +226,7 @@ def _write_bars(j: Journal, make_entry, bars: int) -> None:
 
 
 def test_write_behind_commits_every_batch_in_order(journal_path: Path, make_entry) -> None:
-    """Batches committed by the writer thread: the same rows, in the same order, as a flush
+    """Batches committed by the forked writer: the same rows, in the same order, as a flush
     here; the run's heartbeat names this process; flush waits for the writer."""
     import os
 
@@ -274,15 +274,15 @@ def test_write_behind_is_off_for_memory_journals(make_entry) -> None:
         assert j._writer is None and j.count("equity") == 5
 
 
-def test_write_behind_without_a_thread_to_spare_writes_here(
+def test_write_behind_without_a_process_to_spare_writes_here(
     journal_path: Path, make_entry, monkeypatch
 ) -> None:
-    import threading
+    import os
 
-    def no_thread(self) -> None:  # type: ignore[no-untyped-def]
-        raise RuntimeError("can't start new thread")
+    def no_fork() -> int:
+        raise OSError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    monkeypatch.setattr(os, "fork", no_fork)
     with Journal(journal_path, batch_size=6) as j:
         j.start_run("backtest", "legacy")
         j.set_write_behind(True)
