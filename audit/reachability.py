@@ -31,7 +31,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from audit.finding import AuditResult, Category, Finding
 from audit.vocabulary import words
-from audit.walk import walk
+from audit.walk import subclasses_of, walk
 
 TRADING = "trading"
 DISPLAY = "display"
@@ -131,41 +131,28 @@ class _Func:
     returns: list[cst.Return] = field(default_factory=list)
 
 
-def _concrete(classes: tuple[type, ...]) -> frozenset[type]:
-    out: set[type] = set()
-    pending = list(classes)
-    while pending:
-        cls = pending.pop()
-        if cls not in out:
-            out.add(cls)
-            pending.extend(cls.__subclasses__())
-    return frozenset(out)
-
-
 # Syntax that carries no value flow: whitespace, punctuation, operators, imports, decorators.
-_SKIP = _concrete(
-    (
-        cst.Comment, cst.SimpleWhitespace, cst.ParenthesizedWhitespace, cst.TrailingWhitespace,
-        cst.EmptyLine, cst.Newline, cst.Comma, cst.Dot, cst.Colon, cst.Semicolon, cst.AssignEqual,
-        cst.LeftParen, cst.RightParen, cst.LeftSquareBracket, cst.RightSquareBracket,
-        cst.LeftCurlyBrace, cst.RightCurlyBrace, cst.BaseBinaryOp, cst.BaseBooleanOp,
-        cst.BaseCompOp, cst.BaseUnaryOp, cst.BaseAugOp, cst.Import, cst.ImportFrom, cst.Decorator,
-        cst.Annotation, cst.FormattedStringText, cst.Pass,
-    )
+_SKIP = subclasses_of(
+    cst.Comment, cst.SimpleWhitespace, cst.ParenthesizedWhitespace, cst.TrailingWhitespace,
+    cst.EmptyLine, cst.Newline, cst.Comma, cst.Dot, cst.Colon, cst.Semicolon, cst.AssignEqual,
+    cst.LeftParen, cst.RightParen, cst.LeftSquareBracket, cst.RightSquareBracket,
+    cst.LeftCurlyBrace, cst.RightCurlyBrace, cst.BaseBinaryOp, cst.BaseBooleanOp,
+    cst.BaseCompOp, cst.BaseUnaryOp, cst.BaseAugOp, cst.Import, cst.ImportFrom, cst.Decorator,
+    cst.Annotation, cst.FormattedStringText, cst.Pass,
 )  # fmt: skip
 
 
 # `type(node) in set` instead of isinstance on libcst's abstract classes (ABCMeta is slow).
-_IF = _concrete((cst.If,))
-_SMALL_STATEMENT = _concrete((cst.BaseSmallStatement,))
-_CALL = _concrete((cst.Call,))
-_SCOPES = _concrete((cst.FunctionDef, cst.ClassDef, cst.Lambda))
-_FUNCTION = _concrete((cst.FunctionDef,))
-_NAME = _concrete((cst.Name,))
-_ATTRIBUTE = _concrete((cst.Attribute,))
-_RETURN = _concrete((cst.Return,))
-_BINDS = _concrete((cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor))
-_WITH_ITEM = _concrete((cst.WithItem,))
+_IF = subclasses_of(cst.If)
+_SMALL_STATEMENT = subclasses_of(cst.BaseSmallStatement)
+_CALL = subclasses_of(cst.Call)
+_SCOPES = subclasses_of(cst.FunctionDef, cst.ClassDef, cst.Lambda)
+_FUNCTION = subclasses_of(cst.FunctionDef)
+_NAME = subclasses_of(cst.Name)
+_ATTRIBUTE = subclasses_of(cst.Attribute)
+_RETURN = subclasses_of(cst.Return)
+_BINDS = subclasses_of(cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor)
+_WITH_ITEM = subclasses_of(cst.WithItem)
 
 
 class _Indexer(cst.CSTVisitor):

@@ -26,7 +26,7 @@ from audit.reachability import FlowIndex
 from audit.rules import SYMBOL, Judge, Site, numeric_value
 from audit.vocabulary import words
 from audit.walk import NODE_CLASSES as _NODE_CLASSES
-from audit.walk import child_fields, children, descendants, walk
+from audit.walk import child_fields, children, descendants, subclasses_of, walk
 
 _SUPPRESS = re.compile(r"#\s*qctl:\s*ignore(?:\[(?P<what>[^\]]*)\])?", re.IGNORECASE)
 _QCTL = re.compile("qctl", re.IGNORECASE)
@@ -162,52 +162,45 @@ _NO_LITERALS_INSIDE = (
 )  # fmt: skip
 
 
-def _concrete(classes: tuple[type, ...]) -> frozenset[type]:
-    """Every class and subclass: `type(node) in set` is far cheaper than isinstance on ABCs."""
-    out: set[type] = set()
-    pending = list(classes)
-    while pending:
-        cls = pending.pop()
-        if cls not in out:
-            out.add(cls)
-            pending.extend(cls.__subclasses__())
-    return frozenset(out)
-
-
-_PRUNE = _concrete(_NO_LITERALS_INSIDE)
+_PRUNE = subclasses_of(*_NO_LITERALS_INSIDE)
 # `type(node) in set` for the classes the visitor asks about on every node (isinstance on
 # libcst's abstract classes goes through ABCMeta and was a tenth of a scan).
-_NUMBER_TYPES = _concrete(NUMBER)
-_UNARY_TYPES = _concrete((cst.UnaryOperation,))
-_SIGN_TYPES = _concrete((cst.Minus, cst.Plus))
-_BINARY_TYPES = _concrete((cst.BinaryOperation,))
-_IF_TYPES = _concrete((cst.If,))
-_CLASS_TYPES = _concrete((cst.ClassDef,))
-_FUNCTION_TYPES = _concrete((cst.FunctionDef,))
-_LEAF_TEXT = _concrete((cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.Name))
-_STATEMENT_HOLDERS = _concrete((cst.SimpleStatementLine, cst.BaseCompoundStatement))
-_EXPR = _concrete((cst.Expr,))
+_NUMBER_TYPES = subclasses_of(*NUMBER)
+_UNARY_TYPES = subclasses_of(cst.UnaryOperation)
+_SIGN_TYPES = subclasses_of(cst.Minus, cst.Plus)
+_BINARY_TYPES = subclasses_of(cst.BinaryOperation)
+_IF_TYPES = subclasses_of(cst.If)
+_CLASS_TYPES = subclasses_of(cst.ClassDef)
+_FUNCTION_TYPES = subclasses_of(cst.FunctionDef)
+_LEAF_TEXT = subclasses_of(cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.Name)
+_STATEMENT_HOLDERS = subclasses_of(cst.SimpleStatementLine, cst.BaseCompoundStatement)
+_EXPR = subclasses_of(cst.Expr)
 # the parents _site reads, by what they are
-_SUBSCRIPTS = _concrete((cst.SubscriptElement, cst.Slice, cst.Index))
-_INDEX = _concrete((cst.Index,))
-_ARG = _concrete((cst.Arg,))
-_CALL = _concrete((cst.Call,))
-_COMPARISON = _concrete((cst.Comparison,))
-_BOOLEAN = _concrete((cst.BooleanOperation,))
-_DICT_ELEMENT = _concrete((cst.DictElement,))
-_PARAM = _concrete((cst.Param,))
-_RETURN = _concrete((cst.Return,))
-_ASSIGNS = _concrete((cst.Assign, cst.AnnAssign, cst.AugAssign))
-_ENDS_ROLE = _concrete(
-    (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.Lambda, cst.FormattedString)
+_SUBSCRIPTS = subclasses_of(cst.SubscriptElement, cst.Slice, cst.Index)
+_INDEX = subclasses_of(cst.Index)
+_ARG = subclasses_of(cst.Arg)
+_CALL = subclasses_of(cst.Call)
+_COMPARISON = subclasses_of(cst.Comparison)
+_BOOLEAN = subclasses_of(cst.BooleanOperation)
+_DICT_ELEMENT = subclasses_of(cst.DictElement)
+_PARAM = subclasses_of(cst.Param)
+_RETURN = subclasses_of(cst.Return)
+_ASSIGNS = subclasses_of(cst.Assign, cst.AnnAssign, cst.AugAssign)
+_ENDS_ROLE = subclasses_of(
+    cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.Lambda, cst.FormattedString
 )
-_LOOKED_AT = _concrete(
-    (*NUMBER, cst.UnaryOperation, cst.BinaryOperation, *CONTAINERS, cst.SimpleString)
-    + (cst.ConcatenatedString, cst.Call)
+_LOOKED_AT = subclasses_of(
+    *NUMBER,
+    cst.UnaryOperation,
+    cst.BinaryOperation,
+    *CONTAINERS,
+    cst.SimpleString,
+    cst.ConcatenatedString,
+    cst.Call,
 )
 # What the walk never hands to the visitor: pruned nodes, except decorators (one kind is a look).
-_WALK_SKIP = _PRUNE - _concrete((cst.Decorator,))
-_STATEMENTS = _concrete((cst.BaseSmallStatement, cst.BaseCompoundStatement))
+_WALK_SKIP = _PRUNE - subclasses_of(cst.Decorator)
+_STATEMENTS = subclasses_of(cst.BaseSmallStatement, cst.BaseCompoundStatement)
 
 
 @dataclass
@@ -872,16 +865,14 @@ def all_positions(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
 
 
 # Nodes whose position _literal_positions computes; anything else takes all_positions.
-_POSITIONED = _concrete(
-    (
-        cst.BaseNumber, cst.BaseString, cst.Name, cst.UnaryOperation, cst.BinaryOperation,
-        cst.BooleanOperation, cst.Comparison, cst.List, cst.Tuple, cst.Set, cst.Dict, cst.Call,
-        cst.Attribute, cst.Subscript,
-    )
+_POSITIONED = subclasses_of(
+    cst.BaseNumber, cst.BaseString, cst.Name, cst.UnaryOperation, cst.BinaryOperation,
+    cst.BooleanOperation, cst.Comparison, cst.List, cst.Tuple, cst.Set, cst.Dict, cst.Call,
+    cst.Attribute, cst.Subscript,
 )  # fmt: skip
-_NUMBERS = _concrete((cst.BaseNumber,))
+_NUMBERS = subclasses_of(cst.BaseNumber)
 _KEYWORD_NAMES = frozenset({"True", "False", "None"})
-_NO_TEXT = _concrete((cst.SimpleWhitespace, cst.Newline))
+_NO_TEXT = subclasses_of(cst.SimpleWhitespace, cst.Newline)
 _NEWLINE = re.compile(r"\r\n?|\n")
 
 
