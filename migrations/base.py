@@ -671,6 +671,31 @@ def optional_annotation(text: str, lazy: bool) -> cst.BaseExpression:
     return cst.parse_expression(f"{text} | None" if lazy else q(f"{text} | None"))
 
 
+def optional_param(param: cst.Param, lazy: bool) -> cst.Param:
+    """`x: float = 0.02` -> `x: float | None = None` (a string without lazy annotations)."""
+    annotation = param.annotation
+    if annotation is not None and "None" not in code(annotation.annotation):
+        annotation = annotation.with_changes(
+            annotation=optional_annotation(code(annotation.annotation), lazy)
+        )
+    return param.with_changes(default=cst.Name("None"), annotation=annotation)
+
+
+def with_param_guards(
+    func: cst.FunctionDef, new_params: dict[str, cst.Param], guards: list[cst.BaseStatement]
+) -> cst.FunctionDef:
+    """`func` with its parameters replaced by name from `new_params` and `guards` (the look-ups
+    of the parameters made optional) at the top of its body, after the docstring."""
+    params = func.params.with_changes(
+        params=[new_params.get(p.name.value, p) for p in func.params.params],
+        kwonly_params=[new_params.get(p.name.value, p) for p in func.params.kwonly_params],
+    )
+    body = list(func.body.body)  # type: ignore[union-attr]
+    at = 1 if body and is_docstring(body[0]) else 0
+    body[at:at] = guards
+    return func.with_changes(params=params, body=func.body.with_changes(body=body))
+
+
 def with_optional_params(
     func: cst.FunctionDef, names: dict[str, str], lazy: bool = True
 ) -> cst.FunctionDef:

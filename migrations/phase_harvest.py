@@ -26,7 +26,14 @@ from __future__ import annotations
 import libcst as cst
 
 from audit.finding import Category, Finding
-from migrations.base import DeadCode, PolicyCodemod, code, is_docstring, optional_annotation, q
+from migrations.base import (
+    DeadCode,
+    PolicyCodemod,
+    code,
+    optional_param,
+    q,
+    with_param_guards,
+)
 from migrations.keys import close_frac_key, ladder_key, scale_out_close_frac_key
 from migrations.repo import LadderClass, RepoIndex, ladder_calls
 
@@ -47,7 +54,9 @@ class HarvestFromPolicy(PolicyCodemod):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.dead = DeadCode(self)
-        self.failed: set[int] = set()
+        # the skips this pass built, by id and kept alive: a freed node's id can be reused by
+        # any later node, which would then be taken for a skip
+        self.failed: dict[int, cst.BaseExpression] = {}
         self.constants: dict[str, tuple[LadderClass, cst.Call]] = {}
 
     @classmethod
@@ -153,7 +162,7 @@ class HarvestFromPolicy(PolicyCodemod):
             self.mark_resolved(*inside)
             self.need_import()
             failed = cst.parse_expression(f"{self.accessor}.fail({q('harvest ladder')})")
-            self.failed.add(id(failed))
+            self.failed[id(failed)] = failed
             return failed
         by_arg = {id(arg): name for name, arg in passed.items()}
         args = []
@@ -196,25 +205,11 @@ class HarvestFromPolicy(PolicyCodemod):
                 continue  # listed with the reason at the end of the module
             lookup = code(self._value(key, sym))
             guards.append(cst.parse_statement(f"if {name} is None:\n    {name} = {lookup}\n"))
-            annotation = param.annotation
-            if annotation is not None and "None" not in code(annotation.annotation):
-                annotation = annotation.with_changes(
-                    annotation=optional_annotation(
-                        code(annotation.annotation), self.lazy_annotations
-                    )
-                )
-            new_params[name] = param.with_changes(default=cst.Name("None"), annotation=annotation)
+            new_params[name] = optional_param(param, self.lazy_annotations)
             self.mark_resolved(finding)
         if not guards:
             return updated
-        params = updated.params.with_changes(
-            params=[new_params.get(p.name.value, p) for p in updated.params.params],
-            kwonly_params=[new_params.get(p.name.value, p) for p in updated.params.kwonly_params],
-        )
-        body = list(updated.body.body)  # type: ignore[union-attr]
-        at = 1 if body and is_docstring(body[0]) else 0
-        body[at:at] = guards
-        return updated.with_changes(params=params, body=updated.body.with_changes(body=body))
+        return with_param_guards(updated, new_params, guards)
 
     def _share(self, literal: cst.BaseExpression) -> tuple[Finding, cst.BaseExpression] | None:
         """The policy's close share for a fraction finding on this literal, if it maps to one."""
@@ -284,7 +279,7 @@ class HarvestFromPolicy(PolicyCodemod):
             return updated_node
         small = updated_node.body[0]
         value = getattr(small, "value", None)
-        if value is None or id(value) not in self.failed:
+        if value is None or self.failed.get(id(value)) is not value:
             return updated_node
         if not isinstance(small, cst.Return | cst.Assign | cst.AnnAssign):
             return updated_node

@@ -42,8 +42,9 @@ from migrations.base import (
     is_docstring,
     is_none_test,
     is_not_none_test,
-    optional_annotation,
+    optional_param,
     q,
+    with_param_guards,
 )
 from migrations.keys import NOTIONAL, is_scale_name, positions_key, sizing_key, words
 
@@ -429,28 +430,11 @@ class SizingFallbacks(PolicyCodemod):
             guards.append(
                 cst.If(test=cst.parse_expression(f"{name} is None"), body=cst.IndentedBlock(body))
             )
-            new_params[name] = _optional(param, self.lazy_annotations)
+            new_params[name] = optional_param(param, self.lazy_annotations)
             self.mark_resolved(finding)
         if not guards:
             return updated
-        params = updated.params.with_changes(
-            params=[new_params.get(p.name.value, p) for p in updated.params.params],
-            kwonly_params=[new_params.get(p.name.value, p) for p in updated.params.kwonly_params],
-        )
-        body = list(updated.body.body)  # type: ignore[union-attr]
-        at = 1 if body and is_docstring(body[0]) else 0
-        body[at:at] = guards
-        return updated.with_changes(params=params, body=updated.body.with_changes(body=body))
-
-
-def _optional(param: cst.Param, lazy: bool) -> cst.Param:
-    """`x: float = 0.02` -> `x: float | None = None` (a string without lazy annotations)."""
-    annotation = param.annotation
-    if annotation is not None and "None" not in code(annotation.annotation):
-        annotation = annotation.with_changes(
-            annotation=optional_annotation(code(annotation.annotation), lazy)
-        )
-    return param.with_changes(default=cst.Name("None"), annotation=annotation)
+        return with_param_guards(updated, new_params, guards)
 
 
 def _decides(name: str) -> bool:

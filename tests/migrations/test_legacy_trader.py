@@ -191,3 +191,23 @@ def test_dirty_git_tree_is_refused(tmp_path):
     with pytest.raises(MigrateError, match="uncommitted changes in risk/governor.py"):
         api.apply(root, "1", write=True)
     assert api.apply(root, "1", write=True, allow_dirty=True).written
+
+
+@pytest.mark.slow
+def test_phases_write_the_same_code_whatever_the_hash_seed(tmp_path):
+    """The rewrite depends on the code only: under PYTHONHASHSEED=2 phase 3 once took
+    `self.cache = cache or TTLCache(...)` for a skip it had built (an id reused after that
+    node was freed) and replaced it with `raise PolicySkip`."""
+    trees = []
+    for seed in ("1", "2", "3"):
+        root = _copy(tmp_path / f"seed{seed}")
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        for args in (["init"], *(["apply", phase, "--write"] for phase in "1234")):
+            done = subprocess.run(
+                [sys.executable, "-m", "qctl.cli", "migrate", args[0], *args[1:2], str(root),
+                 *args[2:]],
+                env=env, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+        trees.append({k: v for k, v in _snapshot(root).items() if k.endswith(".py")})
+    assert trees[0] == trees[1] == trees[2]
