@@ -13,7 +13,6 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from importlib import metadata
-from json.encoder import encode_basestring
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
@@ -165,85 +164,8 @@ def summary_counts(result: AuditResult) -> dict:
 
 
 def dumps_indented(document: object) -> str:
-    """`json.dumps(document, indent=2, ensure_ascii=False)`, the same text, several times faster.
-
-    With `indent`, the json module encodes in Python; here containers are laid out in Python
-    and every scalar is encoded by the json module's C functions. Anything but dicts with string
-    keys, lists, tuples and scalars goes to json.dumps.
-    """
-    out: list[str] = []
-    try:
-        _lay_out(document, "\n", out)
-    except _NotPlain:
-        return json.dumps(document, indent=2, ensure_ascii=False)
-    return "".join(out)
-
-
-class _NotPlain(Exception):
-    pass
-
-
-def _lay_out(value: object, newline: str, out: list[str]) -> None:
-    text = _scalar_text(value)
-    if text is not None:
-        out.append(text)
-    elif isinstance(value, dict):
-        if not value:
-            out.append("{}")
-            return
-        inner = newline + "  "
-        out.append("{")
-        separator = inner
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _NotPlain
-            text = _scalar_text(item)
-            if text is None:
-                out.append(f"{separator}{encode_basestring(key)}: ")
-                _lay_out(item, inner, out)
-            else:
-                out.append(f"{separator}{encode_basestring(key)}: {text}")
-            separator = "," + inner
-        out.append(newline + "}")
-    elif isinstance(value, list | tuple):
-        if not value:
-            out.append("[]")
-            return
-        inner = newline + "  "
-        out.append("[")
-        separator = inner
-        for item in value:
-            out.append(separator)
-            _lay_out(item, inner, out)
-            separator = "," + inner
-        out.append(newline + "]")
-    else:
-        raise _NotPlain
-
-
-def _scalar_text(value: object) -> str | None:
-    """The JSON text of a scalar, None for a container (or anything else)."""
-    if isinstance(value, str):
-        return encode_basestring(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        return _float_text(value)
-    return None
-
-
-def _float_text(value: float) -> str:
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return float.__repr__(value)
+    """The JSON and SARIF documents' text: two-space indent, non-ASCII kept."""
+    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 def render_json(result: AuditResult) -> str:

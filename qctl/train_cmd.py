@@ -184,14 +184,7 @@ def _run_walk_forward(
     from qctl.options import DEFAULT_EQUITY_USDT
 
     wf = WalkForwardConfig.from_mapping({"folds": folds})
-    with Progress(
-        TextColumn("walk-forward"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with _jobs_bar(console, "walk-forward") as progress:
         task = progress.add_task("", total=folds)
         result = walk_forward(
             market,
@@ -251,6 +244,14 @@ def render_walk_forward(result: dict) -> Table:
     return table
 
 
+def _jobs_bar(console: Console, label: str) -> Progress:
+    """A transient bar of jobs done (folds, blocks, configurations) with the time so far."""
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )  # fmt: skip
+
+
 def _run_sweep(console, spec, base, candles, funding, held, end_ms, runner, out: Path):
     """Score the sweep's configurations (progress bar), print and save the table; the best."""
     import json
@@ -258,14 +259,7 @@ def _run_sweep(console, spec, base, candles, funding, held, end_ms, runner, out:
     from engine.venues.simulated import BrokerConfig
     from models.sweep import count_jobs, run_sweep
 
-    with Progress(
-        TextColumn("sweep"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with _jobs_bar(console, "sweep") as progress:
         task = progress.add_task("", total=count_jobs(spec, base))
         best, rows = run_sweep(
             candles,
