@@ -72,6 +72,7 @@ from models.heads import PathContributions, isotonic_apply, platt_apply
 from models.registry import ModelSet, load_models
 
 POLICY_NAME = "ai"
+NO_ENTRY_LEVEL = "validation found no confidence level with a positive return after costs"
 
 _ERROR_REASONS: dict[type[ModelError], SkipReason] = {
     ModelMissingError: SkipReason.MODEL_MISSING,
@@ -407,6 +408,12 @@ class AIPolicy:
                 names.append(symbol)
         if not names:
             return out
+        if self._outputs.min_confidence is None:
+            # Validation chose no entry level: nothing the features could say changes that,
+            # so they are not computed (the same skip `_entry` would give, at a fraction of
+            # the cost per bar).
+            out.extend(self._skip(ts, s, SkipReason.NO_SIGNAL, NO_ENTRY_LEVEL) for s in names)
+            return out
         x = self._feature_rows(snapshot, names)
 
         usable = np.ones(len(names), dtype=bool)
@@ -528,12 +535,7 @@ class AIPolicy:
         t2_r = max(t2_r, t1_r)  # quantile heads may cross: keep the ladder ascending
         t3_r = max(t3_r, t2_r)
         if o.min_confidence is None:
-            return self._skip(
-                ts,
-                symbol,
-                SkipReason.NO_SIGNAL,
-                "validation found no confidence level with a positive return after costs",
-            )
+            return self._skip(ts, symbol, SkipReason.NO_SIGNAL, NO_ENTRY_LEVEL)
         if confidence < o.min_confidence:
             return self._skip(
                 ts,

@@ -98,3 +98,23 @@ def test_the_card_records_the_entry_choice_and_its_validation_figure(trained):
     assert "net" in card["outputs"]["entry_criterion"]
     assert card["costs"]["round_trip"] == BrokerConfig.from_toml().break_even_offset()
     assert trained.cards["kill"]["metrics"]["chosen_on"].endswith("net of costs")
+
+
+def test_a_set_without_an_entry_level_skips_without_computing_features(trained, market):
+    candles, funding = market
+    cost = BrokerConfig.from_toml().break_even_offset()
+    policy = AIPolicy.from_dir(trained.out_dir, funding=funding, round_trip_cost=cost)
+    snapshot = snapshot_at(candles, 1400)
+    assert any(d.skip is None for d in policy.decide(snapshot, Portfolio(wallet_balance=1e4)))
+
+    policy._outputs = replace(policy._outputs, min_confidence=None)
+
+    def no_features(*_args):
+        raise AssertionError("features computed for a set that cannot enter")
+
+    policy._feature_rows = no_features
+    decisions = policy.decide(snapshot, Portfolio(wallet_balance=1e4))
+    assert sorted(d.symbol for d in decisions) == sorted(candles)
+    assert {d.skip for d in decisions} == {SkipReason.NO_SIGNAL}
+    early = policy.decide(snapshot_at(candles, 10), Portfolio(wallet_balance=1e4))
+    assert {d.skip for d in early} == {SkipReason.WARMUP}
