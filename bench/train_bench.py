@@ -73,7 +73,20 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=0, help="spinning processes (--omp-check)")
     parser.add_argument("--walk-forward-json", type=Path, help="also write the result here")
     parser.add_argument("--fit-once", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--ideas",
+        action="store_true",
+        help="only judge the candidate trading ideas (models.research) on the validation folds "
+        "of --data before --train-end, then once on --holdout-symbols after it",
+    )
+    parser.add_argument("--train-end", default="2026-03-01", help="with --ideas (UTC date)")
+    parser.add_argument("--holdout-symbols", default="AAVE-USDT,NEAR-USDT,SUI-USDT")
+    parser.add_argument("--horizons", default="24", help="with --ideas: label horizons, bars")
+    parser.add_argument("--tail-share", type=float, default=0.2, help="with --ideas")
     args = parser.parse_args()
+    if args.ideas:
+        ideas(args)
+        return
     if args.fit_once:
         fit_once(args)
         return
@@ -135,6 +148,68 @@ def cpu_s() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def ideas(args: argparse.Namespace) -> None:
+    """Each candidate idea: validation figures (training period only), then held-out once."""
+    from datetime import UTC, datetime
+
+    from engine.backtest import default_policy_path
+    from engine.core.policy import load_static_config
+    from models.research import IdeaParams, evaluate_ideas
+
+    market = load_market_data(args.data)
+    candles = {s: d.candles for s, d in market.symbols.items()}
+    funding = {s: d.funding for s, d in market.symbols.items()}
+    end = datetime.fromisoformat(args.train_end).replace(tzinfo=UTC)
+    legacy = load_static_config(default_policy_path())
+    cost = BrokerConfig.from_toml().break_even_offset()
+    held = [s for s in args.holdout_symbols.split(",") if s]
+    base = TrainConfig.from_toml(args.config) if args.config else TrainConfig.defaults()
+    params = IdeaParams(tail_share=args.tail_share, min_symbols=3)
+
+    def pct(x: float) -> str:
+        return f"{x * 100:+.3f} %"
+
+    for horizon in (int(h) for h in args.horizons.split(",")):
+        cfg = TrainConfig.from_mapping({"horizon_bars": horizon}, base)
+        load, c0, t0 = os.getloadavg()[0], cpu_s(), time.perf_counter()
+        rows = evaluate_ideas(
+            candles, funding, legacy, cost, cfg, params,
+            train_end_ms=int(end.timestamp() * 1000), holdout_symbols=held,
+        )  # fmt: skip
+        print(
+            f"ideas on {args.data}, horizon {horizon} bars, trained before {args.train_end}, "
+            f"held out {', '.join(held)}: {time.perf_counter() - t0:.1f} s wall, "
+            f"{cpu_s() - c0:.1f} CPU s (load {load:.2f})"
+        )
+        print("  idea | hold | validation: trades, net/trade, t, net/trade per fold | "
+              "passes (level) | held-out every signal: trades, net/trade | held-out as "
+              "chosen: trades, net/trade")  # fmt: skip
+        for r in rows:
+            v, h = r.validation, r.held_out
+            every = v["every_signal"]
+            folds = " / ".join(pct(m) for m in every["net_mean_by_fold"])
+            chosen = v["chosen"]
+            verdict = "no" if chosen is None else f"yes ({v['level']:.4g})"
+            if chosen is not None and v["level"] != float("-inf"):
+                verdict += (
+                    f": {chosen['trades']}, {pct(chosen['net_mean'])}, t {chosen['t_stat']:.2f}"
+                )
+            elif v["best"] is not None:
+                b = v["best"]
+                verdict += (
+                    f"; best level: {b['trades']}, {pct(b['net_mean'])}, t {b['t_stat']:.2f}"
+                    f", folds {' / '.join(pct(m) for m in b['net_mean_by_fold'])}"
+                )
+            he, hc = h.get("every_signal"), h.get("chosen")
+            print(
+                f"  {r.name} | {v['horizon_bars']} | {every['trades']}, {pct(every['net_mean'])}, "
+                f"{every['t_stat']:+.2f}, {folds} | {verdict} | "
+                + (f"{he['trades']}, {pct(he['net_mean'])}" if he else "-")
+                + " | "
+                + (f"{hc['trades']}, {pct(hc['net_mean']) if hc['trades'] else '-'}" if hc else "-")
+            )
 
 
 def walk_forward_table(args: argparse.Namespace) -> None:
