@@ -783,8 +783,28 @@ class SignalThreshold(Rule):
     VALID = (
         "def parse(row):\n    if row.version > 3:\n        return row",
         "def render_chart(rsi):\n    if rsi > 70:\n        draw_band(rsi)",
+        # a predicate whose subject nothing names: no decision to tell
+        "def signal_rows(rows):\n    return list(filter(lambda r: r > 0.5, rows))",
+        "class Strategy:\n    @retry(when=lambda e: e.code > 3)\n    def fetch(self):\n        pass",
     )
     INVALID = (
+        # an expert system's rule: the lambda tests the fact named `adx`
+        Example(
+            "class TradingExpert(KnowledgeEngine):\n"
+            "    @Rule(Indicator(name='adx', value=P(lambda x: x > 25)))\n"
+            "    def adx_regime(self):\n        self.declare(Regime('STRONG'))",
+            "adx",
+            "25",
+            Category.OTHER,
+        ),
+        # a comparison declared as a named fact: the fact's name says what it is
+        Example(
+            "def entry_signal(engine, width):\n"
+            "    engine.declare(Indicator(name='bb_squeeze', value=width < 0.02))",
+            "bb_squeeze",
+            "0.02",
+            Category.OTHER,
+        ),
         Example(
             "def generate_signal(fib_pos, rsi):\n    if fib_pos > 0.55 and rsi < 55:\n        return 'LONG'",
             "fib_pos",

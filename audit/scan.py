@@ -235,9 +235,15 @@ class _Visitor(cst.CSTVisitor):
             return False
         kind = type(node)
         if kind in _PRUNE and not (
-            kind is cst.Decorator and last(dotted(node.decorator)) in ("option", "argument")
+            kind is cst.Decorator
+            and (
+                last(dotted(node.decorator)) in ("option", "argument")
+                or any(type(d) is cst.Lambda for d in descendants(node))
+            )
         ):
-            return False  # a click `@option(..., default=...)` is the one decorator worth a look
+            # a click `@option(..., default=...)` and a rule's predicates (`@Rule(Fact(name="rsi",
+            # value=P(lambda x: x < 30)))`, an expert system's entry rules) are worth a look
+            return False
         if kind in _IF_TYPES and len(self.scopes) == 1 and _is_main_guard(node.test):
             self.main_depth += 1
             self.stack.append(node)
@@ -391,6 +397,11 @@ class _Visitor(cst.CSTVisitor):
                 site.vote = any(_is_condition_count(o) for o in operands if o is not child)
                 site.role = "comparison"
                 site.secondary = self._outer_names(parents, parent)
+                subject = _predicate_subject(parents, parent, site.names)
+                if subject is not None:
+                    # `P(lambda x: x > 25)` under `Indicator(name="adx", ...)`: the predicate's
+                    # parameter is anonymous; the name it is declared under says what it tests
+                    site.names, site.secondary = subject
                 return site
             elif kind in _BOOLEAN:
                 if isinstance(parent.operator, cst.Or) and child is parent.right:
@@ -657,6 +668,90 @@ class _Visitor(cst.CSTVisitor):
             if type(parent) in _STATEMENT_HOLDERS:
                 return parent
         return None
+
+
+# Keywords of a call that name what a predicate or a declared value is about:
+# `Indicator(name="rsi", value=P(lambda x: x < 30))`, `Rule(field="adx", test=lambda v: v > 25)`.
+_SUBJECT_ARGS = frozenset(
+    {"name", "field", "column", "col", "key", "indicator", "metric", "feature", "attr", "series"}
+)
+# Keywords that carry the predicate itself, not a subject.
+_PREDICATE_ARGS = frozenset(
+    {"value", "key", "func", "fn", "f", "predicate", "pred", "condition", "cond", "check", "test",
+     "where", "filter", "callback", "lambda_", "when"}
+)  # fmt: skip
+
+
+def _predicate_subject(
+    parents: Sequence[cst.CSTNode], comparison: cst.CSTNode, names: list[str]
+) -> tuple[list[str], list[str]] | None:
+    """(names, secondary names) of what a comparison tests when its own operands cannot say: a lambda's parameter or a value
+    declared as a named fact. None keeps the operand names.
+
+    - `lambda x: x > 25` passed as `P(...)` inside `Indicator(name="adx", value=...)`: ["adx"];
+      as a keyword (`Screen(rsi=lambda v: v < 30)`): ["rsi"]; assigned (`oversold = lambda v:
+      v < 30`): ["oversold"]; applied to a column (`df["rsi"].apply(lambda v: v > 70)`): ["rsi"].
+      A lambda with no such name (`filter(lambda x: x > 0, xs)`) gives [] (nothing to judge).
+    - `Indicator(name="bb_squeeze", value=bb_width < 0.02)`: the declared name decides, the operand
+      names come second (a `width` that says "plumbing" elsewhere is a band width here).
+    """
+    at = next((i for i in range(len(parents) - 1, -1, -1) if parents[i] is comparison), -1)
+    if at < 0:
+        return None
+    lam = None
+    for i in range(at - 1, -1, -1):
+        node = parents[i]
+        if isinstance(node, cst.Lambda):
+            params = {p.name.value for p in node.params.params}
+            if names and all(n.split(".")[0] in params for n in names):
+                lam, at = node, i
+            break
+        if type(node) in _STATEMENTS:
+            break
+    if lam is None:
+        # a comparison handed to a call as its value: `Fact(name="bb_squeeze", value=w < 0.02)`
+        arg = parents[at - 1] if at >= 1 else None
+        call = parents[at - 2] if at >= 2 else None
+        if isinstance(arg, cst.Arg) and isinstance(call, cst.Call):
+            named = _subject_of_call(call, arg)
+            if named:
+                return [named], names
+        return None
+    child: cst.CSTNode = lam
+    for i in range(at - 1, -1, -1):
+        node = parents[i]
+        if type(node) in _STATEMENTS:
+            if isinstance(node, cst.Assign | cst.AnnAssign):
+                return assign_targets(node)[:1], []
+            return [], []
+        if isinstance(node, cst.Decorator):
+            return [], []
+        if isinstance(node, cst.Arg):
+            keyword = node.keyword.value if node.keyword else ""
+            if keyword and keyword not in _PREDICATE_ARGS and keyword not in _SUBJECT_ARGS:
+                return [keyword], []
+        elif isinstance(node, cst.Call) and child is not node.func:
+            named = _subject_of_call(node, child)
+            if named:
+                return [named], []
+        child = node
+    return [], []
+
+
+def _subject_of_call(call: cst.Call, holder: cst.CSTNode) -> str:
+    """The name a call gives its subject: a `name=`-like string argument, or the column or
+    attribute it is a method of (`df["rsi"].apply`, `df.rsi.map`)."""
+    for arg in call.args:
+        if arg is holder or arg.value is holder or arg.keyword is None:
+            continue
+        if arg.keyword.value in _SUBJECT_ARGS:
+            text = string_value(arg.value)
+            if text and text.isidentifier():
+                return text
+    func = call.func
+    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Subscript | cst.Attribute):
+        return last(dotted(func.value))
+    return ""
 
 
 def _enclosing_keys(parents: Sequence[cst.CSTNode], below: cst.CSTNode) -> list[str]:
