@@ -417,6 +417,21 @@ class ComparisonOperand(Rule):
     INVALID = (
         Example("if kill_score >= 0.65:\n    close()", "kill_score", "0.65", Category.KILL_SCORE),
         Example("if lev <= 10:\n    tier = 1", "lev", "10", Category.LEVERAGE),
+        # the account's size gates trading: a minimum balance, a compounding stage
+        Example(
+            "class RiskManager:\n    def validate_trade(self, balance):\n"
+            "        if balance < 10:\n            return False",
+            "balance",
+            "10",
+            Category.POSITION_SIZING,
+        ),
+        Example(
+            "class RiskManager:\n    def on_close(self):\n        if self.stage_wins >= 2:\n"
+            "            self.stage += 1",
+            "stage_wins",
+            "2",
+            Category.OTHER,
+        ),
     )
 
 
@@ -946,6 +961,19 @@ _NAMED_VALUE_ROLES = frozenset({"constant", "assign-fallback", "field-default", 
 _DEFAULT_ROLES = frozenset({"param-default", "strategy-param", "cli-default"})
 
 
+_START_WORDS = frozenset({"initial", "starting", "start", "opening", "begin", "beginning"})
+_ACCOUNT_WORDS = frozenset({"capital", "balance", "equity", "bankroll", "cash", "funds"})
+
+
+def _starting_amount(names: list[str]) -> bool:
+    """A name of the money an account or a simulation starts with (`initial_balance`)."""
+    for name in names:
+        seq = set(words(name))
+        if seq & _START_WORDS and seq & _ACCOUNT_WORDS:
+            return True
+    return False
+
+
 def _annualisation(node: cst.CSTNode) -> bool:
     """`252 ** 0.5`, `365 ** 0.5`: the square root of a count of periods per year."""
     if not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Power)):
@@ -986,6 +1014,8 @@ class Judge:
             return  # inside `{"api": {"get": {...}}}`, `{"rateLimits": ...}`: plumbing tables
         if site.role == "comparison" and self._vote_gate(site, value):
             return
+        if site.role in _NAMED_VALUE_ROLES | _DEFAULT_ROLES and _starting_amount(site.names):
+            return  # `INITIAL_CAPITAL = 1000`: the account a run starts with, a fact of the run
         if site.role == "weight" and _annualisation(site.node):
             return  # `sharpe * 252 ** 0.5`: a unit of a ratio metric, not a weight
         if site.role == "call-arg" and self._indicator_period(site, value):

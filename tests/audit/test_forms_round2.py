@@ -9,6 +9,13 @@ import pytest
 from audit.finding import Category
 from tests.audit.helpers import scan
 
+STAGE_RULE = (
+    "class RiskManager:\n    def check_stage(self):\n"
+    "        if self.equity >= self.base_equity * 2:\n"
+    "            self.withdraw(self.base_equity)\n            self.stage_wins += 1\n"
+    "            if self.stage_wins >= 2:\n                self.base_equity *= 2"
+)
+
 FOUND = [
     (
         "a lambda predicate keyed by a field name in a rule decorator",
@@ -39,6 +46,23 @@ FOUND = [
         "    engine.declare(Reading(name='squeeze', value=width < 0.015))",
         ("signal-threshold", "squeeze", "0.015", Category.OTHER),
     ),
+    (
+        "a minimum balance that refuses entries",
+        "class RiskManager:\n    def validate_trade(self, balance):\n        if balance < 10:\n"
+        "            return False\n        return True",
+        ("comparison", "balance", "10", Category.POSITION_SIZING),
+    ),
+    (
+        "withdraw when the capital doubles",
+        STAGE_RULE,
+        ("weight", "base_equity", "2", Category.POSITION_SIZING),
+    ),
+    ("stage up after two doublings", STAGE_RULE, ("comparison", "stage_wins", "2", Category.OTHER)),
+    (
+        "the compounding base doubles",
+        STAGE_RULE,
+        ("fraction", "base_equity", "2", Category.POSITION_SIZING),
+    ),
 ]
 
 
@@ -58,6 +82,11 @@ QUIET = [
     (
         "a retry predicate in a decorator",
         "class Client:\n    @retry(when=lambda e: e.status > 499)\n    def get(self):\n        pass",
+    ),
+    ("a starting balance", "INITIAL_BALANCE = 1000\nSTARTING_CAPITAL = 10_000.0"),
+    (
+        "a simulation's starting equity",
+        "class Backtest:\n    def __init__(self, initial_equity=5000):\n        self.equity = initial_equity",
     ),
 ]
 
