@@ -83,6 +83,13 @@ def main() -> None:
     parser.add_argument("--holdout-symbols", default="AAVE-USDT,NEAR-USDT,SUI-USDT")
     parser.add_argument("--horizons", default="24", help="with --ideas: label horizons, bars")
     parser.add_argument("--tail-share", type=float, default=0.2, help="with --ideas")
+    parser.add_argument(
+        "--ideas-walk-forward",
+        type=int,
+        default=0,
+        help="with --ideas: instead of the held-out symbols, N walk-forward blocks of --data "
+        "(as qctl train --walk-forward cuts them), every symbol, each judged on its own past",
+    )
     args = parser.parse_args()
     if args.ideas:
         ideas(args)
@@ -171,6 +178,9 @@ def ideas(args: argparse.Namespace) -> None:
     def pct(x: float) -> str:
         return f"{x * 100:+.3f} %"
 
+    if args.ideas_walk_forward:
+        ideas_walk_forward(args, candles, funding, legacy, cost, base, params)
+        return
     for horizon in (int(h) for h in args.horizons.split(",")):
         cfg = TrainConfig.from_mapping({"horizon_bars": horizon}, base)
         load, c0, t0 = os.getloadavg()[0], cpu_s(), time.perf_counter()
@@ -210,6 +220,49 @@ def ideas(args: argparse.Namespace) -> None:
                 + " | "
                 + (f"{hc['trades']}, {pct(hc['net_mean']) if hc['trades'] else '-'}" if hc else "-")
             )
+
+
+def ideas_walk_forward(args, candles, funding, legacy, cost, base, params) -> None:
+    """Per walk-forward block and idea: passes on its own past's validation? its block figures."""
+    from models.research import evaluate_ideas
+    from models.walkforward import WalkForwardConfig, walk_forward_blocks
+
+    wf = WalkForwardConfig.from_mapping({"folds": args.ideas_walk_forward})
+    for horizon in (int(h) for h in args.horizons.split(",")):
+        cfg = TrainConfig.from_mapping({"horizon_bars": horizon}, base)
+        load, c0, t0 = os.getloadavg()[0], cpu_s(), time.perf_counter()
+        totals: dict[str, list] = {}
+        print(f"ideas walk-forward on {args.data}, horizon {horizon} bars, {wf.folds} blocks")
+        print("  block | idea | passes on its past (t) | block: trades as chosen, net/trade | "
+              "block: every signal, net/trade")  # fmt: skip
+        for block in walk_forward_blocks(candles, cfg, wf):
+            rows = evaluate_ideas(
+                candles, funding, legacy, cost, cfg, params,
+                train_end_ms=block.train_end_ms, test_symbols=sorted(candles),
+                test_start_ms=block.start_ms, test_end_ms=block.end_ms,
+            )  # fmt: skip
+            for r in rows:
+                chosen, v = r.held_out.get("chosen"), r.validation
+                every = r.held_out.get("every_signal")
+                t = v["chosen"]["t_stat"] if v["chosen"] else None
+                totals.setdefault(r.name, []).append(chosen)
+                print(
+                    f"  {block.fold + 1} | {r.name} | "
+                    + ("no" if t is None else f"yes ({t:.2f})")
+                    + f" | {chosen['trades']}, {chosen['net_mean'] * 100:+.3f} % | "
+                    f"{every['trades']}, {every['net_mean'] * 100:+.3f} %"
+                )
+        for name, blocks in totals.items():
+            traded = [b for b in blocks if b["trades"]]
+            net = sum(b["trades"] * b["net_mean"] for b in traded)
+            wins = sum(b["net_mean"] > 0 for b in traded)
+            print(
+                f"  all | {name} | traded {len(traded)} of {len(blocks)} blocks, net positive in "
+                f"{wins}; sum of net returns per unit notional {net * 100:+.2f} %"
+            )
+        print(
+            f"  ({time.perf_counter() - t0:.0f} s wall, {cpu_s() - c0:.0f} CPU s, load {load:.2f})"
+        )
 
 
 def walk_forward_table(args: argparse.Namespace) -> None:

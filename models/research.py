@@ -3,7 +3,7 @@
 Each idea says, for every symbol-bar of the training period, whether it would trade and on which
 side; its trades are judged by the same evidence bar as the direction head's entry level (a
 positive net mean, a t-statistic of at least `min_entry_t` with overlapping trades counted as
-n / horizon, a positive net mean in at least `entry_fold_share` of the validation folds, and at
+n / overlap (see `judge`), a positive net mean in at least `entry_fold_share` of the validation folds, and at
 least `min_data_in_leaf` trades). Ideas with a score (the model-based ones) try the same
 confidence-quantile levels as `choose_entry` and keep the one with the best t-statistic that
 passes; if none passes, the idea would not trade.
@@ -151,7 +151,9 @@ def legacy_trades(frame: pd.DataFrame, legacy: StaticConfig, bar_ms: int, cost: 
     }
 
 
-def _stat(net: np.ndarray, fold: np.ndarray, folds: Sequence[int], horizon: int) -> dict:
+def _stat(net: np.ndarray, fold: np.ndarray, folds: Sequence[int], overlap: float) -> dict:
+    """Trades, net mean and its t-statistic (trades that overlap `overlap` others of the same
+    symbol counted n / overlap), the net mean per validation fold."""
     n = len(net)
     mean = float(net.mean()) if n else 0.0
     sd = float(net.std()) if n else 0.0
@@ -159,7 +161,7 @@ def _stat(net: np.ndarray, fold: np.ndarray, folds: Sequence[int], horizon: int)
     return {
         "trades": n,
         "net_mean": mean,
-        "t_stat": float(mean / sd * np.sqrt(n / horizon)) if sd > 0 else 0.0,
+        "t_stat": float(mean / sd * np.sqrt(n / overlap)) if sd > 0 else 0.0,
         "net_mean_by_fold": by_fold,
         "positive_fold_share": float(np.mean([m > 0 for m in by_fold])) if folds else 0.0,
     }
@@ -180,11 +182,15 @@ def judge(
     taken: np.ndarray,
     score: np.ndarray | None,
     cfg: TrainConfig,
-    horizon: int,
+    overlap: float,
 ) -> dict[str, object]:
-    """The evidence bar on one idea's validation trades; with a score, the best passing level."""
+    """The evidence bar on one idea's validation trades; with a score, the best passing level.
+
+    `overlap`: how many of a symbol's trades are open at once (hold bars / bars between two
+    entries: the horizon for an idea that may enter at every bar, 1 for the legacy rule, whose
+    hold is not longer than its refresh interval)."""
     folds = sorted(int(k) for k in np.unique(fold) if k >= 0)
-    every = _stat(net[taken], fold[taken], folds, horizon)
+    every = _stat(net[taken], fold[taken], folds, overlap)
     out: dict[str, object] = {"every_signal": every, "level": None, "chosen": None, "best": None}
     if score is None:
         out["chosen"] = every if _passes(every, cfg) else None
@@ -195,7 +201,7 @@ def judge(
     best = None
     for level in candidates:
         keep = taken & (score >= level)
-        row = _stat(net[keep], fold[keep], folds, horizon)
+        row = _stat(net[keep], fold[keep], folds, overlap)
         if row["trades"] >= cfg.min_data_in_leaf and (
             out["best"] is None or row["t_stat"] > out["best"]["t_stat"]
         ):
@@ -283,8 +289,16 @@ def evaluate_ideas(
     spec: FeatureSpec | None = None,
     train_end_ms: int | None = None,
     holdout_symbols: Sequence[str] = (),
+    test_symbols: Sequence[str] | None = None,
+    test_start_ms: int | None = None,
+    test_end_ms: int | None = None,
 ) -> list[IdeaResult]:
-    """Every idea's validation figures (training period only) and then its held-out figures."""
+    """Every idea's validation figures (training period only) and then its held-out figures.
+
+    The held-out test: `test_symbols` (default: the held-out symbols) on the bars from
+    `test_start_ms` (default: the training end) to `test_end_ms` (default: the end of the data;
+    no trade's horizon reaches past it). A walk-forward block passes every symbol and the block.
+    """
     spec = spec or FeatureSpec()
     funding = funding or {}
     ts_set: TrainingSet = build_training_set(
@@ -296,12 +310,22 @@ def evaluate_ideas(
     fold = np.full(len(train), -1)
     for k, (lo, hi) in enumerate(bounds):
         fold[(train["timestamp"] >= lo).to_numpy() & (train["timestamp"] < hi).to_numpy()] = k
-    held = _held_out_frame(candles, funding, spec, cfg, ts_set, holdout_symbols)
+    held = _test_frame(
+        candles,
+        funding,
+        spec,
+        cfg,
+        bar_ms,
+        holdout_symbols if test_symbols is None else test_symbols,
+        ts_set.train_end_ms if test_start_ms is None else test_start_ms,
+        test_end_ms,
+    )
     if held is not None:
         held = _prepare(held, candles, funding, legacy, bar_ms, cost, horizon)
     names = list(ts_set.features)
     meta_names = [*names, *LEGACY_FEATURES]
     legacy_h = max(1, int(round(legacy.max_hold_sec * 1000 / bar_ms)))
+    legacy_overlap = max(1.0, legacy_h / legacy.refresh_bars)
 
     def oof(target_fn, mask_fn, names_):
         """Out-of-fold predictions on the validation rows, and a fit on all training rows."""
@@ -333,22 +357,30 @@ def evaluate_ideas(
         on = f["legacy_on"].to_numpy() & f["legacy_refresh"].to_numpy()
         reg_side = np.sign(pred_reg)
         return {
-            "legacy": (f["legacy_net"].to_numpy(), on, None, legacy_h),
-            "legacy_reversed": (f["legacy_net_reversed"].to_numpy(), on, None, legacy_h),
+            "legacy": (f["legacy_net"].to_numpy(), on, None, legacy_h, legacy_overlap),
+            "legacy_reversed": (
+                f["legacy_net_reversed"].to_numpy(),
+                on,
+                None,
+                legacy_h,
+                legacy_overlap,
+            ),
             "legacy_meta": (
                 f["legacy_net"].to_numpy(),
                 on & np.isfinite(pred_meta),
                 pred_meta,
                 legacy_h,
+                legacy_overlap,
             ),
-            "xs_momentum": (*_rule(_cross_section(f, "momentum", params), f), horizon),
-            "xs_reversal": (*_rule(-_cross_section(f, "momentum", params), f), horizon),
-            "carry": (*_rule(-_cross_section(f, "funding_mean", params), f), horizon),
-            "ts_momentum": (*_rule(np.sign(f["momentum"].to_numpy()), f), horizon),
+            "xs_momentum": (*_rule(_cross_section(f, "momentum", params), f), horizon, horizon),
+            "xs_reversal": (*_rule(-_cross_section(f, "momentum", params), f), horizon, horizon),
+            "carry": (*_rule(-_cross_section(f, "funding_mean", params), f), horizon, horizon),
+            "ts_momentum": (*_rule(np.sign(f["momentum"].to_numpy()), f), horizon, horizon),
             "net_regression": (
                 np.where(reg_side > 0, f["long_net"], f["short_net"]),
                 np.isfinite(pred_reg) & (reg_side != 0),
                 np.abs(pred_reg),
+                horizon,
                 horizon,
             ),
         }
@@ -357,45 +389,50 @@ def evaluate_ideas(
     out = []
     in_val = fold >= 0
     held_ideas = ideas(held, meta_held, reg_held) if held is not None else {}
-    for name, (net, taken, score, h) in val.items():
+    for name, (net, taken, score, h, overlap) in val.items():
         ok = taken & in_val & np.isfinite(net)
-        verdict = judge(net, fold, ok, score, cfg, h)
+        verdict = judge(net, fold, ok, score, cfg, overlap)
         result = {"horizon_bars": h, **verdict}
         held_out: dict[str, object] = {}
         if name in held_ideas:
-            hnet, htaken, hscore, _ = held_ideas[name]
+            hnet, htaken, hscore, _, _ = held_ideas[name]
             hok = htaken & np.isfinite(hnet)
             zero = np.zeros(len(hnet), dtype=int)
-            held_out["every_signal"] = _stat(hnet[hok], zero[hok], [0], h)
+            held_out["every_signal"] = _stat(hnet[hok], zero[hok], [0], overlap)
             level = verdict["level"]
             chosen = np.zeros(len(hnet), dtype=bool)
             if level is not None:
                 chosen = hok if hscore is None else hok & (hscore >= level)
-            held_out["chosen"] = _stat(hnet[chosen], zero[chosen], [0], h)
+            held_out["chosen"] = _stat(hnet[chosen], zero[chosen], [0], overlap)
         out.append(IdeaResult(name, result, held_out))
     return out
 
 
-def _held_out_frame(
+def _test_frame(
     candles: Mapping[str, pd.DataFrame],
     funding: Mapping[str, pd.DataFrame | None],
     spec: FeatureSpec,
     cfg: TrainConfig,
-    ts_set: TrainingSet,
-    holdout_symbols: Sequence[str],
+    bar_ms: int,
+    symbols: Sequence[str],
+    start_ms: int,
+    end_ms: int | None,
 ) -> pd.DataFrame | None:
-    """Features and labels of the held-out symbols from the training end on (None: none)."""
-    symbols = [s for s in holdout_symbols if s in candles]
+    """Features and labels of `symbols` on the bars in [start_ms, end_ms) (None: no rows)."""
+    symbols = [s for s in symbols if s in candles]
     if not symbols:
         return None
-    cut = {s: candles[s] for s in symbols}
-    feats = build_features(cut, {s: funding.get(s) for s in symbols}, spec)
+    cut = {s: c if end_ms is None else c.loc[c.index < end_ms] for s, c in candles.items()}
+    cut = {s: cut[s] for s in symbols if len(cut[s]) > spec.lookback_bars}
+    if not cut:
+        return None
+    feats = build_features(cut, {s: funding.get(s) for s in cut}, spec)
     labels = []
     for symbol, c in cut.items():
         lab = symbol_labels(c, cfg.horizon_bars)
         arrays = funding_arrays(funding.get(symbol)) or (None, None)
         lab["funding_h"] = funding_over_horizon(
-            c.index.to_numpy(np.int64), ts_set.bar_ms, cfg.horizon_bars, *arrays
+            c.index.to_numpy(np.int64), bar_ms, cfg.horizon_bars, *arrays
         )
         for k in ("low", "high", "close"):
             lab.insert(0, k, c[k].to_numpy())
@@ -403,7 +440,7 @@ def _held_out_frame(
         lab.insert(0, "symbol", symbol)
         labels.append(lab.reset_index(drop=True))
     frame = feats.merge(pd.concat(labels, ignore_index=True), on=["symbol", "timestamp"])
-    frame = frame[frame["timestamp"] >= ts_set.train_end_ms]
+    frame = frame[frame["timestamp"] >= start_ms]
     frame = frame.dropna(subset=[*spec.names(), "fwd_return"]).reset_index(drop=True)
     frame["vol_unit"] = frame["sigma"] * np.sqrt(cfg.horizon_bars)
     frame = frame[frame["vol_unit"] > 0].reset_index(drop=True)

@@ -68,3 +68,20 @@ def test_costs_above_every_move_leave_no_idea_standing(market):
         every = r.validation["every_signal"]
         assert every["trades"] == 0 or every["net_mean"] < 0, r.name
         assert r.held_out["chosen"]["trades"] == 0
+
+
+def test_a_walk_forward_block_is_judged_on_its_own_bars_only(market):
+    candles, funding = market
+    first = min(int(c.index[0]) for c in candles.values())
+    end, stop = first + 1100 * 3_600_000, first + 1400 * 3_600_000
+    kwargs = {"train_end_ms": end, "test_symbols": sorted(candles), "test_end_ms": stop}
+    base = evaluate_ideas(candles, funding, LEGACY, COST, SMALL, PARAMS, **kwargs)
+    altered = {}
+    for s, c in candles.items():
+        c = c.copy()
+        c.loc[c.index >= stop, ["open", "high", "low", "close"]] *= 3.0
+        altered[s] = c
+    again = evaluate_ideas(altered, funding, LEGACY, COST, SMALL, PARAMS, **kwargs)
+    for a, b in zip(base, again, strict=True):
+        assert a.validation == b.validation and a.held_out == b.held_out, a.name
+    assert sum(r.held_out["every_signal"]["trades"] for r in base) > 0
