@@ -73,6 +73,11 @@ _DISPLAY_CALL_WORDS = frozenset(
         "scatter", "line", "candlestick", "add_trace", "update_layout", "console", "rich", "tui",
     }
 )  # fmt: skip
+# Names of what is made for a reader: a container filled with labels (`summary["trend"] =
+# "UPTREND"`) or a function returning one (`get_indicator_summary()`) with no caller here.
+_DISPLAY_RESULT_WORDS = frozenset(
+    {"summary", "summaries", "report", "reports", "describe", "description", "overview", "digest"}
+)
 _PLUMBING_CALL_WORDS = frozenset(
     {
         "requests", "httpx", "aiohttp", "session", "urlopen", "urlencode", "request", "fetch",
@@ -409,9 +414,13 @@ class FlowIndex:
             if isinstance(target, cst.Attribute):
                 out += self._into_attribute(target, stmt)
             elif isinstance(target, cst.Subscript):
-                out.append(
-                    (OPEN, None, Step(stmt, f"stored in {_dotted(target) or 'a container'}"))
-                )
+                holder = _dotted(target.value)
+                if set(words(holder)) & _DISPLAY_RESULT_WORDS:
+                    out.append((DISPLAY, None, Step(stmt, f"stored in {holder}, a report")))
+                else:
+                    out.append(
+                        (OPEN, None, Step(stmt, f"stored in {_dotted(target) or 'a container'}"))
+                    )
             else:
                 out += self._into_names(_target_names(target), stmt)
         return out
@@ -469,7 +478,9 @@ class FlowIndex:
         name = func_node.name.value
         calls = self._calls.get(name, [])
         out: list = [("flow", c, Step(ret, f"returned by {name}()")) for c in calls]
-        if not name.startswith("_"):
+        if not calls and set(words(name)) & _DISPLAY_RESULT_WORDS:
+            out.append((DISPLAY, None, Step(ret, f"returned by {name}(), a report")))
+        elif not name.startswith("_"):
             out.append(
                 (OPEN, None, Step(ret, f"returned by {name}(), callable from other modules"))
             )

@@ -305,9 +305,17 @@ class AssignmentFallback(Rule):
         # state a print-only monitor sets up in its constructor
         "class PairMonitor:\n    def __init__(self):\n        self.expected_ratio = 6751 / 616\n"
         "    def show(self, ratio):\n        print(ratio / self.expected_ratio)",
+        # what a ratio is when its divisor is zero (a division guard)
+        "def f(x, lo, hi):\n    band_pct = (x - lo) / (hi - lo) if hi - lo > 0 else 0.5",
     )
     INVALID = (
         Example("def f(self):\n    leverage = 10.0", "leverage", "10.0", Category.LEVERAGE),
+        Example(
+            "def f(x, lo, hi, ok):\n    stop_pct = (x - lo) / (hi - lo) if ok else 0.5",
+            "stop_pct",
+            "0.5",
+            Category.STOP_LOSS_TAKE_PROFIT,
+        ),
         Example(
             "def f(lev):\n    if lev is None:\n        lev = 10\n", "lev", "10", Category.LEVERAGE
         ),
@@ -798,6 +806,9 @@ class SignalThreshold(Rule):
     VALID = (
         "def parse(row):\n    if row.version > 3:\n        return row",
         "def render_chart(rsi):\n    if rsi > 70:\n        draw_band(rsi)",
+        # labels of a report that no code here trades on
+        "def market_summary(rsi):\n    summary = {}\n    if rsi > 70:\n"
+        "        summary['rsi'] = 'OVERBOUGHT'\n    return summary",
         # a predicate whose subject nothing names: no decision to tell
         "def signal_rows(rows):\n    return list(filter(lambda r: r > 0.5, rows))",
         "class Strategy:\n    @retry(when=lambda e: e.code > 3)\n    def fetch(self):\n        pass",

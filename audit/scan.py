@@ -182,6 +182,7 @@ _ARG = subclasses_of(cst.Arg)
 _CALL = subclasses_of(cst.Call)
 _COMPARISON = subclasses_of(cst.Comparison)
 _BOOLEAN = subclasses_of(cst.BooleanOperation)
+_IFEXP = subclasses_of(cst.IfExp)
 _DICT_ELEMENT = subclasses_of(cst.DictElement)
 _PARAM = subclasses_of(cst.Param)
 _RETURN = subclasses_of(cst.Return)
@@ -403,6 +404,9 @@ class _Visitor(cst.CSTVisitor):
                     # parameter is anonymous; the name it is declared under says what it tests
                     site.names, site.secondary = subject
                 return site
+            elif kind in _IFEXP:
+                if child is not parent.test and _division_guard(parent, child):
+                    return None  # `a / b if b > 0 else 0.5`: what a ratio is when it cannot be
             elif kind in _BOOLEAN:
                 if isinstance(parent.operator, cst.Or) and child is parent.right:
                     site.names = self._outer_names(parents, parent) + names_in(parent.left)
@@ -736,6 +740,35 @@ def _predicate_subject(
                 return [named], []
         child = node
     return [], []
+
+
+def _division_guard(ifexp: cst.IfExp, branch: cst.CSTNode) -> bool:
+    """`x / d if d > 0 else 0.5`, `0.5 if d == 0 else x / d`: `branch` is what the other branch's
+    ratio is taken to be when its divisor, the thing the test checks, is zero."""
+    other = ifexp.orelse if branch is ifexp.body else ifexp.body
+    divisors = {
+        _bare(_source(node.right))
+        for node in descendants(other)
+        if isinstance(node, cst.BinaryOperation)
+        and isinstance(node.operator, cst.Divide | cst.FloorDivide | cst.Modulo)
+    }
+    if not divisors:
+        return False
+    test = ifexp.test
+    tested = [test]
+    if isinstance(test, cst.Comparison):
+        tested = [test.left] + [c.comparator for c in test.comparisons]
+    elif isinstance(test, cst.UnaryOperation):
+        tested = [test.expression]
+    return any(_bare(_source(t)) in divisors for t in tested)
+
+
+def _bare(code: str) -> str:
+    """Code without spaces and outer parentheses, to compare two spellings of one expression."""
+    text = "".join(code.split())
+    while text.startswith("(") and text.endswith(")"):
+        text = text[1:-1]
+    return text
 
 
 def _subject_of_call(call: cst.Call, holder: cst.CSTNode) -> str:

@@ -57,6 +57,18 @@ FOUND = [
         STAGE_RULE,
         ("weight", "base_equity", "2", Category.POSITION_SIZING),
     ),
+    (
+        "a fallback that is not a division guard",
+        "def entry_signal(close, lower, upper, ready):\n"
+        "    stop_pct = (close - lower) / (upper - lower) if ready else 0.35\n    return stop_pct",
+        ("assign-fallback", "stop_pct", "0.35", Category.STOP_LOSS_TAKE_PROFIT),
+    ),
+    (
+        "indicator labels that reach the signal",
+        "def entry_signal(df):\n    signals = {}\n    if df.rsi > 70:\n"
+        "        signals['momentum'] = 'SELL'\n    return signals",
+        ("signal-threshold", "rsi", "70", Category.OTHER),
+    ),
     ("stage up after two doublings", STAGE_RULE, ("comparison", "stage_wins", "2", Category.OTHER)),
     (
         "the compounding base doubles",
@@ -82,6 +94,23 @@ QUIET = [
     (
         "a retry predicate in a decorator",
         "class Client:\n    @retry(when=lambda e: e.status > 499)\n    def get(self):\n        pass",
+    ),
+    (
+        "a ratio's value when its divisor is zero",
+        "def entry_signal(close, lower, upper):\n"
+        "    pos = (close - lower) / (upper - lower) if (upper - lower) > 0 else 0.5\n"
+        "    return pos",
+    ),
+    (
+        "the same guard written the other way round",
+        "def entry_signal(fast, slow):\n    ratio_pct = 0.5 if slow == 0 else fast / slow\n"
+        "    return ratio_pct",
+    ),
+    (
+        "labels of a market summary nobody trades on",
+        "def get_indicator_summary(df):\n    summary = {}\n    if df.rsi > 70:\n"
+        "        summary['momentum'] = 'OVERBOUGHT'\n    elif df.rsi < 30:\n"
+        "        summary['momentum'] = 'OVERSOLD'\n    return summary",
     ),
     ("a starting balance", "INITIAL_BALANCE = 1000\nSTARTING_CAPITAL = 10_000.0"),
     (
