@@ -304,7 +304,9 @@ class EngineLoop:
 
         risk = self.risk
         if pf.positions or risk.limit_reducing:  # the limits hold at every bar close
-            guard = risk.hold_limits(pf, ts, self.exits.break_even_offset)
+            guard = risk.hold_limits(
+                pf, ts, self.exits.break_even_offset, lambda s: self._has_price(s, i)
+            )
             pf.state = guard.state
             for event in guard.events:
                 self._j_safety(event)
@@ -353,6 +355,10 @@ class EngineLoop:
 
     def _price(self, symbol: str, i: int) -> float:
         return float(self.bars.close.item(i, self.col[symbol]))
+
+    def _has_price(self, symbol: str, i: int) -> bool:
+        """Whether `symbol` has a bar at step `i`, so an order can fill at its close now."""
+        return symbol in self.col and math.isfinite(self._price(symbol, i))
 
     def _apply_exit(self, action: ExitAction, ts: int, i: int) -> None:
         pf = self.broker.portfolio

@@ -22,7 +22,7 @@ loop journals before the bar's equity row.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from engine.core.exits import ExitAction
@@ -140,7 +140,9 @@ class LimitCheck:
     """The account against the every-bar limits, and the trims that restore them.
 
     `exposure`/`margin_ratio`: as marked now; `*_after`: once the trims filled at the marks,
-    paying `exit_cost` of the closed notional. `events`: one CLIP per trim (empty when inside).
+    paying `exit_cost` of the closed notional. `events`: one CLIP per trim, or one naming the
+    largest position when none can be trimmed now (empty when inside). `breached`: outside a
+    limit as marked now, whether or not the trims can restore it.
     """
 
     exposure: float
@@ -149,10 +151,7 @@ class LimitCheck:
     margin_ratio_after: float
     trims: tuple[LimitTrim, ...] = ()
     events: tuple[SafetyEvent, ...] = ()
-
-    @property
-    def breached(self) -> bool:
-        return bool(self.trims)
+    breached: bool = False
 
 
 def _account(gross: float, equity: float, maint: float) -> tuple[float, float]:
@@ -199,6 +198,7 @@ def limit_trims(
     tiers: LeverageTiers,
     ts: int,
     exit_cost: float = 0.0,
+    tradable: Callable[[str], bool] | None = None,
 ) -> LimitCheck:
     """Which positions to trim, and by how much, so that exposure <= max and margin ratio >= min.
 
@@ -207,6 +207,9 @@ def limit_trims(
     smallest qty of that position that restores both limits, found by bisection, or the whole
     position when that is not enough. `exit_cost` (fee + slippage, a fraction of notional) is
     charged to equity (`_Book.cost`), so the account is inside the limits after the fills too.
+    `tradable(symbol)` False (no bar, so no price to fill at now): that position still counts
+    but is not chosen, so a trim that cannot fill never stands in for one that can; when no
+    tradable position is enough, the event says the account is still outside after the trims.
     """
     max_exposure, min_ratio = limits.max_exposure_fraction, limits.min_margin_ratio
     notional = {s: p.qty * p.mark_price for s, p in portfolio.positions.items() if p.is_open}
@@ -221,7 +224,11 @@ def limit_trims(
 
     if inside((exposure, ratio), _REL_EPS):
         return LimitCheck(exposure, ratio, exposure, ratio)
-    order = sorted(notional, key=lambda s: (-notional[s], portfolio.positions[s].unrealised_pnl, s))
+    order = sorted(
+        (s for s in notional if tradable is None or tradable(s)),
+        key=lambda s: (-notional[s], portfolio.positions[s].unrealised_pnl, s),
+    )
+    stuck = len(notional) - len(order)  # positions with no price to trim at now
     trims: list[LimitTrim] = []
     account = (exposure, ratio)
     for symbol in order:
@@ -251,6 +258,9 @@ def limit_trims(
         if inside(account):
             break
     exposure_after, ratio_after = account
+    still = ""
+    if not inside(account, _REL_EPS):
+        still = f"; still outside: {stuck} position(s) with no price now cannot be trimmed"
     if exposure > max_exposure * (1 + _REL_EPS):
         limit, requested, applied, bound = (
             LimitName.MAX_TOTAL_EXPOSURE,
@@ -277,11 +287,22 @@ def limit_trims(
             bound,
             SafetyAction.CLIP,
             f"{what} at the bar close: REDUCING, {trim.detail}; "
-            f"exposure {exposure_after:.4f}, margin ratio {ratio_after:.4f} after",
+            f"exposure {exposure_after:.4f}, margin ratio {ratio_after:.4f} after{still}",
         )
         for trim in trims
+    ) or (
+        SafetyEvent(
+            ts,
+            max(notional, key=lambda s: (notional[s], s)),
+            limit,
+            requested,
+            applied,
+            bound,
+            SafetyAction.CLIP,
+            f"{what} at the bar close: REDUCING, nothing trimmed{still}",
+        ),
     )
-    return LimitCheck(exposure, ratio, exposure_after, ratio_after, tuple(trims), events)
+    return LimitCheck(exposure, ratio, exposure_after, ratio_after, tuple(trims), events, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,13 +323,22 @@ _LONG = Side.LONG
 
 class RiskKernel:
     """Hard limits applied to decisions (`check`), to exit orders (`check_order`) and to the
-    account at every bar close (`hold_limits`)."""
+    account at every bar close (`hold_limits`).
 
-    __slots__ = ("limits", "tiers", "zone", "limit_reducing", "_top_rate")
+    `entry_cost`: what an entry's fill can cost at worst, as a fraction of its notional (the
+    venue's taker fee and slippage, `BrokerConfig.entry_cost`). `check` holds the size, exposure
+    and margin limits on the account as it is after that fill, not only at the reference
+    price, so an entry landing on a limit does not leave the bar's equity row above it.
+    """
 
-    def __init__(self, limits: SafetyLimits, tiers: LeverageTiers) -> None:
+    __slots__ = ("limits", "tiers", "entry_cost", "zone", "limit_reducing", "_top_rate")
+
+    def __init__(self, limits: SafetyLimits, tiers: LeverageTiers, entry_cost: float = 0.0) -> None:
+        if not (math.isfinite(entry_cost) and 0 <= entry_cost < 1):
+            raise ValueError(f"entry_cost must be a fraction in [0, 1), got {entry_cost!r}")
         self.limits = limits
         self.tiers = tiers
+        self.entry_cost = entry_cost
         self.zone = AutonomyZone.for_limits(limits)
         # True while trading is REDUCING because of a limit (not an operator): lifted by the
         # next bar close that finds the account inside the limits. Every operator control sets
@@ -342,19 +372,26 @@ class RiskKernel:
         )
 
     def hold_limits(
-        self, portfolio: Portfolio, ts: int, round_trip_cost: float = 0.0
+        self,
+        portfolio: Portfolio,
+        ts: int,
+        round_trip_cost: float = 0.0,
+        tradable: Callable[[str], bool] | None = None,
     ) -> LimitGuard:
         """The account against exposure and margin ratio at this bar close (module docstring).
 
         Outside a limit: state REDUCING (from ACTIVE), reduce-only trims and their CLIP events.
         Inside and REDUCING by an earlier breach: back to ACTIVE. HALTED and an operator's
-        REDUCING are kept. `round_trip_cost` is the venue's (an exit leg is half of it).
+        REDUCING are kept. `round_trip_cost` is the venue's (an exit leg is half of it);
+        `tradable(symbol)`: whether that position has a price to be trimmed at now.
         """
         state = portfolio.state
         if not portfolio.positions or self._clearly_inside(portfolio):
             check = None
         else:
-            check = limit_trims(portfolio, self.limits, self.tiers, ts, round_trip_cost / 2)
+            check = limit_trims(
+                portfolio, self.limits, self.tiers, ts, round_trip_cost / 2, tradable
+            )
         if check is None or not check.breached:
             if self.limit_reducing and state is TradingState.REDUCING:
                 state = TradingState.ACTIVE
@@ -379,7 +416,9 @@ class RiskKernel:
         """Clip or veto one entry decision against the limits, at the price it would fill near.
 
         Order: trading state, one position per symbol, completeness/zone, inputs, size clip,
-        bracket (notional cap, leverage clip), exposure, margin ratio, free margin.
+        bracket (notional cap, leverage clip), exposure, margin ratio, free margin. Each limit
+        is checked after the fill: equity less `entry_cost` of the notional, the new position
+        marked up to (1 + `entry_cost`) of it (a short's fill below the reference).
         """
         if decision.skip is not None:
             return RiskVerdict(False, decision, decision)
@@ -460,22 +499,28 @@ class RiskKernel:
                 f"no leverage brackets known for {symbol} ({self.tiers.source or 'tiers given'})",
             )
 
+        cost = self.entry_cost
         max_size = limits.max_position_fraction
-        if size > max_size:
+        # the largest size whose notional is max_size of the equity left after the fill
+        size_cap = max_size / (1 + max_size * cost)
+        if size > size_cap:
             events.append(
                 SafetyEvent(
                     ts,
                     symbol,
                     LimitName.MAX_POSITION_SIZE,
                     size,
-                    max_size,
+                    size_cap,
                     max_size,
                     SafetyAction.CLIP,
-                    f"size {size:g} of equity clipped to {max_size:g}",
+                    f"size {size:g} of equity clipped to {size_cap:.6g}"
+                    + (f" ({max_size:g} after the fill's cost)" if cost else ""),
                 )
             )
-            size = max_size
+            size = size_cap
         notional = equity * size
+        equity_after = equity - notional * cost
+        marked = notional * (1 + cost)
 
         cap = self.tiers.max_notional(symbol)
         if notional > cap:
@@ -510,7 +555,7 @@ class RiskKernel:
             leverage = lev_cap
 
         max_exposure = limits.max_exposure_fraction
-        exposure_after = (gross + notional) / equity
+        exposure_after = (gross + marked) / equity_after
         if exposure_after > max_exposure * (1 + _REL_EPS):
             return veto(
                 LimitName.MAX_TOTAL_EXPOSURE,
@@ -520,8 +565,8 @@ class RiskKernel:
                 f"total exposure would be {exposure_after:.4f} of equity, limit {max_exposure:g}",
             )
 
-        maint_after = maint_now + self.tiers.maintenance_margin(symbol, notional)
-        ratio_after = ratio_of(equity, maint_after)
+        maint_after = maint_now + self.tiers.maintenance_margin(symbol, marked)
+        ratio_after = ratio_of(equity_after, maint_after)
         min_ratio = limits.min_margin_ratio
         if ratio_after < min_ratio * (1 - _REL_EPS):
             return veto(
@@ -532,14 +577,14 @@ class RiskKernel:
                 f"margin ratio would fall to {ratio_after:.4f}, limit {min_ratio:g}",
             )
 
-        margin_after = margin_now + notional / leverage
-        if margin_after > equity * (1 + _REL_EPS):
+        margin_after = margin_now + marked / leverage
+        if margin_after > equity_after * (1 + _REL_EPS):
             return veto(
                 LimitName.AVAILABLE_MARGIN,
                 SkipReason.INSUFFICIENT_MARGIN,
-                margin_after / equity,
+                margin_after / equity_after,
                 1.0,
-                f"initial margin would be {margin_after:.2f} USDT, equity {equity:.2f}",
+                f"initial margin would be {margin_after:.2f} USDT, equity {equity_after:.2f}",
             )
 
         approved = decision

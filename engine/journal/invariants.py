@@ -20,8 +20,10 @@ stricter by the limits each run recorded:
   heartbeat and its process gone: `engine.journal.store.run_liveness`); a run whose writer
   cannot be judged (another host, a pre-3 journal) is listed, not failed.
 
-Size and exposure are compared with `FILL_TOLERANCE` of slack: the kernel sizes at the reference
-price, the fill pays slippage and a fee.
+Size and exposure are compared with `FILL_TOLERANCE` of slack: the kernel counts the venue file's
+fee and slippage (`RiskKernel.entry_cost`), but a live fill can slip more than configured, and a
+position's size is compared with the bar's last equity row, after the fees of the bar's later
+entries.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ if TYPE_CHECKING:  # the journal pulls in sqlmodel: keep `qctl --help` fast
     from engine.core.policy import Policy
     from engine.journal.store import Journal
 
-FILL_TOLERANCE = 0.01  # relative: slippage + fee between the kernel's sizing and the fill
+FILL_TOLERANCE = 0.01  # relative: costs beyond the venue file's between the kernel and the fill
 FLOAT_EPS = 1e-9  # relative: a value landing exactly on a limit is not a violation
 MAX_DETAILS = 20  # offending rows listed per check (all are counted)
 JOURNAL_CHECKS = (

@@ -109,6 +109,12 @@ class BrokerConfig:
         table = data.get("broker", data)
         return cls.from_mapping(table, str(p))
 
+    def entry_cost(self) -> float:
+        """The most an entry's fill costs, as a fraction of its notional (`RiskKernel.check`):
+        the taker fee, plus the slippage as the position is then marked at the reference price
+        (a short filled at ref x (1 - s) is worth s / (1 - s) more marked there)."""
+        return self.taker_fee + self.slippage / (1 - self.slippage)
+
     def break_even_offset(self) -> float:
         """Price fraction a round trip costs (taker fee and slippage, entry leg and exit leg)."""
         entry_leg = exit_leg = self.taker_fee + self.slippage

@@ -14,10 +14,20 @@ from pathlib import Path
 import pytest
 
 from engine.backtest import run_backtest
+from engine.core.bars import MarketData, SymbolData
 from engine.core.risk import LimitGuard, RiskKernel, limit_trims
 from engine.core.tiers import PACKAGED_TIERS, LeverageTiers
-from engine.domain import LimitName, SafetyAction, SafetyLimits, Side, TradingState
+from engine.domain import (
+    Decision,
+    HarvestLadder,
+    LimitName,
+    SafetyAction,
+    SafetyLimits,
+    Side,
+    TradingState,
+)
 from engine.journal.store import Journal
+from engine.venues.simulated import BrokerConfig
 from tests.engine.conftest import portfolio, position
 from tests.engine.limits_scenario import FullBookPolicy, falling_market
 from tests.verify.cli import run_main
@@ -161,7 +171,9 @@ def test_ai_like_book_pushed_past_the_limit_is_trimmed_and_verify_passes(
 def test_without_the_every_bar_check_verify_fails(tmp_path: Path, monkeypatch) -> None:
     """The same run with `hold_limits` doing nothing: exposure rows above 200 %, verify exit 1."""
     monkeypatch.setattr(
-        RiskKernel, "hold_limits", lambda self, pf, ts, cost=0.0: LimitGuard(pf.state)
+        RiskKernel,
+        "hold_limits",
+        lambda self, pf, ts, cost=0.0, tradable=None: LimitGuard(pf.state),
     )
     db = tmp_path / "unheld.db"
     run_id = _backtest(db)
@@ -176,8 +188,8 @@ def test_an_operator_pause_during_a_limit_trim_is_never_lifted(tmp_path: Path, m
     original = RiskKernel.hold_limits
     queued: list[int] = []
 
-    def hold_and_pause(self, pf, ts, cost=0.0):
-        guard = original(self, pf, ts, cost)
+    def hold_and_pause(self, pf, ts, cost=0.0, tradable=None):
+        guard = original(self, pf, ts, cost, tradable)
         if guard.exits and not queued:
             queued.append(journal.request_control("pause", source="test"))
         return guard
@@ -214,3 +226,115 @@ def test_the_cheap_inside_test_never_hides_a_breach() -> None:
             said_inside += 1
             assert not limit_trims(pf, LIMITS, TIERS, TS).breached
     assert said_inside > 20  # the fast path is exercised, not vacuous
+
+
+# -- a position with no bar now cannot be trimmed now ------------------------------------------
+
+
+def _gapped_market(symbol: str = "BTC-USDT", gap: slice = slice(12, 36)):
+    """The falling market with no bars of `symbol` (the largest position) while prices fall."""
+    md = falling_market()
+    out = {}
+    for s, sd in md.symbols.items():
+        candles = sd.candles.drop(sd.candles.index[gap]) if s == symbol else sd.candles
+        out[s] = SymbolData(s, sd.timeframe, sd.market, candles, None, sd.source)
+    return MarketData(out, md.timeframe), set(md.symbols[symbol].candles.index[gap])
+
+
+def test_trims_pass_over_a_position_with_no_price_now() -> None:
+    pf = _book({"BTC-USDT": 12_000.0, "SOL-USDT": 80.0})
+    limits = SafetyLimits(max_total_exposure_pct=150.0)
+    check = limit_trims(pf, limits, TIERS, TS, 0.0007, lambda s: s != "BTC-USDT")
+    assert check.breached and [t.symbol for t in check.trims] == ["ETH-USDT"]  # BTC is larger
+    assert check.exposure_after <= 1.5 * (1 + 1e-9)
+    _apply(pf, check.trims, 0.0007)
+    assert pf.exposure() <= 1.5 * (1 + 1e-9)  # inside without touching BTC
+
+
+def test_nothing_tradable_still_reduces_and_says_so() -> None:
+    """Not one position has a price: no trim, but REDUCING (no entries) and one event."""
+    kernel = RiskKernel(SafetyLimits(max_total_exposure_pct=150.0), TIERS)
+    pf = _book({"BTC-USDT": 12_000.0, "SOL-USDT": 80.0})
+    guard = kernel.hold_limits(pf, TS, 0.0014, lambda s: False)
+    assert guard.state is TradingState.REDUCING and guard.exits == () and guard.check.breached
+    (event,) = guard.events
+    assert event.symbol == "BTC-USDT" and event.limit is LimitName.MAX_TOTAL_EXPOSURE
+    assert "nothing trimmed" in event.detail and "1" not in event.detail.split("still")[0][-3:]
+    assert "3 position(s) with no price now" in event.detail
+
+
+def test_a_gap_in_the_largest_position_does_not_hide_a_breach(tmp_path: Path, monkeypatch) -> None:
+    """The largest long has no bars while the market falls: the others are trimmed instead (a
+    CLIP that names a symbol without a bar would be an order that never fills), every equity
+    row stays inside the limit, and verify passes."""
+    md, gap = _gapped_market()
+    db = tmp_path / "gap.db"
+    with Journal(db) as j:
+        run_id = run_backtest(md, FullBookPolicy(), equity=10_000.0, tiers=TIERS, journal=j).run_id
+    with Journal.open_readonly(db) as j:
+        equity = j.rows("equity", run_id)
+        clips = j.rows("safety_event", run_id, where="\"limit\" = 'max_total_exposure'")
+        orders = j.rows("order", run_id, where="purpose = 'risk_reduce'")
+    assert clips and len(orders) == len(clips)
+    step = 3_600_000
+    assert all(not (c["symbol"] == "BTC-USDT" and c["ts"] - step in gap) for c in clips)
+    assert max(e["exposure"] for e in equity) <= 2.0 * (1 + 1e-9)
+    assert _verify_journal(monkeypatch, db) == 0
+
+
+# -- an entry on the limit pays its fill: the limit holds after it -----------------------------
+
+
+class FillToTheLimit:
+    """Each bar, asks every free symbol for what is left of the 200 % (at most 50 % each), a
+    little less each bar (0.02 % of the room per call), so one entry lands just under it."""
+
+    name = "ai"
+    version = "fill-to-limit-test"
+
+    def __init__(self, side: Side) -> None:
+        self.side = side
+        self.calls = 0
+
+    def decide(self, snapshot, portfolio):
+        room = (2.0 - portfolio.exposure()) * (1 - 0.0002 * self.calls)
+        self.calls += 1
+        out = []
+        for s in snapshot.symbols:
+            size = min(0.5, room)
+            if s in portfolio.positions or size < 0.01:
+                continue
+            room -= size
+            out.append(
+                Decision(ts=snapshot.ts, symbol=s, side=self.side, leverage=5.0, size_pct=size,
+                         stop_loss_pct=0.3, take_profit_pct=0.5,
+                         harvest=HarvestLadder(5, 8, 10, 4, t1_close_frac=0.3, t2_close_frac=0.3),
+                         kill_threshold=0.9, kill_reduce_threshold=0.9, kill_reduce_frac=0.5,
+                         max_hold_sec=1e9, confidence=0.6, policy=self.name,
+                         model_version=self.version)
+            )  # fmt: skip
+        return out
+
+
+def _fill_to_limit(db: Path, side: Side) -> tuple[list[dict], list[dict]]:
+    with Journal(db) as j:
+        res = run_backtest(falling_market(0.0), FillToTheLimit(side), equity=10_000.0,
+                           tiers=TIERS, journal=j)  # fmt: skip
+        equity = j.rows("equity", res.run_id)
+        opened = j.rows("position", res.run_id, where="event = 'open'")
+    return equity, opened
+
+
+@pytest.mark.parametrize("side", [Side.LONG, Side.SHORT])
+def test_entries_up_to_the_limits_hold_them_after_the_fill(tmp_path: Path, side: Side) -> None:
+    equity, opened = _fill_to_limit(tmp_path / "fill.db", side)
+    assert len(opened) == 4
+    assert 1.99 < max(e["exposure"] for e in equity) <= 2.0 * (1 + 1e-9)  # no 1 % slack
+
+
+def test_without_the_entry_cost_the_fill_lands_above_the_limit(tmp_path: Path, monkeypatch) -> None:
+    """The check above can fail: sized at the reference price only, the fill's fee and
+    slippage leave the entry bar's equity row above 200 %."""
+    monkeypatch.setattr(BrokerConfig, "entry_cost", lambda self: 0.0)
+    equity, _ = _fill_to_limit(tmp_path / "nocost.db", Side.SHORT)
+    assert max(e["exposure"] for e in equity) > 2.0 * (1 + 1e-6)

@@ -281,3 +281,44 @@ def test_every_clip_and_veto_is_journaled(tiers: LeverageTiers, make_entry, case
         assert row["applied"] == v.events[-1].applied and decision["skip"] is None
     else:
         assert row["applied"] is None and decision["skip"] == row["skip"]
+
+
+# -- the limits after the fill: fee and slippage are the account's too ------------------------
+
+COST = 0.0005 + 0.0002 / (1 - 0.0002)  # BrokerConfig.entry_cost of the packaged venue
+
+
+def test_an_entry_landing_on_the_exposure_limit_is_vetoed_once_its_fill_is_paid(
+    tiers: LeverageTiers, make_entry
+) -> None:
+    # ETH 15,000 on 10,000: 1.5x; 0.5 more lands on 2.0 exactly at the reference price
+    pf = portfolio(10_000.0, position("ETH-USDT", Side.LONG, 5.0, ETH, mark=ETH))
+    entry = make_entry(size_pct=0.5 / (1 + 0.5 * COST), leverage=5.0)
+    assert RiskKernel(SafetyLimits(), tiers).check(entry, pf, BTC).approved
+    v = RiskKernel(SafetyLimits(), tiers, entry_cost=COST).check(entry, pf, BTC)
+    assert not v.approved and v.decision.skip is SkipReason.EXPOSURE_LIMIT
+    # after the fill: equity less the cost, the new position marked up to (1 + cost) of it
+    n = 10_000.0 * entry.size_pct
+    assert v.events[-1].requested == pytest.approx(
+        (15_000.0 + n * (1 + COST)) / (10_000 - n * COST)
+    )
+
+
+def test_the_size_limit_is_half_of_the_equity_left_after_the_fill(
+    tiers: LeverageTiers, make_entry
+) -> None:
+    v = RiskKernel(SafetyLimits(), tiers, entry_cost=COST).check(
+        make_entry(size_pct=0.5), portfolio(10_000.0), BTC
+    )
+    assert v.approved and v.decision.size_pct < 0.5
+    assert v.notional / (10_000.0 - v.notional * COST) == pytest.approx(0.5, rel=1e-12)
+    (e,) = v.events
+    assert (e.limit, e.action, e.requested, e.bound) == (
+        LimitName.MAX_POSITION_SIZE, SafetyAction.CLIP, 0.5, 0.5,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [-0.001, 1.0, math.nan, math.inf])
+def test_an_entry_cost_that_is_not_a_fraction_is_refused(tiers: LeverageTiers, bad: float) -> None:
+    with pytest.raises(ValueError, match="entry_cost"):
+        RiskKernel(SafetyLimits(), tiers, entry_cost=bad)
