@@ -25,12 +25,15 @@ This module is the single place that opens the database (`Journal(...)`, `Journa
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import math
 import os
-import signal
+import pickle
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -71,6 +74,61 @@ CACHE_KIB = 32_768  # page cache of a writer: the indexes of a growing journal s
 # commit of a backtest's batch does not checkpoint (SQLite's default: 1000 pages, ~4 MB)
 WAL_CHECKPOINT_PAGES = 16_384
 STALE_AFTER_MS = 60_000  # a heartbeat older than this, process gone: the run crashed
+
+# The write-behind process (`Journal.set_write_behind`), run by `python -I -S -c`: it imports
+# only the standard library, reads (length, pickle) messages from stdin (first the settings, then
+# one batch each: (run id, [(insert SQL, rows), ...])), commits each batch with the run's heartbeat in one
+# transaction and answers one byte on stdout: 0 committed, 1 not (rolled back). A message cut
+# short (the engine died while handing it over) is not committed; end of input ends it.
+_WRITER_CODE = """
+import pickle, signal, sqlite3, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+def message():
+    head = inp.read(8)
+    if len(head) < 8:
+        return None
+    n = int.from_bytes(head, 'little')
+    data = inp.read(n)
+    return pickle.loads(data) if len(data) == n else None
+init = message()
+if init is None:
+    sys.exit(0)
+conn = sqlite3.connect(init['path'], isolation_level=None)
+conn.execute('PRAGMA busy_timeout=5000')
+conn.execute('PRAGMA synchronous=' + init['synchronous'])
+conn.execute('PRAGMA cache_size=-%d' % init['cache_kib'])
+conn.execute('PRAGMA wal_autocheckpoint=%d' % init['checkpoint_pages'])
+while True:
+    try:
+        batch = message()
+    except Exception:
+        batch = None
+    if batch is None:
+        break
+    run_id, tables = batch
+    try:
+        conn.execute('BEGIN IMMEDIATE')
+        for sql, rows in tables:
+            conn.executemany(sql, rows)
+        if run_id is not None:
+            conn.execute(
+                'UPDATE run SET heartbeat_ts = ?, pid = ?, host = ? '
+                "WHERE id = ? AND status = 'running'",
+                (int(time.time() * 1000), init['owner_pid'], init['host'], run_id),
+            )
+        conn.execute('COMMIT')
+        answer = b'0'
+    except Exception:
+        try:
+            conn.execute('ROLLBACK')
+        except Exception:
+            pass
+        answer = b'1'
+    out.write(answer)
+    out.flush()
+conn.close()
+"""
 
 
 class JournalError(Exception):
@@ -359,7 +417,30 @@ def _reasons_json(reasons: Iterable[tuple[str, float]]) -> str:
     """JSON list of [name, value] pairs (non-finite values as null), as `json.dumps` writes it.
 
     Names that are plain ASCII identifiers (every name the engine and the models use) need no
-    escaping, so the common case is formatted directly (floats by `repr`, like `json`)."""
+    escaping, so the common case is formatted directly (floats by `repr`, like `json`), with one
+    `%`-template per list of names (a policy gives the same names at every decision)."""
+    pairs = reasons if isinstance(reasons, tuple | list) else tuple(reasons)
+    if not pairs:
+        return "[]"
+    names, values = zip(*pairs, strict=True)
+    template = _REASON_TEMPLATES.get(names)
+    if template is None:
+        if not all(type(n) is str and n.isascii() and n.isidentifier() for n in names):
+            return _reasons_json_slow(pairs)
+        template = "[" + ", ".join(f'["{n}", %r]' for n in names) + "]"
+        if len(_REASON_TEMPLATES) < 1024:
+            _REASON_TEMPLATES[names] = template
+    floats = tuple(map(float, values))
+    if not all(map(math.isfinite, floats)):
+        return _reasons_json_slow(pairs)
+    return template % floats
+
+
+_REASON_TEMPLATES: dict[tuple[str, ...], str] = {}
+
+
+def _reasons_json_slow(reasons: Sequence[tuple[str, float]]) -> str:
+    """`_reasons_json` name by name (non-finite values, names that need escaping)."""
     parts = []
     for name, value in reasons:
         v = float(value)
@@ -594,7 +675,9 @@ class Journal:
         self._closed = False
         self._durable = durable
         self._write_behind = False  # see set_write_behind
-        self._writer: tuple[int, dict[str, list[tuple]], int] | None = None
+        # the write-behind process, and the batch it holds (process, rows, row count)
+        self._proc: subprocess.Popen | None = None
+        self._writer: tuple[subprocess.Popen, dict[str, list[tuple]], int] | None = None
         self._conn = self._connect(durable)
         try:
             self._check_schema()
@@ -728,7 +811,10 @@ class Journal:
             if self._closed:
                 return
             if not self.readonly:
-                self.flush()
+                try:
+                    self.flush()
+                finally:
+                    self._stop_writer()
             self._closed = True
             _OPEN_JOURNALS.discard(self)
             self._engine.dispose()
@@ -907,28 +993,43 @@ class Journal:
         """An event boundary: everything buffered so far forms whole events (the loop's equity
         row ends a bar). Commits when `batch_size` rows wait or `HEARTBEAT_MS` has passed;
         rows are never committed between two boundaries by the batch rule."""
-        if self._pending >= self.batch_size or now_ms() - self._last_commit_ms >= HEARTBEAT_MS:
+        pending = self._pending
+        if pending >= self.batch_size or now_ms() - self._last_commit_ms >= HEARTBEAT_MS:
             if self._write_behind:
                 self._flush_behind()
             else:
                 self.flush()
+        elif (
+            self._write_behind
+            and self._proc is None
+            and pending >= self.batch_size // 2
+            and self._start_writer() is None
+        ):
+            # half a batch waits: the writer is started now, so that its start-up is over (on
+            # the other core) by the time the batch is full; no process to spare: write here
+            self._write_behind = False
 
     def set_write_behind(self, on: bool) -> None:
-        """Write behind (a backtest): a full batch is committed by a forked child process, in
+        """Write behind (a backtest): full batches are committed by a writer process, each in
         one transaction as `flush` would, while this process goes on computing the next bars.
 
-        One batch at a time, in order: the next batch, `flush()`, `close()` and every read first
-        wait for the child. A batch the child could not commit (locked, disk full, a row that
+        The writer is a plain Python started on the first batch (`_WRITER_CODE`: sqlite3 and
+        pickle only, none of this process's state) that keeps one connection, and so a warm page
+        cache, for the whole run; each batch reaches it pickled through a pipe. One batch at a
+        time, in order: the next batch, `flush()`, `close()` and every read first wait for the
+        writer's answer. A batch the writer could not commit (locked, disk full, a row that
         breaks the schema) goes back to the front of the buffer and is flushed here, with
-        `flush`'s errors. A crash of this process leaves the batches handed over committed
-        whole. A no-op for `:memory:`, read-only handles and systems without `fork`; turning
-        it off waits for the child."""
+        `flush`'s errors. A crash of this process leaves the batches handed over committed whole
+        (the writer commits what it has read in full, then sees the pipe close and exits). A
+        no-op for `:memory:` and read-only handles; when no process can be started, batches are
+        committed here. Turning it off waits for the writer and ends it."""
         if not on:
             with self._lock:
                 self._await_writer()
+                self._stop_writer()
             self._write_behind = False
             return
-        if self.readonly or self.path == MEMORY or not hasattr(os, "fork"):
+        if self.readonly or self.path == MEMORY:
             return
         self._write_behind = True
 
@@ -940,62 +1041,88 @@ class Journal:
             if self._await_writer():  # the last batch failed: flush here, with the errors
                 self.flush()
                 return
-            owner = os.getpid()
-            try:
-                pid = os.fork()
-            except OSError:  # no process to spare: write here, as without write-behind
+            proc = self._proc if self._proc is not None else self._start_writer()
+            if proc is None:  # no process to spare: write here, as without write-behind
                 self._write_behind = False
                 self.flush()
                 return
-            if pid == 0:  # the child: its own connection, the batch, then out (no atexit)
-                code = 1
-                try:
-                    # a Ctrl-C meant for the backtest must not stop a commit half-reported
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)
-                    code = self._commit_batch(self._buffers, owner)
-                except BaseException:
-                    code = 1
-                finally:
-                    os._exit(code)
-            self._writer = (pid, self._buffers, self._pending)
+            batch, pending = self._buffers, self._pending
+            rows = [(_INSERT[t], batch[t]) for t in _BUFFERED if batch[t]]
+            payload = pickle.dumps((self.run_id, rows), pickle.HIGHEST_PROTOCOL)
+            try:
+                proc.stdin.write(len(payload).to_bytes(8, "little"))  # type: ignore[union-attr]
+                proc.stdin.write(payload)  # type: ignore[union-attr]
+                proc.stdin.flush()  # type: ignore[union-attr]
+            except OSError:  # the writer is gone: this batch (still ours) is flushed here
+                self._stop_writer()
+                self._write_behind = False
+                self.flush()
+                return
+            self._writer = (proc, batch, pending)
             self._buffers = {t: [] for t in _BUFFERED}
             self._order_slot = {}
             self._pending = 0
             self._last_commit_ms = now_ms()
 
-    def _commit_batch(self, batch: Mapping[str, list[tuple]], owner_pid: int) -> int:
-        """In the write-behind child: commit `batch` and the heartbeat of the run (its owner the
-        parent process) in one transaction; 0 when committed."""
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        conn.execute("BEGIN IMMEDIATE")
-        for table in _BUFFERED:
-            if batch[table]:
-                conn.executemany(_INSERT[table], batch[table])
-        if self.run_id is not None:
-            conn.execute(
-                "UPDATE run SET heartbeat_ts = ?, pid = ?, host = ? "
-                "WHERE id = ? AND status = 'running'",
-                (now_ms(), owner_pid, socket.gethostname(), self.run_id),
+    def _start_writer(self) -> subprocess.Popen | None:
+        """Start the write-behind process and tell it the file, settings and run; None when it
+        cannot be started."""
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WRITER_CODE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
             )
-        conn.execute("COMMIT")
-        conn.close()
-        return 0
+        except OSError:
+            return None
+        init = {
+            "path": self.path,
+            "synchronous": "FULL" if self._durable else "NORMAL",
+            "cache_kib": CACHE_KIB,
+            "checkpoint_pages": WAL_CHECKPOINT_PAGES,
+            "owner_pid": os.getpid(),
+            "host": socket.gethostname(),
+        }
+        try:
+            payload = pickle.dumps(init, pickle.HIGHEST_PROTOCOL)
+            proc.stdin.write(len(payload).to_bytes(8, "little"))  # type: ignore[union-attr]
+            proc.stdin.write(payload)  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+        except OSError:
+            proc.kill()
+            proc.wait()
+            return None
+        self._proc = proc
+        return proc
+
+    def _stop_writer(self) -> None:
+        """End the write-behind process (after `_await_writer`): its input closes, it exits."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+        proc.wait()
 
     def _await_writer(self) -> bool:
-        """Wait for the write-behind child; True when its batch was not committed (its rows are
-        then back at the front of the buffer)."""
+        """Wait for the writer's answer on the batch it holds; True when that batch was not
+        committed (its rows are then back at the front of the buffer)."""
         writer = self._writer
         if writer is None:
             return False
         self._writer = None
-        pid, batch, pending = writer
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) == 0:
+        proc, batch, pending = writer
+        try:
+            answer = proc.stdout.read(1)  # type: ignore[union-attr]
+        except OSError:
+            answer = b""
+        if answer == b"0":
             return False
+        if answer != b"1":  # no answer: the writer died; batches go through this process now
+            self._stop_writer()
+            self._write_behind = False
         for table in _BUFFERED:
             self._buffers[table][:0] = batch[table]
         self._order_slot = {}  # later statuses are upserts again (same rows in the end)

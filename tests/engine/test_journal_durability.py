@@ -226,8 +226,9 @@ def _write_bars(j: Journal, make_entry, bars: int) -> None:
 
 
 def test_write_behind_commits_every_batch_in_order(journal_path: Path, make_entry) -> None:
-    """Batches committed by the forked writer: the same rows, in the same order, as a flush
-    here; the run's heartbeat names this process; flush waits for the writer."""
+    """Batches committed by the writer process: the same rows, in the same order, as a flush
+    here; the run's heartbeat names this process; flush waits for the writer; one writer
+    serves every batch and ends with write-behind."""
     import os
 
     with Journal(journal_path, batch_size=6) as j:
@@ -235,9 +236,12 @@ def test_write_behind_commits_every_batch_in_order(journal_path: Path, make_entr
         j.set_write_behind(True)
         _write_bars(j, make_entry, 20)
         assert j._writer is not None  # a batch is with the writer
+        writer = j._proc
+        assert writer is not None and writer.pid != os.getpid()
         j.flush()
         assert count_from_outside(journal_path, "equity") == 20 and j._writer is None
         j.set_write_behind(False)
+        assert j._proc is None and writer.returncode == 0  # ended, cleanly
         rows = j.rows("equity", run_id)
         (run,) = j.rows("run")
     assert [r["ts"] for r in rows] == [T0 + k for k in range(20)]
@@ -246,24 +250,44 @@ def test_write_behind_commits_every_batch_in_order(journal_path: Path, make_entr
 
 
 def test_write_behind_batch_the_writer_could_not_commit_is_flushed_here(
-    journal_path: Path, make_entry, monkeypatch
+    journal_path: Path, make_entry
 ) -> None:
-    """A writer that fails leaves nothing half-written; its rows come back and are committed
-    by this process (nothing dropped, order kept)."""
-
-    def fail(self, batch, owner):  # type: ignore[no-untyped-def]
-        raise sqlite3.OperationalError("disk I/O error")
-
-    monkeypatch.setattr(Journal, "_commit_batch", fail)
+    """A batch the writer cannot commit (a row breaks the schema) leaves nothing half-written:
+    its rows come back and are flushed by this process, which names the bad row, commits the
+    good ones in order and goes on writing behind."""
     with Journal(journal_path, batch_size=6) as j:
         run_id = j.start_run("backtest", "legacy")
         j.set_write_behind(True)
-        _write_bars(j, make_entry, 20)
+        _write_bars(j, make_entry, 3)  # a batch of 6 rows handed over, committed
+        j.record_decision(make_entry(symbol=None))  # breaks NOT NULL
+        _write_bars(j, make_entry, 3)  # the batch with the bad row is handed over: it fails
+        assert count_from_outside(journal_path, "equity") == 3
+        with pytest.raises(JournalError, match="1 row.* broke the schema"):
+            _write_bars(j, make_entry, 3)  # the next batch waits: the failed one is flushed here
+        assert count_from_outside(journal_path, "equity") == 9 and j.pending == 0
+        _write_bars(j, make_entry, 13)
+        assert j._proc is not None  # still writing behind
         j.set_write_behind(False)
-        j.flush()
         ts = [r["ts"] for r in j.rows("equity", run_id)]
         decisions = j.count("decision", run_id)
-    assert ts == [T0 + k for k in range(20)] and decisions == 20
+    assert ts == [T0 + k for k in (*range(3), *range(3), *range(3), *range(13))]
+    assert decisions == 22
+
+
+def test_write_behind_writer_that_dies_hands_its_batch_back(journal_path: Path, make_entry) -> None:
+    """A writer process killed while it holds a batch: nothing of the batch is lost, it is
+    committed here, and later batches are committed here too."""
+    with Journal(journal_path, batch_size=6) as j:
+        run_id = j.start_run("backtest", "legacy")
+        j.set_write_behind(True)
+        _write_bars(j, make_entry, 4)
+        assert j._proc is not None
+        j._proc.kill()
+        j._proc.wait()
+        _write_bars(j, make_entry, 16)
+        j.set_write_behind(False)
+        ts = [r["ts"] for r in j.rows("equity", run_id)]
+    assert ts == [T0 + k for k in (*range(4), *range(16))]
 
 
 def test_write_behind_is_off_for_memory_journals(make_entry) -> None:
@@ -277,12 +301,12 @@ def test_write_behind_is_off_for_memory_journals(make_entry) -> None:
 def test_write_behind_without_a_process_to_spare_writes_here(
     journal_path: Path, make_entry, monkeypatch
 ) -> None:
-    import os
+    import subprocess
 
-    def no_fork() -> int:
+    def no_process(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
     with Journal(journal_path, batch_size=6) as j:
         j.start_run("backtest", "legacy")
         j.set_write_behind(True)
