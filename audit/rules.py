@@ -396,10 +396,21 @@ class CallArgument(Rule):
         "        client.create_order(self.symbol, 'SELL', self.qty)",
         'log.info("lev %s", 10)',
         "requests.get(u, timeout=10)",
+        # a positional argument whose parameter, defined here, is plumbing
+        "def fetch(symbol, retries):\n    pass\n\ndef run_bot():\n    fetch('BTC', 5)",
     )
     INVALID = (
         Example("theta = HarvestTheta(T1_R=2.0)", "T1_R", "2.0", Category.HARVEST),
         Example("client.set_leverage(10)", "set_leverage", "10", Category.LEVERAGE),
+        # a positional argument named by the signature of a method of this module
+        Example(
+            "class Expert:\n    def add_signal(self, side, strength, reason):\n"
+            "        self.signals.append((side, strength, reason))\n"
+            "    def uptrend(self):\n        self.add_signal('BUY', 40, 'aligned')",
+            "strength",
+            "40",
+            Category.OTHER,
+        ),
     )
 
 

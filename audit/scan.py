@@ -229,6 +229,8 @@ class _Visitor(cst.CSTVisitor):
         self.scopes: list[Scope] = [Scope("module", "<module>")]
         self.main_depth = 0
         self.done: set[int] = set()  # ids of literal nodes already reported as part of a bigger one
+        # parameters of the functions and methods this module defines, by name (see _signatures)
+        self.signatures: dict[str, list[str]] = {}
 
     # -- structure -------------------------------------------------------------------------
     def on_visit(self, node: cst.CSTNode) -> bool:
@@ -522,11 +524,34 @@ class _Visitor(cst.CSTVisitor):
             or callee in self.judge.vocabulary.neutral_calls
         ):
             return None
+        if not keyword and positional >= 0:
+            # `self.add_signal("BUY", 40, "uptrend")` with `def add_signal(self, side, strength,
+            # reason)` in this module: the parameter names the argument
+            keyword = self._parameter_at(call, positional)
         site.names = [keyword] if keyword else []
         site.callee = callee
         site.role = "call-arg"
         site.secondary = self._outer_names(self.stack, call)
         return site
+
+    def _parameter_at(self, call: cst.Call, index: int) -> str:
+        """The parameter of a function of this module that a positional argument binds, or ''."""
+        func = call.func
+        if isinstance(func, cst.Name):
+            params = self.signatures.get(func.value)
+        elif (
+            isinstance(func, cst.Attribute)
+            and isinstance(func.value, cst.Name)
+            and func.value.value in ("self", "cls")
+        ):
+            params = self.signatures.get(func.attr.value)
+            if params and params[0] in ("self", "cls"):
+                params = params[1:]
+        else:
+            return ""
+        if not params or any(a.star for a in call.args[: index + 1]):
+            return ""
+        return params[index] if index < len(params) else ""
 
     def _site_from(self, site: Site, wrapper: cst.CSTNode) -> Site | None:
         """Re-resolve a literal wrapped by int()/float(): its role is the wrapper's role."""
@@ -742,6 +767,34 @@ def _predicate_subject(
     return [], []
 
 
+def _signatures(module: cst.Module) -> dict[str, list[str]]:
+    """Positional parameters of the module's functions and of its classes' methods, by name.
+
+    One level deep (no nested functions), read off the top of the tree without a traversal; a name
+    defined twice with different parameters is left out (which one a call binds is unknown).
+    """
+    found: dict[str, list[str]] = {}
+    clash: set[str] = set()
+
+    def add(func: cst.FunctionDef) -> None:
+        params = [p.name.value for p in (*func.params.posonly_params, *func.params.params)]
+        name = func.name.value
+        if name in found and found[name] != params:
+            clash.add(name)
+        found[name] = params
+
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef):
+            add(stmt)
+        elif isinstance(stmt, cst.ClassDef) and isinstance(stmt.body, cst.IndentedBlock):
+            for inner in stmt.body.body:
+                if isinstance(inner, cst.FunctionDef):
+                    add(inner)
+    for name in clash:
+        del found[name]
+    return found
+
+
 def _division_guard(ifexp: cst.IfExp, branch: cst.CSTNode) -> bool:
     """`x / d if d > 0 else 0.5`, `0.5 if d == 0 else x / d`: `branch` is what the other branch's
     ratio is taken to be when its divisor, the thing the test checks, is zero."""
@@ -936,6 +989,7 @@ def scan_source(
     judge = Judge(config, rel_path, is_test=is_test)
     judge.param_defaults = _declared_params(module)
     visitor = _Visitor(judge)
+    visitor.signatures = _signatures(module)
     walk(module, visitor.on_visit, visitor.on_leave, _WALK_SKIP)
     result = FileScan()
     if not judge.findings:

@@ -69,6 +69,12 @@ FOUND = [
         "        signals['momentum'] = 'SELL'\n    return signals",
         ("signal-threshold", "rsi", "70", Category.OTHER),
     ),
+    (
+        "a position size passed positionally to a function defined later",
+        "def on_signal(side):\n    open_position(side, 0.25)\n\n"
+        "def open_position(side, size_pct):\n    pass",
+        ("call-arg", "size_pct", "0.25", Category.POSITION_SIZING),
+    ),
     ("stage up after two doublings", STAGE_RULE, ("comparison", "stage_wins", "2", Category.OTHER)),
     (
         "the compounding base doubles",
@@ -111,6 +117,11 @@ QUIET = [
         "def get_indicator_summary(df):\n    summary = {}\n    if df.rsi > 70:\n"
         "        summary['momentum'] = 'OVERBOUGHT'\n    elif df.rsi < 30:\n"
         "        summary['momentum'] = 'OVERSOLD'\n    return summary",
+    ),
+    (
+        "a positional argument to a method defined twice with other parameters",
+        "class A:\n    def go(self, weight):\n        pass\n\nclass B:\n"
+        "    def go(self, retries):\n        pass\n    def run(self):\n        self.go(3)",
     ),
     ("a starting balance", "INITIAL_BALANCE = 1000\nSTARTING_CAPITAL = 10_000.0"),
     (
