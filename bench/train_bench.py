@@ -205,11 +205,15 @@ def ideas(args: argparse.Namespace) -> None:
             if chosen is not None and v["level"] != float("-inf"):
                 verdict += (
                     f": {chosen['trades']}, {pct(chosen['net_mean'])}, t {chosen['t_stat']:.2f}"
+                    f", t by entry time {chosen['t_stat_by_time']:.2f}"
                 )
+            elif chosen is not None:
+                verdict += f": t by entry time {chosen['t_stat_by_time']:.2f}"
             elif v["best"] is not None:
                 b = v["best"]
                 verdict += (
                     f"; best level: {b['trades']}, {pct(b['net_mean'])}, t {b['t_stat']:.2f}"
+                    f" (by entry time {b['t_stat_by_time']:.2f})"
                     f", folds {' / '.join(pct(m) for m in b['net_mean_by_fold'])}"
                 )
             he, hc = h.get("every_signal"), h.get("chosen")
@@ -244,11 +248,16 @@ def ideas_walk_forward(args, candles, funding, legacy, cost, base, params) -> No
             for r in rows:
                 chosen, v = r.held_out.get("chosen"), r.validation
                 every = r.held_out.get("every_signal")
-                t = v["chosen"]["t_stat"] if v["chosen"] else None
+                c = v["chosen"]
+                t = (
+                    None
+                    if c is None
+                    else f"{c['t_stat']:.2f}, by entry time {c['t_stat_by_time']:.2f}"
+                )
                 totals.setdefault(r.name, []).append(chosen)
                 print(
                     f"  {block.fold + 1} | {r.name} | "
-                    + ("no" if t is None else f"yes ({t:.2f})")
+                    + ("no" if t is None else f"yes ({t})")
                     + f" | {chosen['trades']}, {chosen['net_mean'] * 100:+.3f} % | "
                     f"{every['trades']}, {every['net_mean'] * 100:+.3f} %"
                 )

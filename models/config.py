@@ -45,6 +45,7 @@ class TrainConfig:
     calibration: str
     edge_bins: int
     min_entry_t: float
+    entry_evidence: str
     entry_fold_share: float
     embargo_bars: int
     grid_points: int
@@ -78,6 +79,7 @@ class TrainConfig:
             "calibration": self.calibration in CALIBRATIONS,
             "edge_bins": self.edge_bins >= 1,
             "min_entry_t": self.min_entry_t >= 0,
+            "entry_evidence": self.entry_evidence in ENTRY_EVIDENCE,
             "entry_fold_share": 0 <= self.entry_fold_share <= 1,
             "embargo_bars": isinstance(self.embargo_bars, int) and self.embargo_bars >= 0,
             "grid_points": self.grid_points > 1,
@@ -147,6 +149,10 @@ _DEFAULTS: dict[str, Any] | None = None
 
 # how the direction head's probability is calibrated on the validation folds
 CALIBRATIONS = ("platt", "isotonic")
+
+# what the entry level's t-statistic counts: trades (n / horizon) or entry times (the mean trade
+# of each entry time, entry times / horizon)
+ENTRY_EVIDENCE = ("trades", "entry_times")
 
 # the favourable-excursion heads, in the order of `TrainConfig.favourable_quantiles`
 LADDER = ("lock", "t1", "t2", "t3")

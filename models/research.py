@@ -151,17 +151,30 @@ def legacy_trades(frame: pd.DataFrame, legacy: StaticConfig, bar_ms: int, cost: 
     }
 
 
-def _stat(net: np.ndarray, fold: np.ndarray, folds: Sequence[int], overlap: float) -> dict:
+def _stat(
+    net: np.ndarray, fold: np.ndarray, folds: Sequence[int], overlap: float, ts: np.ndarray
+) -> dict:
     """Trades, net mean and its t-statistic (trades that overlap `overlap` others of the same
-    symbol counted n / overlap), the net mean per validation fold."""
+    symbol counted n / overlap), the net mean per validation fold.
+
+    `t_stat_by_time` is the same statistic over the mean trade of each entry time (the book the
+    idea holds at that time): symbols move together, so trades opened at one time are not
+    independent evidence, and this one counts entry times, not trades."""
     n = len(net)
     mean = float(net.mean()) if n else 0.0
     sd = float(net.std()) if n else 0.0
     by_fold = [float(net[fold == k].mean()) if np.any(fold == k) else 0.0 for k in folds]
+    by_time = pd.Series(net).groupby(ts).mean().to_numpy() if n else np.empty(0)
+    sd_time = float(by_time.std()) if len(by_time) else 0.0
     return {
         "trades": n,
         "net_mean": mean,
         "t_stat": float(mean / sd * np.sqrt(n / overlap)) if sd > 0 else 0.0,
+        "t_stat_by_time": (
+            float(by_time.mean() / sd_time * np.sqrt(len(by_time) / overlap))
+            if sd_time > 0
+            else 0.0
+        ),
         "net_mean_by_fold": by_fold,
         "positive_fold_share": float(np.mean([m > 0 for m in by_fold])) if folds else 0.0,
     }
@@ -183,6 +196,7 @@ def judge(
     score: np.ndarray | None,
     cfg: TrainConfig,
     overlap: float,
+    ts: np.ndarray,
 ) -> dict[str, object]:
     """The evidence bar on one idea's validation trades; with a score, the best passing level.
 
@@ -190,7 +204,7 @@ def judge(
     entries: the horizon for an idea that may enter at every bar, 1 for the legacy rule, whose
     hold is not longer than its refresh interval)."""
     folds = sorted(int(k) for k in np.unique(fold) if k >= 0)
-    every = _stat(net[taken], fold[taken], folds, overlap)
+    every = _stat(net[taken], fold[taken], folds, overlap, ts[taken])
     out: dict[str, object] = {"every_signal": every, "level": None, "chosen": None, "best": None}
     if score is None:
         out["chosen"] = every if _passes(every, cfg) else None
@@ -201,7 +215,7 @@ def judge(
     best = None
     for level in candidates:
         keep = taken & (score >= level)
-        row = _stat(net[keep], fold[keep], folds, overlap)
+        row = _stat(net[keep], fold[keep], folds, overlap, ts[keep])
         if row["trades"] >= cfg.min_data_in_leaf and (
             out["best"] is None or row["t_stat"] > out["best"]["t_stat"]
         ):
@@ -391,19 +405,20 @@ def evaluate_ideas(
     held_ideas = ideas(held, meta_held, reg_held) if held is not None else {}
     for name, (net, taken, score, h, overlap) in val.items():
         ok = taken & in_val & np.isfinite(net)
-        verdict = judge(net, fold, ok, score, cfg, overlap)
+        verdict = judge(net, fold, ok, score, cfg, overlap, train["timestamp"].to_numpy())
         result = {"horizon_bars": h, **verdict}
         held_out: dict[str, object] = {}
         if name in held_ideas:
             hnet, htaken, hscore, _, _ = held_ideas[name]
             hok = htaken & np.isfinite(hnet)
             zero = np.zeros(len(hnet), dtype=int)
-            held_out["every_signal"] = _stat(hnet[hok], zero[hok], [0], overlap)
+            hts = held["timestamp"].to_numpy()
+            held_out["every_signal"] = _stat(hnet[hok], zero[hok], [0], overlap, hts[hok])
             level = verdict["level"]
             chosen = np.zeros(len(hnet), dtype=bool)
             if level is not None:
                 chosen = hok if hscore is None else hok & (hscore >= level)
-            held_out["chosen"] = _stat(hnet[chosen], zero[chosen], [0], overlap)
+            held_out["chosen"] = _stat(hnet[chosen], zero[chosen], [0], overlap, hts[chosen])
         out.append(IdeaResult(name, result, held_out))
     return out
 

@@ -563,7 +563,9 @@ def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, obj
         sd = float(r.std())
         mean = float(r.mean())
         # trades opened on consecutive bars overlap for a horizon: count them n / horizon
-        stat = mean / sd * np.sqrt(n / cfg.horizon_bars) if sd > 0 else 0.0
+        by_trade = mean / sd * np.sqrt(n / cfg.horizon_bars) if sd > 0 else 0.0
+        by_time = _t_by_entry_time(r, t.ts[taken], cfg.horizon_bars)
+        stat = by_time if cfg.entry_evidence == "entry_times" else by_trade
         row = {
             "min_confidence": float(theta),
             "trades": n,
@@ -571,6 +573,8 @@ def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, obj
             "net_mean": mean,
             "net_sharpe_per_trade": mean / sd if sd > 0 else 0.0,
             "t_stat": float(stat),
+            "t_stat_trades": float(by_trade),
+            "t_stat_by_time": float(by_time),
             "net_mean_by_fold": [
                 float(t.net[taken & (t.fold == k)].mean()) if np.any(taken & (t.fold == k)) else 0.0
                 for k in folds
@@ -605,12 +609,29 @@ def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, obj
         "validation": best,
         "all_validation_trades": everything,
         "candidates": len(tried),
-        "criterion": "t-statistic of net trade returns (n / horizon_bars), mean > 0, "
+        "criterion": (
+            "t-statistic of the mean net trade of each entry time (entry times / horizon_bars)"
+            if cfg.entry_evidence == "entry_times"
+            else "t-statistic of net trade returns (n / horizon_bars)"
+        )
+        + ", mean > 0, "
         f"t >= {cfg.min_entry_t}, a positive net mean in at least {cfg.entry_fold_share:.0%} "
         "of the validation folds",
         "edge_knots": {"confidence": knots[0], "edge": knots[1]},
         "by_fold": by_fold,
     }
+
+
+def _t_by_entry_time(net: np.ndarray, ts: np.ndarray, horizon: int) -> float:
+    """t-statistic of the mean net trade of each entry time, entry times counted / horizon.
+
+    The symbols move together: k trades opened at one time are closer to one bet than to k, so
+    this counts entry times (each the book of trades opened then), not trades."""
+    if len(net) == 0:
+        return 0.0
+    book = pd.Series(net).groupby(ts).mean().to_numpy()
+    sd = float(book.std())
+    return float(book.mean() / sd * np.sqrt(len(book) / horizon)) if sd > 0 else 0.0
 
 
 def fold_figures(t: EntryTrades, taken: np.ndarray, cost: float, points: int = 60) -> dict:

@@ -118,3 +118,33 @@ def test_a_set_without_an_entry_level_skips_without_computing_features(trained, 
     assert {d.skip for d in decisions} == {SkipReason.NO_SIGNAL}
     early = policy.decide(snapshot_at(candles, 10), Portfolio(wallet_balance=1e4))
     assert {d.skip for d in early} == {SkipReason.WARMUP}
+
+
+def test_entry_times_count_trades_opened_together_as_one_bet():
+    rng = np.random.default_rng(5)
+    times, symbols = 400, 10
+    z = rng.normal(size=times)
+    # the net of every symbol's trade at each time: t = 0.07 * sqrt(400) = 1.4 over entry times,
+    # 0.07 * sqrt(4000) = 4.4 over trades
+    book = 0.0007 + 0.01 * (z - z.mean()) / z.std()
+    ts = np.repeat(np.arange(times), symbols)
+    net = np.repeat(book, symbols)
+    n = len(net)
+    trades = EntryTrades(
+        confidence=rng.uniform(0.5, 0.6, n),
+        vol_unit=np.ones(n),
+        edge=np.full(n, 0.001),  # every trade expected to pay: the levels differ by confidence
+        net=net,
+        funding_now=np.zeros(n),
+        fold=(ts >= times // 2).astype(int),
+        ts=ts,
+    )
+    cfg = replace(SMALL, grid_points=5, min_entry_t=2.0, horizon_bars=1, entry_fold_share=0.0)
+    by_trades = choose_entry(trades, cfg, 0.0)
+    assert by_trades["min_confidence"] is not None
+    chosen = by_trades["validation"]
+    assert chosen["t_stat"] == chosen["t_stat_trades"] >= 2.0
+    assert chosen["t_stat_by_time"] == pytest.approx(chosen["t_stat"] / np.sqrt(symbols), rel=0.3)
+    by_times = choose_entry(trades, replace(cfg, entry_evidence="entry_times"), 0.0)
+    assert by_times["min_confidence"] is None
+    assert "entry time" in by_times["criterion"]
