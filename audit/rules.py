@@ -900,6 +900,34 @@ class IndicatorPeriod(Rule):
     )
 
 
+class BarOffsetStop(Rule):
+    rule_id = "bar-offset"
+    roles = ("bar-offset",)
+    title = "Stop or target placed at an earlier bar's price"
+    why = "{name} is taken from the bar {value} back in {where}: how far back the level sits is a hardcoded decision"
+    VALID = (
+        # the previous bar in a signal, no stop
+        "def entry_signal(df):\n    prev = df.iloc[-2]\n    return prev.close > prev.open",
+        # a bar of a list that is not market data
+        "def set_stop(levels, i):\n    stop_loss = levels[i - 2]\n    return stop_loss",
+    )
+    INVALID = (
+        Example(
+            "def enter(state, candles, idx, price):\n    ref = candles[max(0, idx - 2)]\n"
+            "    state.trend_long_stop = min(ref['low'], price * 0.99)",
+            "trend_long_stop",
+            "2",
+            Category.STOP_LOSS_TAKE_PROFIT,
+        ),
+        Example(
+            "def protect(df):\n    stop_price = df['low'].iloc[-3]\n    return stop_price",
+            "stop_price",
+            "-3",
+            Category.STOP_LOSS_TAKE_PROFIT,
+        ),
+    )
+
+
 class VoteGate(Rule):
     rule_id = "vote-gate"
     roles = ("vote-gate",)
@@ -1035,6 +1063,9 @@ class Judge:
         if any(self.vocabulary.match(k).neutral for k in site.enclosing_keys):
             return  # inside `{"api": {"get": {...}}}`, `{"rateLimits": ...}`: plumbing tables
         if site.role == "comparison" and self._vote_gate(site, value):
+            return
+        if site.role == "bar-offset":  # its flow into the stop was checked where it was found
+            self._report(site, Category.STOP_LOSS_TAKE_PROFIT, 0.75, check_flow=False)
             return
         if site.role in _NAMED_VALUE_ROLES | _DEFAULT_ROLES and _starting_amount(site.names):
             return  # `INITIAL_CAPITAL = 1000`: the account a run starts with, a fact of the run

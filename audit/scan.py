@@ -21,7 +21,7 @@ from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionPr
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from audit.config import AuditConfig
-from audit.finding import Finding
+from audit.finding import Category, Finding
 from audit.reachability import FlowIndex
 from audit.rules import SYMBOL, Judge, Site, numeric_value
 from audit.vocabulary import words
@@ -183,6 +183,16 @@ _CALL = subclasses_of(cst.Call)
 _COMPARISON = subclasses_of(cst.Comparison)
 _BOOLEAN = subclasses_of(cst.BooleanOperation)
 _IFEXP = subclasses_of(cst.IfExp)
+_SUBSCRIPT_NODES = subclasses_of(cst.Subscript)
+# What may lie between a bar offset and the row it picks: `candles[max(0, idx - 2)]`, `bars[-3]`.
+_BAR_OFFSET_PATH = subclasses_of(
+    cst.BinaryOperation, cst.UnaryOperation, cst.Arg, cst.Call, cst.Index, cst.SubscriptElement
+)
+# Series of market data whose rows hold prices.
+_BAR_SERIES = frozenset(
+    {"candles", "candle", "bars", "bar", "klines", "kline", "ohlc", "ohlcv", "df", "lows", "highs",
+     "low", "high", "close", "closes", "prices", "iloc", "rates", "history"}
+)  # fmt: skip
 _DICT_ELEMENT = subclasses_of(cst.DictElement)
 _PARAM = subclasses_of(cst.Param)
 _RETURN = subclasses_of(cst.Return)
@@ -371,6 +381,10 @@ class _Visitor(cst.CSTVisitor):
             if kind in _SUBSCRIPTS:
                 if kind in _INDEX and isinstance(child, cst.SimpleString):
                     return None
+                stop = self._bar_offset_stop(literal, parents)
+                if stop:
+                    site.names, site.role = [stop], "bar-offset"
+                    return site
                 return site.with_role("index")
             if kind in _ARG:
                 keyword = parent.keyword.value if parent.keyword else ""
@@ -508,6 +522,10 @@ class _Visitor(cst.CSTVisitor):
             outer = self._site_from(site, call)
             return outer
         if short in _CLAMPS:
+            stop = self._bar_offset_stop(site.node, self.stack)
+            if stop:  # `candles[max(0, idx - 2)]["low"]` becomes a stop
+                site.names, site.role = [stop], "bar-offset"
+                return site
             others = [a.value for a in args if a is not child and not is_literal_expr(a.value)]
             site.names = [n for o in others for n in names_in(o)] + self._outer_names(
                 self.stack, call
@@ -533,6 +551,74 @@ class _Visitor(cst.CSTVisitor):
         site.role = "call-arg"
         site.secondary = self._outer_names(self.stack, call)
         return site
+
+    def _bar_offset_stop(self, literal: cst.CSTNode, parents: Sequence[cst.CSTNode]) -> str:
+        """The stop or target that an earlier bar's price becomes, when `literal` says which bar.
+
+        `ref = candles[max(0, idx - 2)]` then `pos.stop = min(ref["low"], floor)`, or
+        `stop_price = df["low"].iloc[-3]`: the offset is how far back the stop is placed, a
+        decision. The bar's row must be of market data and reach a stop or target name in the
+        same statement or, through a local name, in a later one of the same function.
+        """
+        value = numeric_value(literal)
+        if value is None or value != int(value) or abs(value) < 2:
+            return ""  # `[-1]` is the bar at hand, `idx - 1` the one before: no distance chosen
+        at = next((i for i in range(len(parents) - 1, -1, -1) if parents[i] is literal), None)
+        at = len(parents) if at is None else at
+        first = parents[at - 1] if at >= 1 else None
+        if not (
+            (isinstance(first, cst.BinaryOperation) and first.right is literal and value > 0)
+            or (isinstance(literal, cst.UnaryOperation) and value < 0)
+        ):
+            return ""  # `idx - 2`, `[-3]`; not the 0 of `max(0, ...)` nor `[2]` from the start
+        child: cst.CSTNode = literal
+        subscript = None
+        for i in range(at - 1, -1, -1):
+            node = parents[i]
+            kind = type(node)
+            if kind in _SUBSCRIPT_NODES:
+                subscript = node
+                at = i
+                break
+            if kind in _BINARY_TYPES and not isinstance(node.operator, cst.Add | cst.Subtract):
+                return ""
+            if kind in _CALL and (child is node.func or last(dotted(node.func)) not in _CLAMPS):
+                return ""
+            if kind not in _BAR_OFFSET_PATH:
+                return ""
+            child = node
+        if subscript is None or not set(words(dotted(subscript.value))) & _BAR_SERIES:
+            return ""
+        names: list[str] = []
+        for i in range(at - 1, -1, -1):
+            node = parents[i]
+            if isinstance(node, cst.Assign | cst.AnnAssign):
+                names = assign_targets(node)
+                break
+            if type(node) in _STATEMENTS or isinstance(node, cst.Lambda | cst.FunctionDef):
+                return ""
+        match = self.judge.vocabulary.match
+        stops = [n for n in names if match(n).category is Category.STOP_LOSS_TAKE_PROFIT]
+        if stops:
+            return stops[0]
+        local = [n for n in names if "." not in n]
+        func = next((p for p in reversed(parents) if isinstance(p, cst.FunctionDef)), None)
+        if not local or func is None:
+            return ""
+        for node in descendants(func.body):
+            if not isinstance(node, cst.Assign | cst.AnnAssign | cst.AugAssign):
+                continue
+            targets = assign_targets(node)
+            if not any(match(t).category is Category.STOP_LOSS_TAKE_PROFIT for t in targets):
+                continue
+            value = getattr(node, "value", None)
+            if value is not None and any(
+                isinstance(n, cst.Name) and n.value in local for n in descendants(value)
+            ):
+                return next(
+                    t for t in targets if match(t).category is Category.STOP_LOSS_TAKE_PROFIT
+                )
+        return ""
 
     def _parameter_at(self, call: cst.Call, index: int) -> str:
         """The parameter of a function of this module that a positional argument binds, or ''."""

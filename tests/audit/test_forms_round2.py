@@ -75,6 +75,16 @@ FOUND = [
         "def open_position(side, size_pct):\n    pass",
         ("call-arg", "size_pct", "0.25", Category.POSITION_SIZING),
     ),
+    (
+        "a take-profit at the high three bars back, through a local name",
+        "def on_entry(pos, bars, i):\n    swing = bars[i - 3]\n    pos.take_profit = swing.high",
+        ("bar-offset", "take_profit", "3", Category.STOP_LOSS_TAKE_PROFIT),
+    ),
+    (
+        "a stop at the lowest low of an earlier bar, in one statement",
+        "def place(pos, lows):\n    pos.stop_loss = lows[-4] * 0.999",
+        ("bar-offset", "stop_loss", "-4", Category.STOP_LOSS_TAKE_PROFIT),
+    ),
     ("stage up after two doublings", STAGE_RULE, ("comparison", "stage_wins", "2", Category.OTHER)),
     (
         "the compounding base doubles",
@@ -122,6 +132,14 @@ QUIET = [
         "a positional argument to a method defined twice with other parameters",
         "class A:\n    def go(self, weight):\n        pass\n\nclass B:\n"
         "    def go(self, retries):\n        pass\n    def run(self):\n        self.go(3)",
+    ),
+    (
+        "the previous bar in a signal",
+        "def entry_signal(candles):\n    prev = candles[-2]\n    return prev",
+    ),
+    (
+        "an earlier bar that reaches no stop",
+        "def on_entry(pos, bars, i):\n    ref = bars[i - 2]\n    pos.note = ref.close",
     ),
     ("a starting balance", "INITIAL_BALANCE = 1000\nSTARTING_CAPITAL = 10_000.0"),
     (
