@@ -273,7 +273,14 @@ def render_report(directory: str | Path) -> str:
             f"<p>Entry at a calibrated confidence of at least <b>{_num(out['min_confidence'])}"
             f"</b> and a positive expected net return: on validation {entry['trades']} trades, "
             f"{_pct(entry['net_mean'])} net per trade, Sharpe per trade "
-            f"{_num(entry['net_sharpe_per_trade'])}, t = {_num(entry['t_stat'])}.</p>"
+            f"{_num(entry['net_sharpe_per_trade'])}, t = {_num(entry['t_stat'])}"
+            + (
+                f" ({_num(entry['t_stat_trades'])} counting trades, "
+                f"{_num(entry['t_stat_by_time'])} counting entry times)"
+                if "t_stat_by_time" in entry
+                else ""
+            )
+            + ".</p>"
         )
     every = metrics.get("all_validation_trades", {})
     wf_path = Path(directory) / RESULT_FILE

@@ -22,6 +22,7 @@ def test_the_report_shows_each_fold_the_entry_rule_calibration_and_importance(tr
     assert page.count("<td>flat</td>") == len(card["metrics"]["auc_by_fold"])
     assert "funding paid" in page and "fees + slippage" in page
     assert f"{card['outputs']['min_confidence']:.4g}" in page
+    assert "counting entry times" in page  # both counts of the entry level's evidence
     assert "Brier" in page and "Feature importance" in page
     assert len(re.findall("<svg", page)) >= len(card["metrics"]["auc_by_fold"]) + 2 + 4
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")  # self-contained
