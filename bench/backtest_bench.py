@@ -15,13 +15,18 @@ cadence, count, core symbols, side from the drift) and the same stop-loss / take
 with fees, but none of the engine's machinery (no harvest ladder, kill score, risk kernel, funding,
 liquidation or journal): the ratio says what the event-driven engine costs over bare numpy.
 The load average is printed with every figure: the machine may be shared. The engine's CPU
-seconds include the journal's write-behind children (SQLite commits in forked processes); its
-peak memory is the engine process's, the writer children's is printed for the 10M case.
+seconds include the journal's write-behind process (SQLite commits in a child process); its
+peak memory is the engine process's, the writer's is printed for the 10M case.
 
     .venv/bin/python bench/backtest_bench.py                      # both shapes at 8x (~1.2M bars)
     .venv/bin/python bench/backtest_bench.py --shape long --repeat 1,8,32   # linear in bars?
     .venv/bin/python bench/backtest_bench.py --shape long --repeat 69       # ~10M symbol-bars
     .venv/bin/python bench/backtest_bench.py --shape long --repeat 8 --profile
+    .venv/bin/python bench/backtest_bench.py --shape long --repeat 8 --sample
+
+`--profile` runs cProfile (exact call counts, but its cost per Python call inflates small
+functions); `--sample` samples the stack every 0.5 ms of CPU time instead (SIGPROF) and prints
+each function's share of the loop's samples, and the callers of `__init__`s (object building).
 """
 
 from __future__ import annotations
@@ -218,6 +223,63 @@ def print_phases(stats: pstats.Stats) -> None:
         print(f"  {sum(cum.get(n, 0.0) for n in names) / total:6.1%}  {label}")
 
 
+class StackSampler:
+    """Samples the Python stack every `interval` s of CPU time (SIGPROF, main thread): shares
+    of the loop's run by function, inclusive and own, less biased than cProfile's per-call cost."""
+
+    def __init__(self, interval: float = 0.0005) -> None:
+        import collections
+
+        self.interval = interval
+        self.inclusive: collections.Counter[str] = collections.Counter()
+        self.own: collections.Counter[str] = collections.Counter()
+        self.init_callers: collections.Counter[str] = collections.Counter()
+
+    @staticmethod
+    def _name(code) -> str:  # type: ignore[no-untyped-def]
+        return f"{Path(code.co_filename).name}:{code.co_name}"
+
+    def _sample(self, _signum, frame) -> None:  # type: ignore[no-untyped-def]
+        if frame is None:
+            return
+        leaf = self._name(frame.f_code)
+        self.own[leaf] += 1
+        if frame.f_code.co_name == "__init__" and frame.f_back is not None:
+            caller = frame.f_back
+            self.init_callers[f"{self._name(caller.f_code)}:{caller.f_lineno}"] += 1
+        seen = set()
+        while frame is not None:
+            name = self._name(frame.f_code)
+            if name not in seen:
+                seen.add(name)
+                self.inclusive[name] += 1
+            frame = frame.f_back
+
+    def start(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGPROF, self._sample)
+        signal.setitimer(signal.ITIMER_PROF, self.interval, self.interval)
+
+    def stop(self) -> None:
+        import signal
+
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+
+    def print(self, top: int = 30) -> None:
+        total = self.inclusive.get("loop.py:run", 0)
+        if total <= 0:
+            return
+        print(
+            f"sampled stacks ({total} samples in the loop's run, every {self.interval * 1e3:g} ms CPU)"
+        )
+        for title, counter in (("inclusive", self.inclusive), ("own", self.own),
+                               ("__init__ by caller", self.init_callers)):  # fmt: skip
+            print(f"  {title}:")
+            for name, n in counter.most_common(top):
+                print(f"    {n / total:6.1%}  {name}")
+
+
 def _children_cpu() -> float:
     """CPU seconds (user + system) of the waited-for child processes so far."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -243,13 +305,18 @@ def run_case(args: argparse.Namespace) -> dict[str, object]:
         db = Path(tmp) / "bench.db"
         with Journal(db) as journal:
             profiler = cProfile.Profile() if args.profile else None
+            sampler = StackSampler() if args.sample else None
             t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
             if profiler is not None:
                 profiler.enable()
+            if sampler is not None:
+                sampler.start()
             res = run_backtest(md, policy, equity=args.equity, tiers=tiers, broker_config=broker,
                                journal=journal, data_source=str(args.data))  # fmt: skip
             if profiler is not None:
                 profiler.disable()
+            if sampler is not None:
+                sampler.stop()
             engine_s = time.perf_counter() - t0
             # the engine's CPU time includes its journal writer children (write-behind)
             writer_cpu = _children_cpu() - k0
@@ -258,6 +325,8 @@ def run_case(args: argparse.Namespace) -> dict[str, object]:
                 journal.count(t, res.run_id)
                 for t in ("decision", "order", "fill", "position", "equity", "safety_event")
             )
+    if sampler is not None:
+        sampler.print()
     if profiler is not None:
         print(f"profile of the engine run ({args.shape} x{args.repeat}), top 25 by own time:")
         stats = pstats.Stats(profiler, stream=sys.stdout)
@@ -299,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--equity", type=float, default=10_000.0)
     ap.add_argument("--policy", type=Path, default=REPO / "examples" / "legacy_policy.toml")
     ap.add_argument("--profile", action="store_true", help="cProfile the engine run")
+    ap.add_argument("--sample", action="store_true", help="sample the engine run's stacks")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -320,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         for rep in repeats:
             cmd = [sys.executable, __file__, "--child", "--shape", shape, "--repeat", str(rep),
                    "--data", str(args.data), "--equity", str(args.equity),
-                   "--policy", str(args.policy)] + (["--profile"] if args.profile else [])  # fmt: skip
+                   "--policy", str(args.policy)] + (["--profile"] if args.profile else []) + (["--sample"] if args.sample else [])  # fmt: skip
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             lines = proc.stdout.splitlines()
             for line in lines:
