@@ -14,10 +14,18 @@ from pathlib import Path, PurePosixPath
 
 from audit.config import AuditConfig, ConfigError, config_from_table
 from migrations.errors import MigrateError
+from migrations.wrap import DEFAULT_LINE_LENGTH, line_length_of
 
 SYMBOL_FORMATS = ("auto", "BASE-QUOTE", "BASEQUOTE", "BASE/QUOTE", "BASE/QUOTE:QUOTE")
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-KNOWN_KEYS = ("accessor-path", "accessor-module", "policy-file", "symbol-format", "exclude")
+KNOWN_KEYS = (
+    "accessor-path",
+    "accessor-module",
+    "policy-file",
+    "symbol-format",
+    "exclude",
+    "line-length",
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,7 @@ class MigrateConfig:
     symbol_format: str = "auto"
     exclude: tuple[str, ...] = ()
     source: str = ""
+    line_length: int = DEFAULT_LINE_LENGTH  # migrated lines stay inside it (migrations.wrap)
 
     @property
     def accessor_file(self) -> Path:
@@ -97,6 +106,9 @@ def load_migrate_config(root: Path) -> MigrateConfig:
         exclude = [exclude]
     if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
         raise MigrateError(f"{source}: exclude must be a list of globs")
+    width = get("line-length", None)
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+        raise MigrateError(f"{source}: line-length must be a positive whole number of columns")
     return MigrateConfig(
         root=root,
         accessor_path=PurePosixPath(path).as_posix(),
@@ -105,6 +117,7 @@ def load_migrate_config(root: Path) -> MigrateConfig:
         symbol_format=str(fmt),
         exclude=tuple(exclude),
         source=source,
+        line_length=line_length_of(root, width),
     )
 
 

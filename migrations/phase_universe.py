@@ -90,10 +90,7 @@ class UniverseFromPolicy(PolicyCodemod):
     def _policy_universe(self, func: cst.FunctionDef) -> cst.FunctionDef:
         self.need_import()
         a = self.accessor
-        doc = (
-            '"""The symbols to trade: the policy universe, ranked and counted by the models; '
-            'empty (trade nothing) without a valid policy."""'
-        )
+        doc = '"""The models\' ranked universe; empty (trade nothing) without a valid policy."""'
         body = [
             cst.parse_statement(doc),
             cst.parse_statement(f"symbols = {a}.universe()"),

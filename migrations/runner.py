@@ -22,6 +22,7 @@ from audit.scan import scan_source
 from migrations.base import PolicyCodemod, Unhandled
 from migrations.config import MigrateConfig
 from migrations.repo import RepoIndex
+from migrations.wrap import wrap_long_lines
 
 MAX_ROUNDS = 4
 
@@ -203,6 +204,7 @@ def _transform(
         return text, None, f"codemod failed: {exc.__class__.__name__}: {exc}"
     if new_text == text:
         return text, command, ""
+    new_text = wrap_long_lines(text, new_text, config.line_length)
     try:
         cst.parse_module(new_text)
         compile(new_text, rel, "exec")

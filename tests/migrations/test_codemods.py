@@ -239,7 +239,7 @@ class TestUniverseFromPolicy(CodemodTest):
             import qctl_policy
 
             def select_universe(stats) -> list[str]:
-                \"\"\"The symbols to trade: the policy universe, ranked and counted by the models; empty (trade nothing) without a valid policy.\"\"\"
+                \"\"\"The models' ranked universe; empty (trade nothing) without a valid policy.\"\"\"
                 symbols = qctl_policy.universe()
                 if symbols is None:
                     qctl_policy.skip("universe")

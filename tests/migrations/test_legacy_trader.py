@@ -111,6 +111,11 @@ def test_phases_1_to_4_on_legacy_trader(tmp_path):
         for f in state.open_findings:
             assert listed.get((f.path, f.line)), f"phase {state.number}: {f.path}:{f.line} {f.name}"
     migrated = _snapshot(root)
+    for rel, text in migrated.items():  # what the phases wrote keeps to 88 columns
+        if rel.endswith(".py") and rel != "qctl_policy.py":
+            old = set(original.get(rel, b"").decode().splitlines())
+            written = [ln for ln in text.decode().splitlines() if len(ln) > 88 and ln not in old]
+            assert all('f"' in ln for ln in written), f"{rel}: {written}"  # f-string braces
     for untouched in ("risk/safety.py", "tests/test_governor.py"):
         assert migrated[untouched] == original[untouched]  # declared hard limits, tests
     assert _open_findings(root) == LEFTOVERS  # nothing else left in the migrated categories
