@@ -313,3 +313,47 @@ def test_write_behind_without_a_process_to_spare_writes_here(
         _write_bars(j, make_entry, 20)
         assert count_from_outside(journal_path, "equity") >= 18  # committed here, by batch
     assert count_from_outside(journal_path, "equity") == 20
+
+
+def test_a_backtest_hands_its_batches_to_the_writer_and_writes_the_reference_rows(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The shipped-sample run with small batches: every batch is committed by the writer
+    process (none comes back: its rows pickle to plain values the writer needs no engine code
+    for), and the journal is row for row the golden reference."""
+    import json
+
+    from engine.backtest import run_backtest
+    from engine.core.policy import StaticPolicy
+    from engine.core.tiers import PACKAGED_TIERS, LeverageTiers
+    from engine.venues.candle_files import load_market_data, sample_data_dir
+    from engine.venues.simulated import BrokerConfig
+    from tests.engine.test_backtest_golden import POLICY, REFERENCE, RUN_ID, TABLES, journal_digest
+
+    answers: list[bool] = []
+    await_writer = Journal._await_writer
+
+    def spy(self: Journal) -> bool:
+        held = self._writer is not None
+        failed = await_writer(self)
+        if held:
+            answers.append(failed)
+        return failed
+
+    monkeypatch.setattr(Journal, "_await_writer", spy)
+    db = tmp_path / "run.db"
+    with Journal(db, batch_size=2_000) as journal:
+        run_backtest(
+            load_market_data(sample_data_dir()),
+            StaticPolicy.from_toml(POLICY),
+            equity=10_000.0,
+            tiers=LeverageTiers.load(PACKAGED_TIERS),
+            broker_config=BrokerConfig.from_toml(),
+            journal=journal,
+            run_id=RUN_ID,
+        )
+    assert len(answers) >= 5 and not any(answers)  # batches handed over, all committed there
+    expected = json.loads(REFERENCE.read_text())
+    got = journal_digest(db, RUN_ID)
+    for table in TABLES:
+        assert got[table] == expected[table], f"{table} rows differ from the reference run"
