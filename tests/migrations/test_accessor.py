@@ -47,6 +47,12 @@ def test_generated_module_imports_only_the_standard_library(tmp_path):
                         "threading", "datetime", "typing"}  # fmt: skip
 
 
+def test_generated_module_keeps_to_88_columns(tmp_path):
+    """It lands in the user's repository: a linter with the common default must pass it."""
+    text = render(MigrateConfig(root=tmp_path), "BASE/QUOTE:QUOTE")
+    assert max(len(line) for line in text.splitlines()) <= 88
+
+
 def test_bounds_are_rendered_from_the_domain_and_not_flagged(tmp_path):
     text = render(MigrateConfig(root=tmp_path), "BASE-QUOTE", SafetyLimits(max_leverage=20))
     assert "'max_leverage': 20.0" in text
