@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import re
 import tokenize
 from bisect import bisect_right
@@ -561,7 +562,7 @@ class _Visitor(cst.CSTVisitor):
         same statement or, through a local name, in a later one of the same function.
         """
         value = numeric_value(literal)
-        if value is None or value != int(value) or abs(value) < 2:
+        if value is None or not math.isfinite(value) or value != int(value) or abs(value) < 2:
             return ""  # `[-1]` is the bar at hand, `idx - 1` the one before: no distance chosen
         at = next((i for i in range(len(parents) - 1, -1, -1) if parents[i] is literal), None)
         at = len(parents) if at is None else at
