@@ -2,7 +2,8 @@
 
 Every finding needs a name the vocabulary knows (a category, generic, context, indicator or vote
 word, or a sink of the reachability pass), a declared safety-limit name from config, a
-symbol-shaped string or a credential-shaped string. A file whose text holds none of them cannot
+symbol-shaped string, a credential-shaped string, or an upper-case module constant set to a
+number (another module may decide with it). A file whose text holds none of them cannot
 produce a finding, and parsing it with libcst (the expensive part of an audit) is skipped.
 
 The test is conservative by construction: it reads every identifier-like run of the raw text
@@ -35,6 +36,9 @@ _IDENT = re.compile(r"[A-Za-z0-9_]+")
 _HIDDEN = re.compile(r"\\(?:[xuU0-7]|N\{|\r?\n)")
 # The gap between two adjacent string literals (implicit concatenation), prefixes included.
 _GLUE = re.compile(r"""['"](?:\s|\\|#[^\n]*)*[rRbBuUfF]{0,2}['"]""")
+# A module constant set to a number (`STAIRCASE_LOOKBACK = 5`): its name may say nothing, yet
+# another module may import it and decide with it (audit.imports), so such files are parsed.
+_MODULE_CONSTANT = re.compile(r"^_?[A-Z][A-Z0-9_]*\s*(?::[^=\n]*)?=\s*[-+(]*\.?\d", re.MULTILINE)
 # A run that could be a key, token or secret (letters and digits mixed, 16+ characters).
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=_\-]{16,}")
 
@@ -62,6 +66,8 @@ class Prefilter:
         if self.symbol.search(text) or self.symbol.search(glued):
             return True
         if _credential_like(text) or _credential_like(glued):
+            return True
+        if _MODULE_CONSTANT.search(text):
             return True
         found = _words_of(_IDENT.findall(text)) | _words_of(_IDENT.findall(glued))
         found |= _words_of(_IDENT.findall(path))

@@ -1048,6 +1048,9 @@ class Judge:
         stem = PurePosixPath(rel_path)
         self.path_names = [stem.stem, *stem.parent.parts[-3:]]
         self.findings: list[Reported] = []
+        # module constants no name here tells about: reported when another module imports one
+        # and uses it as a decision (the runner joins them, see audit.imports)
+        self.held: list[Reported] = []
         # keys of strategy parameter dicts in this file (`defaults = {"atr_period": 14}`) -> value
         self.param_defaults: dict[str, str] = {}
 
@@ -1082,6 +1085,7 @@ class Judge:
         if verdict is None:
             shaped = shaped or self._by_shape(site)
             if shaped is None:
+                self._hold(site, value)
                 return
             site, verdict, tentative = shaped
         category, confidence, match, name = verdict
@@ -1287,6 +1291,16 @@ class Judge:
             ):
                 return site, (category, 0.6 if trading else 0.45, Match(), first), False
         return None
+
+    def _hold(self, site: Site, value: float) -> None:
+        """Keep a module constant that says nothing by its name (`STAIRCASE_LOOKBACK = 5`) aside:
+        it is a decision if a module that imports it compares, slices or passes it."""
+        if site.role != "constant" or not site.module_level or abs(value) in (0, 1):
+            return
+        if any(self.vocabulary.match(n).neutral for n in site.names if n):
+            return
+        self._report(site, Category.OTHER, 0.6, check_flow=False)
+        self.held.append(self.findings.pop())
 
     def _cost(self, site: Site, name: str) -> bool:
         """A fee or slippage (a fact or an assumption), not a limit on one."""

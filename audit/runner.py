@@ -58,6 +58,8 @@ class FileOutcome:
     findings: list[Finding] = field(default_factory=list)
     suppressed: int = 0
     skipped: bool = False  # the pre-filter showed it cannot hold a finding: never parsed
+    exports: list[Finding] = field(default_factory=list)  # see audit.imports
+    imports: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,8 @@ def audit_file(
         return outcome
     outcome.findings = scanned.findings
     outcome.suppressed = scanned.suppressed
+    outcome.exports = scanned.exports
+    outcome.imports = scanned.imports
     return outcome
 
 
@@ -369,6 +373,8 @@ class Cache:
             key=key,
             findings=[Finding.from_dict(f) for f in entry["findings"]],
             suppressed=entry.get("suppressed", 0),
+            exports=[Finding.from_dict(f) for f in entry.get("exports", ())],
+            imports=entry.get("imports", []),
         )
 
     def put(self, outcome: FileOutcome) -> None:
@@ -379,6 +385,10 @@ class Cache:
             "findings": [f.to_dict() for f in outcome.findings],
             "suppressed": outcome.suppressed,
         }
+        if outcome.exports:
+            self.entries[outcome.rel]["exports"] = [f.to_dict() for f in outcome.exports]
+        if outcome.imports:
+            self.entries[outcome.rel]["imports"] = outcome.imports
         self.dirty = True
 
     def save(self) -> None:
@@ -438,6 +448,10 @@ def run_audit(
     cache.save()
 
     findings = [f for o in outcomes for f in o.findings] + problems
+    if any(o.exports for o in outcomes) and any(o.imports for o in outcomes):
+        from audit.imports import join
+
+        findings += join(outcomes)
     result = AuditResult(
         findings=sorted(findings, key=_order),
         files_scanned=total,

@@ -23,6 +23,7 @@ from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from audit.config import AuditConfig
 from audit.finding import Category, Finding
+from audit.imports import imported_decisions
 from audit.reachability import FlowIndex
 from audit.rules import SYMBOL, Judge, Site, numeric_value
 from audit.vocabulary import words
@@ -228,6 +229,10 @@ class FileScan:
     findings: list[Finding] = field(default_factory=list)
     suppressed: int = 0
     unreachable: int = 0  # candidates dropped because they reach only display or plumbing
+    # module constants that are decisions only if another module uses them as one
+    exports: list[Finding] = field(default_factory=list)
+    # "module:NAME" for each imported constant this file uses as a decision (see audit.imports)
+    imports: list[str] = field(default_factory=list)
 
 
 class _Visitor(cst.CSTVisitor):
@@ -1079,7 +1084,8 @@ def scan_source(
     visitor.signatures = _signatures(module)
     walk(module, visitor.on_visit, visitor.on_leave, _WALK_SKIP)
     result = FileScan()
-    if not judge.findings:
+    result.imports = imported_decisions(module, source, rel_path)
+    if not judge.findings and not judge.held:
         return result
     whole, directives = suppressions(source)
     ignored_here = config.ignored_here(match_path or rel_path)
@@ -1098,11 +1104,27 @@ def scan_source(
     if whole:
         result.suppressed += len(kept)
         return result
+    held = judge.held
     # Statement lines matter only to `# qctl: ignore` comments; without any, the positions of
     # the findings' own nodes are read off the source text (see _literal_positions).
-    positions = None if directives else _literal_positions(module, source, [r.node for r in kept])
+    nodes = [r.node for r in kept + held]
+    positions = None if directives else _literal_positions(module, source, nodes)
     if positions is None:
         positions = all_positions(module)
+    for reported in held:
+        pos = positions[reported.node]
+        finding = replace(
+            reported.finding,
+            line=pos.start.line,
+            column=pos.start.column,
+            end_line=pos.end.line,
+            end_column=pos.end.column,
+        )
+        stmt_line = (
+            positions[reported.statement].start.line if directives and reported.statement else 0
+        )
+        if not _suppressed(finding, stmt_line, directives, ignored_here):
+            result.exports.append(finding)
     for reported in kept:
         pos = positions[reported.node]
         finding = replace(

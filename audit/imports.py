@@ -1,0 +1,191 @@
+"""Module constants used as decisions in other modules (cross-module flow, one hop).
+
+`STAIRCASE_LOOKBACK = 5` in `config/constants.py` says nothing by its name; `strategy/patterns.py`
+imports it and slices the last candles with it (`candles[-STAIRCASE_LOOKBACK:]`). No single-file
+scan can tell. Each file's scan therefore returns two lists, cached with its findings:
+
+- *exports*: module constants whose names decide nothing (held back by `Judge._hold`);
+- *imports*: `module:NAME` for each upper-case name it imports (`from config.constants import X`,
+  `from .constants import X`, `import config.constants as c` then `c.X`) and uses as a decision:
+  compared, used in a slice or index, or passed to a call other than display.
+
+`join` reports an exported constant when some other file imports it under that module path and
+uses it as a decision; the message names that file. Nothing else of the importer is read again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from audit.finding import Finding
+
+if TYPE_CHECKING:  # the join runs on the warm path, which never loads libcst
+    import libcst as cst
+
+_CONSTANT = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
+_IMPORTS_CONSTANT = re.compile(r"\bimport\b")
+# Callees whose arguments are only shown, never decided with.
+_SHOWN = frozenset(
+    {"print", "pprint", "log", "debug", "info", "warning", "warn", "error", "exception",
+     "critical", "format", "echo", "write", "notify", "send_message", "emit"}
+)  # fmt: skip
+
+
+def imported_decisions(module: cst.Module, source: str, rel_path: str) -> list[str]:
+    """`module:NAME` for every imported upper-case name this module uses as a decision."""
+    import libcst as cst
+
+    if not _IMPORTS_CONSTANT.search(source):
+        return []
+    names: dict[str, str] = {}  # local name -> "module:NAME"
+    modules: dict[str, str] = {}  # local dotted alias -> module
+    package = list(PurePosixPath(rel_path).parent.parts)
+    for stmt in module.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+                origin = _origin(small, package)
+                if origin is None:
+                    continue
+                for alias in small.names:
+                    name = _dotted(alias.name)
+                    local = _dotted(alias.asname.name) if alias.asname else name
+                    if _CONSTANT.match(name):
+                        names[local] = f"{origin}:{name}"
+                    elif name:
+                        modules[local] = f"{origin}.{name}" if origin else name
+            elif isinstance(small, cst.Import):
+                for alias in small.names:
+                    name = _dotted(alias.name)
+                    local = _dotted(alias.asname.name) if alias.asname else name
+                    if name:
+                        modules[local] = name
+    # a module alias matters only where the text reads an upper-case name off it (`c.GAP_N`)
+    modules = {
+        alias: origin
+        for alias, origin in modules.items()
+        if re.search(rf"(?<![\w.]){re.escape(alias)}\.[A-Z_]", source)
+    }
+    if not names and not modules:
+        return []
+    found: dict[str, None] = {}
+    for node in _decision_uses(module, names, modules):
+        found[node] = None
+    return list(found)
+
+
+def join(outcomes: Iterable) -> list[Finding]:  # noqa: ANN001 - runner.FileOutcome items
+    """The exported constants some other file uses as a decision, as findings."""
+    outcomes = list(outcomes)
+    wanted: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for outcome in outcomes:
+        for entry in getattr(outcome, "imports", ()):
+            origin, _, name = entry.rpartition(":")
+            wanted[name].append((origin, outcome.rel))
+    if not wanted:
+        return []
+    out: list[Finding] = []
+    for outcome in outcomes:
+        exports = getattr(outcome, "exports", ())
+        if not exports:
+            continue
+        here = _module_of(outcome.rel)
+        for finding in exports:
+            users = sorted(
+                {
+                    user
+                    for origin, user in wanted.get(finding.name, ())
+                    if user != outcome.rel and _same_module(here, origin)
+                }
+            )
+            if not users:
+                continue
+            more = f" (and {len(users) - 1} more)" if len(users) > 1 else ""
+            message = (
+                f"{finding.name} = {finding.value} is used as a decision in {users[0]}{more}: "
+                "a hardcoded decision kept in another module"
+            )
+            out.append(replace(finding, message=message))
+    return out
+
+
+def _decision_uses(
+    module: cst.Module, names: dict[str, str], modules: dict[str, str]
+) -> Iterator[str]:
+    import libcst as cst
+
+    from audit.walk import children
+
+    stack: list[tuple[cst.CSTNode, bool]] = [(module, False)]
+    while stack:
+        node, deciding = stack.pop()
+        if isinstance(node, cst.Import | cst.ImportFrom):
+            continue
+        if isinstance(node, cst.Name):
+            if deciding and node.value in names:
+                yield names[node.value]
+            continue
+        if isinstance(node, cst.Attribute):
+            text = _dotted(node)
+            prefix, _, last = text.rpartition(".")
+            if prefix in modules and _CONSTANT.match(last):
+                if deciding:
+                    yield f"{modules[prefix]}:{last}"
+                continue
+        if isinstance(node, cst.Comparison | cst.SubscriptElement):
+            deciding = True
+        elif isinstance(node, cst.Call):
+            callee = _dotted(node.func).rpartition(".")[2]
+            stack.append((node.func, deciding))
+            for arg in node.args:
+                stack.append((arg, callee not in _SHOWN))
+            continue
+        elif isinstance(node, cst.FormattedString):
+            deciding = False
+        for child in children(node):
+            stack.append((child, deciding))
+
+
+def _origin(node: cst.ImportFrom, package: list[str]) -> str | None:
+    """The absolute dotted module of a `from ... import`, relative levels resolved."""
+    level = len(node.relative)
+    base = _dotted(node.module) if node.module else ""
+    if not level:
+        return base or None
+    if level - 1 > len(package):
+        return None
+    parts = package[: len(package) - (level - 1)] if level > 1 else package
+    parts = [p for p in parts if p not in ("", ".", "..", "/")]
+    return ".".join([*parts, base] if base else parts)
+
+
+def _module_of(rel: str) -> str:
+    path = PurePosixPath(rel)
+    parts = [p for p in path.with_suffix("").parts if p not in ("", ".", "..", "/")]
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _same_module(here: str, origin: str) -> bool:
+    """Whether a file's module path (`bot.config.constants`) is the imported `config.constants`."""
+    if not origin:
+        return False
+    return here == origin or here.endswith("." + origin) or origin.endswith("." + here)
+
+
+def _dotted(node: cst.CSTNode | None) -> str:
+    import libcst as cst
+
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr.value}" if base else ""
+    return ""

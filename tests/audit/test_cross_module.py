@@ -1,0 +1,85 @@
+"""Module constants that say nothing by their names, decided with in another module (audit.imports)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audit.runner import run_audit
+from tests.audit.helpers import CONFIG
+
+CONSTANTS = """\
+STAIR_N = 5
+GAP_N = 7
+EXHAUST_N = 4
+PRINTED_N = 9
+UNUSED_N = 11
+"""
+PATTERNS = """\
+from config.constants import STAIR_N, PRINTED_N
+from config.constants import EXHAUST_N as EXHAUST
+
+
+def is_staircase(candles):
+    recent = candles[-STAIR_N:]
+    print("window", PRINTED_N)
+    return len(candles) > EXHAUST + 5 and recent
+"""
+TRADER = """\
+import config.constants as c
+
+
+def should_add(gap):
+    return gap > c.GAP_N
+"""
+
+
+def _tree(root: Path) -> Path:
+    (root / "config").mkdir(parents=True)
+    (root / "strategy").mkdir()
+    (root / "config" / "constants.py").write_text(CONSTANTS)
+    (root / "strategy" / "patterns.py").write_text(PATTERNS)
+    (root / "trader.py").write_text(TRADER)
+    return root
+
+
+def _found(root: Path, **kw: object) -> dict[str, str]:
+    result = run_audit([root], CONFIG, display_root=root, jobs=1, **kw)
+    return {f.name: f.message for f in result.findings if f.path == "config/constants.py"}
+
+
+def test_a_constant_used_as_a_decision_elsewhere_is_found(tmp_path: Path) -> None:
+    found = _found(_tree(tmp_path / "bot"), use_cache=False)
+    assert set(found) == {"STAIR_N", "GAP_N", "EXHAUST_N"}, found
+    assert "strategy/patterns.py" in found["STAIR_N"]
+    assert "trader.py" in found["GAP_N"]
+
+
+def test_only_printed_or_unused_constants_stay_quiet(tmp_path: Path) -> None:
+    found = _found(_tree(tmp_path / "bot"), use_cache=False)
+    assert "PRINTED_N" not in found and "UNUSED_N" not in found
+
+
+def test_relative_imports_resolve(tmp_path: Path) -> None:
+    root = tmp_path / "bot"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "settings.py").write_text("BODY_N = 6\n")
+    (root / "pkg" / "signals.py").write_text(
+        "from .settings import BODY_N\n\n\ndef signal(bodies):\n    return sum(bodies[-BODY_N:])\n"
+    )
+    result = run_audit([root], CONFIG, display_root=root, jobs=1, use_cache=False)
+    assert [(f.path, f.name) for f in result.findings] == [("pkg/settings.py", "BODY_N")]
+
+
+def test_the_warm_cache_gives_the_same_findings(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "bot")
+    cold = _found(root, cache_dir=tmp_path / "cache")
+    warm = _found(root, cache_dir=tmp_path / "cache")
+    assert cold == warm and cold
+
+
+def test_a_constant_imported_by_nothing_is_not_reported(tmp_path: Path) -> None:
+    root = tmp_path / "bot"
+    root.mkdir()
+    (root / "constants.py").write_text(CONSTANTS)
+    result = run_audit([root], CONFIG, display_root=root, jobs=1, use_cache=False)
+    assert result.findings == []
