@@ -52,7 +52,7 @@ _TRADING_CALL_WORDS = frozenset(
 _TRADING_CALL_WORDS_IN_CONTEXT = frozenset(
     {
         "enter", "execute", "reduce", "stop", "tp", "sl", "trail", "scale", "sizing", "size",
-        "risk", "governor", "approve", "review", "allocate", "allocation",
+        "risk", "governor", "approve", "review", "allocate", "allocation", "long", "short",
     }
 )  # fmt: skip
 _TRADING_KEYWORDS = frozenset(
@@ -83,8 +83,13 @@ _PLUMBING_CALL_WORDS = frozenset(
         "requests", "httpx", "aiohttp", "session", "urlopen", "urlencode", "request", "fetch",
         "download", "klines", "kline", "ohlcv", "candles", "history", "historical", "sleep",
         "range", "paginate", "page", "cache", "redis", "sql", "query", "read_csv", "read_parquet",
-        "to_csv", "open", "get", "post",
+        "to_csv", "get", "post",
     }
+)  # fmt: skip
+# Words of a keyword that sizes, prices or protects an order (`sl_pct=`, `lever=`, `tp_sz=`).
+_TRADING_KEYWORD_WORDS = frozenset(
+    {"sl", "tp", "stop", "leverage", "lever", "qty", "sz", "notional", "margin", "stoploss",
+     "takeprofit"}
 )  # fmt: skip
 _PLUMBING_KEYWORDS = frozenset(
     {"limit", "page_size", "per_page", "interval", "timeout", "start_time", "end_time", "params"}
@@ -378,11 +383,13 @@ class FlowIndex:
             return [(DISPLAY, None, Step(call, here))]
         if seq & self._trading_words and short not in _PASS_THROUGH:
             return [(TRADING, None, Step(call, here))]
-        if keyword and keyword.lower() in _TRADING_KEYWORDS:
+        if keyword and (
+            keyword.lower() in _TRADING_KEYWORDS or set(words(keyword)) & _TRADING_KEYWORD_WORDS
+        ):
             return [(TRADING, None, Step(call, here))]
         if keyword and keyword.lower() in _PLUMBING_KEYWORDS:
             return [(PLUMBING, None, Step(call, here))]
-        if seq & _PLUMBING_CALL_WORDS and short not in _PASS_THROUGH:
+        if (seq & _PLUMBING_CALL_WORDS or short == "open") and short not in _PASS_THROUGH:
             return [(PLUMBING, None, Step(call, here))]
         out: list = []
         for func in self._by_name.get(short, []):

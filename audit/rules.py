@@ -34,13 +34,20 @@ _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 SYMBOL = re.compile(
     r"^(?:[A-Z0-9]{2,15}(?:USDT|USDC|BUSD|USD|BTC|ETH|PERP)"
     r"|[A-Z0-9]{2,15}[-/_](?:USDT|USDC|BUSD|FDUSD|TUSD|DAI|USD|BTC|ETH|BNB|EUR|PERP|SWAP)"
+    # OKX-style instrument ids: `BTC-USDT-SWAP`, `BTC-USD-250627`
+    r"(?:-(?:SWAP|PERP|\d{6}))?"
     r"(?::[A-Z0-9]{2,10})?)$"
 )
-_QUOTE = re.compile(r"(?:USDT|USDC|BUSD|USD|BTC|ETH|PERP|EUR)(?::|$)")
+_QUOTE = re.compile(r"(?:USDT|USDC|BUSD|USD|BTC|ETH|PERP|EUR)(?:-(?:SWAP|PERP|\d{6}))?(?::|$)")
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{1,48}$")
 _SWITCH_WORDS = frozenset(
     {"use", "enable", "enabled", "require", "requires", "allow", "only", "disable", "skip", "avoid",
      "block", "filter", "confirm", "check"}
+)  # fmt: skip
+# Past participles of state flags (`tp1_placed`, `tp2_active`, `sl_moved`): False means "not yet".
+_STATE_FLAG_WORDS = frozenset(
+    {"placed", "done", "active", "filled", "sent", "opened", "closed", "triggered", "hit",
+     "moved", "armed", "executed", "submitted", "cancelled", "canceled", "synced", "set"}
 )  # fmt: skip
 _PARAMS_WORDS = frozenset(
     {"params", "parameters", "param", "settings", "config", "cfg", "strategy"}
@@ -1067,6 +1074,12 @@ class Judge:
             return  # inside `{"api": {"get": {...}}}`, `{"rateLimits": ...}`: plumbing tables
         if site.role == "comparison" and self._vote_gate(site, value):
             return
+        if (
+            value == -1
+            and site.role in _FALLBACK_ROLES | {"get-default"}
+            and not any(self.vocabulary.match(n).strong for n in site.names if n)
+        ):
+            return  # `state.get("last_check_hour", -1)`: "never", a sentinel
         if site.role == "bar-offset":  # its flow into the stop was checked where it was found
             self._report(site, Category.STOP_LOSS_TAKE_PROFIT, 0.75, check_flow=False)
             return
@@ -1147,6 +1160,8 @@ class Judge:
         if site.role != "get-default" or not site.names:
             return
         key = site.names[0]
+        if not value and set(words(key)) & _STATE_FLAG_WORDS:
+            return  # `entry.get("tp1_placed", False)`: a record of what happened, not yet
         match = self.vocabulary.match(key)
         if match.neutral and not match.strong:
             return

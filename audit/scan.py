@@ -666,6 +666,14 @@ class _Visitor(cst.CSTVisitor):
         value = numeric_value(child) if is_literal_expr(child) else None
         if kind in (cst.Add, cst.Subtract) and value in (0, 1, -1) and not is_literal_expr(other):
             return "structural"  # `1 - stop_pct`, `i + 1`: the 1 is arithmetic, not a decision
+        if (
+            kind in (cst.Add, cst.Subtract)
+            and value is not None
+            and 0 < abs(value) <= 0.001
+            and not is_literal_expr(other)
+            and any(type(p) in _COMPARISON for p in parents)
+        ):
+            return "structural"  # `sz <= expected_sz + 0.001`: a rounding tolerance
         if kind not in (cst.Multiply, cst.Divide, cst.FloorDivide) or is_literal_expr(other):
             return ""
         vocab = self.judge.vocabulary

@@ -85,6 +85,32 @@ FOUND = [
         "def place(pos, lows):\n    pos.stop_loss = lows[-4] * 0.999",
         ("bar-offset", "stop_loss", "-4", Category.STOP_LOSS_TAKE_PROFIT),
     ),
+    (
+        "an OKX leverage field",
+        'CONFIG = {"inst_id": "BTC-USDT-SWAP", "lever": 5}',
+        ("dict-value", "lever", "5", Category.LEVERAGE),
+    ),
+    (
+        "an OKX instrument id",
+        'CONFIG = {"inst_id": "BTC-USDT-SWAP", "lever": 5}',
+        ("symbol-string", "inst_id", '"BTC-USDT-SWAP"', Category.SYMBOL_SELECTION),
+    ),
+    (
+        "a size fallback passed to an open_long order",
+        "def run_hourly(client, cfg):\n    sz = cfg.get('fixed_open_sz', 0.02)\n"
+        "    client.open_long(sz=sz)",
+        ("get-default", "fixed_open_sz", "0.02", Category.POSITION_SIZING),
+    ),
+    (
+        "a stop fallback passed straight to an order keyword",
+        "def run_hourly(client, cfg):\n    client.open_short(sl_pct=cfg.get('sl_pct', 0.05))",
+        ("get-default", "sl_pct", "0.05", Category.STOP_LOSS_TAKE_PROFIT),
+    ),
+    (
+        "a limit order offset",
+        "def enter(client, cfg, px):\n    client.open_long(offset=cfg.get('limit_offset', 0.001), price=px)",
+        ("get-default", "limit_offset", "0.001", Category.OTHER),
+    ),
     ("stage up after two doublings", STAGE_RULE, ("comparison", "stage_wins", "2", Category.OTHER)),
     (
         "the compounding base doubles",
@@ -140,6 +166,20 @@ QUIET = [
     (
         "an earlier bar that reaches no stop",
         "def on_entry(pos, bars, i):\n    ref = bars[i - 2]\n    pos.note = ref.close",
+    ),
+    (
+        "state flags that default to not yet",
+        "def manage(entry, client):\n    if not entry.get('tp1_placed', False):\n"
+        "        client.close_long(1)\n    if entry.get('tp2_active', False):\n        client.close_long(2)",
+    ),
+    (
+        "a never-checked sentinel",
+        "def loop(state):\n    last_entry_check_hour = state.get('last_entry_check_hour', -1)\n"
+        "    return last_entry_check_hour",
+    ),
+    (
+        "a rounding tolerance in a size comparison",
+        "def done(sz, expected_sz):\n    return sz <= expected_sz + 0.001",
     ),
     ("a starting balance", "INITIAL_BALANCE = 1000\nSTARTING_CAPITAL = 10_000.0"),
     (
