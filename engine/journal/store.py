@@ -457,25 +457,33 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def decision_row(run_id: str, d: Decision) -> tuple:
+    # `_num` / `_s` written inline: a backtest journals a decision per symbol at each refresh
+    h = d.harvest
     return (
         run_id,
         int(d.ts),
         d.symbol,
         d.action,
-        _s(d.side),
-        _num(d.leverage),
-        _num(d.size_pct),
-        _num(d.stop_loss_pct),
-        _num(d.take_profit_pct),
-        *_harvest(d.harvest),
-        *_exits(d),
-        _num(d.confidence),
+        None if (side := d.side) is None else str(side),
+        None if (lev := d.leverage) is None else float(lev),
+        None if (size := d.size_pct) is None else float(size),
+        None if (sl := d.stop_loss_pct) is None else float(sl),
+        None if (tp := d.take_profit_pct) is None else float(tp),
+        *(_NO_HARVEST if h is None else _harvest(h)),
+        None if (kill := d.kill_threshold) is None else float(kill),
+        None if (reduce := d.kill_reduce_threshold) is None else float(reduce),
+        None if (frac := d.kill_reduce_frac) is None else float(frac),
+        None if (hold := d.max_hold_sec) is None else float(hold),
+        None if (conf := d.confidence) is None else float(conf),
         d.policy,
         d.model_version,
         _reasons_json(d.reasons),
-        _s(d.skip),
+        None if (skip := d.skip) is None else str(skip),
         d.skip_detail,
     )
+
+
+_NO_HARVEST = (None, None, None, None, None, None)
 
 
 def order_row(run_id: str, o: Order) -> tuple:
@@ -1129,14 +1137,23 @@ class Journal:
         self._pending += pending
         return True
 
+    def _run_for_rows(self) -> str:
+        """The current run id, for a buffered row (`_writable` and `_run`, one test when fine)."""
+        run_id = self.run_id
+        if run_id is None or self._closed or self.readonly:
+            self._writable()
+            return self._run()
+        return run_id
+
     def record_decision(self, decision: Decision) -> None:
-        self._writable()
-        self._add("decision", decision_row(self._run(), decision))
+        row = decision_row(self._run_for_rows(), decision)
+        with self._lock:
+            self._buffers["decision"].append(row)
+            self._pending += 1
 
     def record_order(self, order: Order) -> None:
         """Insert the order, or update it (status...) if its client order id is already there."""
-        self._writable()
-        row = order_row(self._run(), order)
+        row = order_row(self._run_for_rows(), order)
         with self._lock:
             buffer = self._buffers["order"]
             k = self._order_slot.get(order.client_order_id)
@@ -1148,13 +1165,11 @@ class Journal:
             self._pending += 1
 
     def record_fill(self, fill: Fill) -> None:
-        self._writable()
-        self._add("fill", fill_row(self._run(), fill))
+        self._add("fill", fill_row(self._run_for_rows(), fill))
 
     def record_position(self, position: Position, ts: int, event: str) -> None:
         """A snapshot of the position as it is now (`event`: open, harvest_t1, stop_moved, close...)."""
-        self._writable()
-        self._add("position", position_row(self._run(), position, ts, event))
+        self._add("position", position_row(self._run_for_rows(), position, ts, event))
 
     def record_equity(self, point: EquityPoint) -> None:
         """The bar's last row: an event boundary (`end_event`)."""
@@ -1174,21 +1189,20 @@ class Journal:
         state: str,
     ) -> None:
         """`record_equity` from the values (the same row), without an `EquityPoint` per bar."""
-        self._writable()
-        self._add(
-            "equity",
-            (
-                self._run(),
-                int(ts),
-                float(equity),
-                float(wallet_balance),
-                float(unrealised_pnl),
-                float(margin_ratio),
-                float(exposure),
-                int(open_positions),
-                str(state),
-            ),
+        row = (
+            self._run_for_rows(),
+            int(ts),
+            float(equity),
+            float(wallet_balance),
+            float(unrealised_pnl),
+            float(margin_ratio),
+            float(exposure),
+            int(open_positions),
+            str(state),
         )
+        with self._lock:
+            self._buffers["equity"].append(row)
+            self._pending += 1
         self.end_event()
 
     def record_safety_event(self, event: SafetyEvent) -> None:
