@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engine.core.bars import AlignedBars
+from engine.core.bars import AlignedBars, SymbolColumns
 from engine.core.loop import BrokerEvent
 from engine.core.tiers import LeverageTiers
 from engine.domain import (
@@ -211,6 +211,10 @@ class SimulatedBroker:
     _tier_cache: dict[str, tuple[list[float], tuple]] = field(default_factory=dict)
     _bracket: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
     _mark_seen: bool | None = None  # whether the bars carry any mark-price file
+    _fills: int = 0  # fills so far (a position opened, resized or closed)
+    # the closes `_quiet_bar` read at step i, for `mark_to_close` of the same step (i, fills
+    # then, [(position, close), ...]); None when the bar was not quiet
+    _quiet_closes: tuple[int, int, list[tuple[Position, float]]] | None = None
 
     # -- orders ----------------------------------------------------------------------------
 
@@ -367,6 +371,7 @@ class SimulatedBroker:
     def restore(self, pos: Position, stop: Order | None, take_profit: Order | None) -> None:
         """Put a journaled open position and its resting backstops back (a restart)."""
         self.portfolio.positions[pos.symbol] = pos
+        self._fills += 1
         if stop is not None or take_profit is not None:
             self._protective[pos.symbol] = _Protective(stop, take_profit)
 
@@ -385,6 +390,7 @@ class SimulatedBroker:
     ) -> list[BrokerEvent]:
         """Apply a fill to the account: open (with `leverage`), add to, reduce or close."""
         pf = self.portfolio
+        self._fills += 1
         pos = pf.positions.get(order.symbol)
         qty = order.qty
         fee = self.config.taker_fee * qty * price if fee_override is None else fee_override
@@ -572,16 +578,33 @@ class SimulatedBroker:
         liquidatable even with every position at its adverse extreme at once. A fast path
         only: when in doubt, the full pass runs."""
         positions = self.portfolio.positions
+        self._quiet_closes = None
         if self._mark_seen is None:
             self._mark_seen = bool(bars.has_mark.any())
         if self._mark_seen and bars.has_mark[[col[s] for s in positions]].any():
             return False
+        o_m, h_m, lo_m, c_m = bars.open, bars.high, bars.low, bars.close
+        # the candle matrices read the per-symbol series (`AlignedBars.candle`, inline)
+        cols = type(o_m) is type(h_m) is type(lo_m) is type(c_m) is SymbolColumns
+        if cols:
+            known = bars.known
+            o_c, h_c, lo_c, c_c = o_m._cols, h_m._cols, lo_m._cols, c_m._cols  # type: ignore[union-attr]
         candle = bars.candle
+        nan = math.nan
         equity = self.portfolio.wallet_balance
         maint = 0.0
         bracket = self._bracket
+        closes: list[tuple[Position, float]] = []
         for sym, pos in positions.items():
-            o, h, lo, _ = candle(i, col[sym])
+            j = col[sym]
+            if cols:
+                k = known.item(i, j) - 1
+                if k < 0 or (i > 0 and known.item(i - 1, j) > k):
+                    o = h = lo = c = nan
+                else:
+                    o, h, lo, c = o_c[j].item(k), h_c[j].item(k), lo_c[j].item(k), c_c[j].item(k)
+            else:
+                o, h, lo, c = candle(i, j)
             long = pos.side is _LONG
             stop, tp = pos.stop_price, pos.take_profit_price
             if long:
@@ -596,6 +619,7 @@ class SimulatedBroker:
                 if tp is not None and (lo <= tp or o <= tp):
                     return False
                 x = h
+            closes.append((pos, c))
             if x != x:  # no bar for this symbol now: it stays at its last mark
                 x = pos.mark_price
             qty = pos.qty
@@ -606,7 +630,10 @@ class SimulatedBroker:
                 maint += n * last[2] - last[3]
             else:
                 maint += self.maintenance(sym, n)[0]
-        return equity > maint
+        if equity > maint:
+            self._quiet_closes = (i, self._fills, closes)
+            return True
+        return False
 
     def maintenance(self, symbol: str, notional: float) -> tuple[float, float, float]:
         """(maintenance margin, rate, cum) in the bracket of `notional` (top bracket beyond).
@@ -797,6 +824,19 @@ class SimulatedBroker:
         """Mark open positions at the step's close (mark close when a mark file exists)."""
         close = bars.close
         has_mark = self._mark_seen if self._mark_seen is not None else bool(bars.has_mark.any())
+        quiet = self._quiet_closes
+        if quiet is not None:
+            self._quiet_closes = None
+            if (
+                not has_mark
+                and quiet[0] == i
+                and quiet[1] == self._fills
+                and len(quiet[2]) == len(self.portfolio.positions)
+            ):  # this step's quiet bar read the closes of these very positions
+                for pos, price in quiet[2]:
+                    if price == price:  # not NaN: no bar keeps the last mark
+                        pos.mark_price = price
+                return
         if not has_mark:
             for sym, pos in self.portfolio.positions.items():
                 price = close.item(i, col[sym])

@@ -306,3 +306,23 @@ def test_cached_maintenance_matches_the_tiers() -> None:
             mm, rate, cum = b.maintenance(symbol, float(notional))
             assert mm == pytest.approx(TIERS.maintenance_margin(symbol, float(notional)))
             assert mm == pytest.approx(notional * rate - cum)
+
+
+def test_marks_after_a_quiet_bar_are_the_closes_even_when_a_fill_came_between() -> None:
+    """`mark_to_close` reuses the closes the quiet-bar test read, only for the very positions it
+    read them for: a position opened in between is marked at its close too."""
+    bars = bars_of(
+        {"BTC-USDT": [(100.0, 101.0, 99.0, 100.5)], "ETH-USDT": [(50.0, 51.0, 49.0, 50.7)]}
+    )
+    col = {"BTC-USDT": 0, "ETH-USDT": 1}
+    b = broker_with(10_000.0)
+    open_pos(b, "BTC-USDT", Side.LONG, 1.0, 100.0, stop=0.05, tp=0.10)
+    assert b.process_bar(bars, 0, col) == []  # a quiet bar
+    b.mark_to_close(bars, 0, col)
+    assert b.portfolio.positions["BTC-USDT"].mark_price == 100.5
+    open_pos(b, "BTC-USDT", Side.LONG, 1.0, 100.0, stop=0.05, tp=0.10)  # adds: a fill
+    assert b.process_bar(bars, 0, col) == []
+    open_pos(b, "ETH-USDT", Side.SHORT, 2.0, 50.0, stop=0.05, tp=0.10)  # after the quiet test
+    b.mark_to_close(bars, 0, col)
+    marks = {s: p.mark_price for s, p in b.portfolio.positions.items()}
+    assert marks == {"BTC-USDT": 100.5, "ETH-USDT": 50.7}
