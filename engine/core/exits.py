@@ -122,6 +122,20 @@ _PREDICT_BARS = 64  # bars the quiet-bar prediction looks at, at most, per evalu
 _PREDICT_MARGIN = 1e-6  # score / R margin: near a threshold a bar is always checked exactly
 
 
+def _predict_bars(pos: Position, snapshot: MarketSnapshot) -> int:
+    """How many bars ahead to predict: `_PREDICT_BARS`, or fewer when the time exit comes first
+    (the bars until `max_hold_sec` has passed, one bar per timeframe, plus one; a gap only
+    brings the time exit sooner). Past that bar the position is closed, or evaluated exactly."""
+    hold = pos.max_hold_sec
+    tf = snapshot.timeframe_ms
+    if hold is None or tf <= 0:
+        return _PREDICT_BARS
+    left = (pos.opened_ts + hold * MS_PER_S - snapshot.ts) / tf
+    if not left < _PREDICT_BARS:  # far off, or not a number
+        return _PREDICT_BARS
+    return max(1, math.ceil(left) + 1)
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     """Clipped to [0, 1], NaN -> 0 (in place)."""
     np.fmax(x, 0.0, out=x)
@@ -261,7 +275,7 @@ class ExitController:
         for pos, t in items:
             n = t.seen_n
             bars = self.series[pos.symbol] if self.series is not None else snapshot.bars(pos.symbol)
-            hi = min(len(bars), n + _PREDICT_BARS)
+            hi = min(len(bars), n + _predict_bars(pos, snapshot))
             if hi <= n:
                 t.quiet_until = n
                 continue
@@ -351,7 +365,7 @@ class ExitController:
         """
         n = t.seen_n
         bars = self.series[pos.symbol] if self.series is not None else snapshot.bars(pos.symbol)
-        hi = min(len(bars), n + _PREDICT_BARS)
+        hi = min(len(bars), n + _predict_bars(pos, snapshot))
         if hi <= n:
             return n
         c = bars.close[n:hi]
