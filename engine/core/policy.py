@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -300,9 +300,11 @@ def static_zone_problem(config: StaticConfig, zone: AutonomyZone | None = None) 
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolScores:
-    """The legacy signal of one symbol at one refresh (see the TOML's [signal] comment)."""
+class SymbolScores(NamedTuple):
+    """The legacy signal of one symbol at one refresh (see the TOML's [signal] comment).
+
+    Immutable; a named tuple because one is built per symbol at every refresh (a frozen
+    dataclass sets each field through `object.__setattr__`)."""
 
     sigma: float
     trend_z: float
