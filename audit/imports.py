@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -27,23 +27,28 @@ from audit.finding import Finding
 if TYPE_CHECKING:  # the join runs on the warm path, which never loads libcst
     import libcst as cst
 
-_CONSTANT = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
+CONSTANT_NAME = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
 _IMPORTS_CONSTANT = re.compile(r"\bimport\b")
+# `alias.UPPER_NAME` reads in the text: the aliases worth resolving
+_ATTRIBUTE_READ = re.compile(r"([A-Za-z_][\w.]*)\.(?=_?[A-Z][A-Z0-9_]*\b)")
 # Callees whose arguments are only shown, never decided with.
-_SHOWN = frozenset(
+SHOWN_CALLS = frozenset(
     {"print", "pprint", "log", "debug", "info", "warning", "warn", "error", "exception",
      "critical", "format", "echo", "write", "notify", "send_message", "emit"}
 )  # fmt: skip
 
 
-def imported_decisions(module: cst.Module, source: str, rel_path: str) -> list[str]:
-    """`module:NAME` for every imported upper-case name this module uses as a decision."""
+def imported_names(
+    module: cst.Module, source: str, rel_path: str
+) -> tuple[dict[str, str], dict[str, str]] | None:
+    """(local name -> "module:NAME", local module alias -> module) of the module's imports of
+    upper-case names, or None when there are none; the scan records their decision uses."""
     import libcst as cst
 
     if not _IMPORTS_CONSTANT.search(source):
-        return []
-    names: dict[str, str] = {}  # local name -> "module:NAME"
-    modules: dict[str, str] = {}  # local dotted alias -> module
+        return None
+    names: dict[str, str] = {}
+    modules: dict[str, str] = {}
     package = list(PurePosixPath(rel_path).parent.parts)
     for stmt in module.body:
         if not isinstance(stmt, cst.SimpleStatementLine):
@@ -56,7 +61,7 @@ def imported_decisions(module: cst.Module, source: str, rel_path: str) -> list[s
                 for alias in small.names:
                     name = _dotted(alias.name)
                     local = _dotted(alias.asname.name) if alias.asname else name
-                    if _CONSTANT.match(name):
+                    if CONSTANT_NAME.match(name):
                         names[local] = f"{origin}:{name}"
                     elif name:
                         modules[local] = f"{origin}.{name}" if origin else name
@@ -66,18 +71,13 @@ def imported_decisions(module: cst.Module, source: str, rel_path: str) -> list[s
                     local = _dotted(alias.asname.name) if alias.asname else name
                     if name:
                         modules[local] = name
-    # a module alias matters only where the text reads an upper-case name off it (`c.GAP_N`)
-    modules = {
-        alias: origin
-        for alias, origin in modules.items()
-        if re.search(rf"(?<![\w.]){re.escape(alias)}\.[A-Z_]", source)
-    }
+    if modules:
+        # a module alias matters only where the text reads an upper-case name off it (`c.GAP_N`)
+        read = set(_ATTRIBUTE_READ.findall(source))
+        modules = {alias: origin for alias, origin in modules.items() if alias in read}
     if not names and not modules:
-        return []
-    found: dict[str, None] = {}
-    for node in _decision_uses(module, names, modules):
-        found[node] = None
-    return list(found)
+        return None
+    return names, modules
 
 
 def join(outcomes: Iterable) -> list[Finding]:  # noqa: ANN001 - runner.FileOutcome items
@@ -113,43 +113,6 @@ def join(outcomes: Iterable) -> list[Finding]:  # noqa: ANN001 - runner.FileOutc
             )
             out.append(replace(finding, message=message))
     return out
-
-
-def _decision_uses(
-    module: cst.Module, names: dict[str, str], modules: dict[str, str]
-) -> Iterator[str]:
-    import libcst as cst
-
-    from audit.walk import children
-
-    stack: list[tuple[cst.CSTNode, bool]] = [(module, False)]
-    while stack:
-        node, deciding = stack.pop()
-        if isinstance(node, cst.Import | cst.ImportFrom):
-            continue
-        if isinstance(node, cst.Name):
-            if deciding and node.value in names:
-                yield names[node.value]
-            continue
-        if isinstance(node, cst.Attribute):
-            text = _dotted(node)
-            prefix, _, last = text.rpartition(".")
-            if prefix in modules and _CONSTANT.match(last):
-                if deciding:
-                    yield f"{modules[prefix]}:{last}"
-                continue
-        if isinstance(node, cst.Comparison | cst.SubscriptElement):
-            deciding = True
-        elif isinstance(node, cst.Call):
-            callee = _dotted(node.func).rpartition(".")[2]
-            stack.append((node.func, deciding))
-            for arg in node.args:
-                stack.append((arg, callee not in _SHOWN))
-            continue
-        elif isinstance(node, cst.FormattedString):
-            deciding = False
-        for child in children(node):
-            stack.append((child, deciding))
 
 
 def _origin(node: cst.ImportFrom, package: list[str]) -> str | None:

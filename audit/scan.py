@@ -23,7 +23,7 @@ from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from audit.config import AuditConfig
 from audit.finding import Category, Finding
-from audit.imports import imported_decisions
+from audit.imports import CONSTANT_NAME, SHOWN_CALLS, imported_names
 from audit.reachability import FlowIndex
 from audit.rules import SYMBOL, Judge, Site, numeric_value
 from audit.vocabulary import words
@@ -211,6 +211,8 @@ _LOOKED_AT = subclasses_of(
     cst.ConcatenatedString,
     cst.Call,
 )
+# Where an imported constant is used as a decision (audit.imports): compared, slicing, passed.
+_USE_SITES = subclasses_of(cst.Comparison, cst.SubscriptElement, cst.Call)
 # What the walk never hands to the visitor: pruned nodes, except decorators (one kind is a look).
 _WALK_SKIP = _PRUNE - subclasses_of(cst.Decorator)
 _STATEMENTS = subclasses_of(cst.BaseSmallStatement, cst.BaseCompoundStatement)
@@ -247,6 +249,9 @@ class _Visitor(cst.CSTVisitor):
         self.done: set[int] = set()  # ids of literal nodes already reported as part of a bigger one
         # parameters of the functions and methods this module defines, by name (see _signatures)
         self.signatures: dict[str, list[str]] = {}
+        # (imported constant names, imported module aliases) and the uses found (audit.imports)
+        self.imported: tuple[dict[str, str], dict[str, str]] | None = None
+        self.uses: dict[str, None] = {}
 
     # -- structure -------------------------------------------------------------------------
     def on_visit(self, node: cst.CSTNode) -> bool:
@@ -257,7 +262,10 @@ class _Visitor(cst.CSTVisitor):
             kind is cst.Decorator
             and (
                 last(dotted(node.decorator)) in ("option", "argument")
-                or any(type(d) is cst.Lambda for d in descendants(node))
+                or (
+                    type(node.decorator) is cst.Call
+                    and any(type(d) is cst.Lambda for d in descendants(node.decorator))
+                )
             )
         ):
             # a click `@option(..., default=...)` and a rule's predicates (`@Rule(Fact(name="rsi",
@@ -283,6 +291,8 @@ class _Visitor(cst.CSTVisitor):
                 )
             )
         self.stack.append(node)
+        if self.imported and kind in _USE_SITES:
+            self._imported_use(node)
         if kind in _LOOKED_AT:  # _look_at does nothing with any other node
             self._look_at(node)
         return True
@@ -309,6 +319,30 @@ class _Visitor(cst.CSTVisitor):
             self._string(node)
         elif isinstance(node, cst.Call) and node.args:
             self._boolean_fallback(node)
+
+    def _imported_use(self, node: cst.CSTNode) -> None:
+        """Record imported constants this node compares, slices with or passes (audit.imports)."""
+        if isinstance(node, cst.Comparison):
+            operands = [node.left] + [c.comparator for c in node.comparisons]
+        elif isinstance(node, cst.SubscriptElement):
+            inner = node.slice
+            if isinstance(inner, cst.Index):
+                operands = [inner.value]
+            else:
+                operands = [b for b in (inner.lower, inner.upper, inner.step) if b is not None]
+        else:
+            if last(dotted(node.func)) in SHOWN_CALLS:
+                return
+            operands = [a.value for a in node.args]
+        names, modules = self.imported
+        for operand in operands:
+            for name in names_in(operand):
+                if name in names:
+                    self.uses[names[name]] = None
+                else:
+                    prefix, _, attr = name.rpartition(".")
+                    if prefix in modules and CONSTANT_NAME.match(attr):
+                        self.uses[f"{modules[prefix]}:{attr}"] = None
 
     def _boolean_fallback(self, call: cst.Call) -> None:
         """`params.get("use_scale_out", True)`: booleans are names in the tree, so look here."""
@@ -1090,9 +1124,10 @@ def scan_source(
     judge.param_defaults = _declared_params(module)
     visitor = _Visitor(judge)
     visitor.signatures = _signatures(module)
+    visitor.imported = imported_names(module, source, rel_path)
     walk(module, visitor.on_visit, visitor.on_leave, _WALK_SKIP)
     result = FileScan()
-    result.imports = imported_decisions(module, source, rel_path)
+    result.imports = list(visitor.uses)
     if not judge.findings and not judge.held:
         return result
     whole, directives = suppressions(source)
