@@ -107,7 +107,7 @@ _PURE_BUILTINS = frozenset(
     }
 )  # fmt: skip
 _LOOKUPS = frozenset({"get", "getattr", "pop", "setdefault", "getenv"})
-_BUDGET = 400
+_MAX_VISITS = 400  # nodes one flow search may visit before it gives up (not a finding)
 _EARLY_EXIT = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 
 
@@ -304,7 +304,7 @@ class FlowIndex:
         queue: deque[tuple[cst.CSTNode, tuple[Step, ...]]] = deque([start])
         seen: set[int] = set()
         ends: list[tuple[str, tuple[Step, ...]]] = []
-        budget = _BUDGET
+        budget = _MAX_VISITS
         while queue:
             node, path = queue.popleft()
             if id(node) in seen:

@@ -1232,6 +1232,7 @@ class Judge:
         if count < 2 and not named:
             return
         site = replace(site, role="symbols", names=site.names or site.secondary)
+        # qctl: ignore (a finding's confidence, not a trade's)
         self._report(site, Category.SYMBOL_SELECTION, 0.9 if named else 0.7, count=count)
 
     # -- decisions -------------------------------------------------------------------------
@@ -1314,7 +1315,7 @@ class Judge:
             return
         if any(self.vocabulary.match(n).neutral for n in site.names if n):
             return
-        self._report(site, Category.OTHER, 0.6, check_flow=False)
+        self._report(site, Category.OTHER, 0.6, check_flow=False)  # qctl: ignore (a finding's)
         self.held.append(self.findings.pop())
 
     def _cost(self, site: Site, name: str) -> bool:

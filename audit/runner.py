@@ -489,7 +489,7 @@ def _scan_all(
 
 # A worker stuck in native code (no Python bytecode runs, so its own alarm cannot fire) is killed
 # this long after its per-file budget.
-KILL_GRACE_SECONDS = 5.0
+STUCK_WORKER_GRACE_SECONDS = 5.0
 
 
 def _serve(conn, config: AuditConfig, prefilter: Prefilter) -> None:  # noqa: ANN001 - a Connection
@@ -593,7 +593,7 @@ class _WorkerPool:
                     return
                 timeout = None
                 if budget > 0:
-                    soonest = min(w.started for w in busy) + budget + KILL_GRACE_SECONDS
+                    soonest = min(w.started for w in busy) + budget + STUCK_WORKER_GRACE_SECONDS
                     timeout = max(0.0, soonest - time.monotonic())
                 wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout)
                 for index, worker in enumerate(pool):
@@ -629,7 +629,7 @@ class _WorkerPool:
                 findings=[parse_error(source.shown, _death_reason(worker.process.exitcode))],
             )
         overran = time.monotonic() - worker.started
-        if budget > 0 and overran > budget + KILL_GRACE_SECONDS:
+        if budget > 0 and overran > budget + STUCK_WORKER_GRACE_SECONDS:
             worker.process.kill()
             reason = f"{TOO_LARGE}: still scanning after {overran:.0f} s (max-file-seconds is {budget:g})"
             return FileOutcome(

@@ -162,7 +162,7 @@ def test_a_worker_stuck_past_its_budget_is_killed(
         return real(source, config, key, prefilter)
 
     monkeypatch.setattr(runner, "audit_file", stuck)
-    monkeypatch.setattr(runner, "KILL_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(runner, "STUCK_WORKER_GRACE_SECONDS", 0.5)
     config = replace(CONFIG, root=str(tmp_path), max_file_seconds=0.5)
     names = ["a.py", "stuck.py", "b.py"]
     outcomes = _by_file(runner._WorkerPool(2, config, None).run(_sources(tmp_path, names)))
