@@ -31,7 +31,7 @@ from engine.core.loop import EngineLoop, journal_events
 from engine.core.policy import Policy
 from engine.core.risk import RiskKernel
 from engine.core.tiers import LeverageTiers
-from engine.domain import Portfolio, SafetyAction, SafetyLimits, TradingState
+from engine.domain import Portfolio, SafetyAction, SafetyLimits, Side, TradingState
 from engine.reconcile import plan_from_decision, read_journal_state, safety
 from engine.venues.live_feed import LiveFeed, wait_for_bar
 from engine.venues.simulated import BrokerConfig, SimulatedBroker
@@ -266,6 +266,15 @@ class TradeSession:
         broker.portfolio.ts = ts
         held = broker.fetch_positions()
         journal = self.journal
+        # the trades the journal already holds are not the exchange's own fills (a restart
+        # forgets which trades this process saw)
+        for sym, pos in broker.portfolio.positions.items():
+            since = pos.opened_ts - 60_000  # as `_book_exchange_fills` reads them
+            rows = journal.rows("fill", self.run_id, where="symbol = ? AND ts >= ?",
+                                params=(sym, since))  # fmt: skip
+            broker.mark_journaled(sym, since, (
+                (Side(r["side"]), float(r["qty"]), float(r["price"]), int(r["ts"])) for r in rows
+            ))  # fmt: skip
         # journal positions the exchange closed (or reduced) while the engine was down
         for sym in list(broker.portfolio.positions):
             pos = broker.portfolio.positions[sym]

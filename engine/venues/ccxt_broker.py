@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -496,6 +496,42 @@ class CcxtBroker(SimulatedBroker):
         self.portfolio.wallet_balance = self.fetch_wallet()
         events.extend(self.ensure_backstops(ts))
         return events
+
+    def mark_journaled(
+        self, symbol: str, since: int, fills: Iterable[tuple[Side, float, float, int]]
+    ) -> int:
+        """After a restart (which forgets the trades this process saw): the exchange trades of
+        `symbol` since `since` that the journal already holds as fills (`fills`: side, qty,
+        price, ts) are marked seen, so `_book_exchange_fills` never books one again as another
+        order's fill (a position's backstop, say, closed at the price of the trade that closed
+        the position before it in the same bar). An order's trades match a fill with their
+        side, summed quantity, mean price and last time, as `_market_fill` books them; a single
+        trade matches a fill booked from it. Returns how many trades were marked."""
+        known = list(fills)
+        if not known:
+            return 0
+
+        def same(a: float, b: float) -> bool:
+            return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1.0)
+
+        def journaled(side: Side, qty: float, price: float, ts: int) -> bool:
+            return any(
+                s is side and t == ts and same(q, qty) and same(p, price) for s, q, p, t in known
+            )
+
+        by_order: dict[str, list[ExchangeTrade]] = {}
+        for t in self.fetch_trades(symbol, since):
+            by_order.setdefault(t.order_id, []).append(t)
+        marked = 0
+        for trades in by_order.values():
+            qty = sum(t.qty for t in trades)
+            price = sum(t.qty * t.price for t in trades) / qty if qty > 0 else 0.0
+            whole = journaled(trades[0].side, qty, price, max(t.ts for t in trades))
+            for t in trades:
+                if whole or journaled(t.side, t.qty, t.price, t.ts):
+                    self._seen_trades.add(t.id)
+                    marked += 1
+        return marked
 
     def _book_exchange_fills(self, pos: Position, held: float) -> list[BrokerEvent]:
         """Book the exchange's own closes (backstop, liquidation) of `pos` from its trades."""

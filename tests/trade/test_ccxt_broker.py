@@ -91,3 +91,53 @@ def test_leverage_is_set_in_whole_x_rounded_down(sim, broker):
     broker.open_position(broker.market_order(1, "ETH-USDT", Side.SHORT, 100 / price, "entry"),
                          price, 7.9, 0.02, None)  # fmt: skip
     assert sim.ledger()["leverage"]["ETH-USDT"] == 7
+
+
+def _fills(events) -> list[tuple]:
+    return [
+        (e.fill.side, e.fill.qty, e.fill.price, e.fill.ts) for e in events if e.fill is not None
+    ]
+
+
+@pytest.mark.parametrize("journaled", [True, False])
+def test_after_a_restart_a_backstop_fill_is_not_taken_from_an_earlier_close(sim, broker, journaled):
+    """A long closed and a new one opened in the same bar, then a restart (the broker forgets
+    the trades it saw), then the new long's backstop fires: the fill booked is the backstop's
+    own trade, not the earlier close (same side, same bar) that the journal already holds.
+    Without the journal's fills (`journaled=False`) the earlier close is what gets booked: the
+    kill -9 test caught that as a journal fill the exchange never made."""
+    sim.advance(1)
+    price = float(broker.call(broker.exchange.fetch_ticker("ETH/USDT:USDT"))["last"])
+    known = _fills(broker.open_position(
+        broker.market_order(1, "ETH-USDT", Side.LONG, 300 / price, "entry"), price, 5.0, 0.2, None
+    ))  # fmt: skip
+    pos = broker.portfolio.positions["ETH-USDT"]
+    close = broker.market_order(2, "ETH-USDT", Side.SHORT, pos.qty, "exit", reduce_only=True)
+    known += _fills(broker.execute(close, price))
+    # a tight stop and take-profit: the next bars fire one of them
+    events = broker.open_position(
+        broker.market_order(3, "ETH-USDT", Side.LONG, 200 / price, "entry"), price, 5.0, 0.0005,
+        0.0005,
+    )  # fmt: skip
+    known += _fills(events)
+    pos = broker.portfolio.positions["ETH-USDT"]
+    broker._seen_trades.clear()  # what a restart forgets
+    broker._own_orders.clear()
+    if journaled:
+        assert broker.mark_journaled("ETH-USDT", pos.opened_ts - 60_000, known) == 3
+    for _ in range(48):
+        sim.advance(1)
+        if not broker.fetch_positions():
+            break
+    booked = _fills(broker.sync(sim.exchange.market.now_ms))
+    ours = {(f[1], f[2]) for f in known}
+    fired = [
+        (float(t["qty"]), float(t["price"]))
+        for t in sim.ledger()["fills"]
+        if (float(t["qty"]), float(t["price"])) not in ours
+    ]
+    assert len(fired) == 1 and "ETH-USDT" not in broker.portfolio.positions
+    if journaled:
+        assert [(q, p) for _, q, p, _ in booked] == fired
+    else:  # the earlier close, booked again as the backstop's fill
+        assert [(q, p) for _, q, p, _ in booked] != fired
