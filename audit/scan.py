@@ -25,7 +25,7 @@ from audit.config import AuditConfig
 from audit.finding import Category, Finding
 from audit.imports import CONSTANT_NAME, SHOWN_CALLS, imported_names
 from audit.reachability import FlowIndex
-from audit.rules import SYMBOL, Judge, Site, numeric_value
+from audit.rules import SYMBOL, Judge, Reported, Site, numeric_value
 from audit.vocabulary import words
 from audit.walk import NODE_CLASSES as _NODE_CLASSES
 from audit.walk import child_fields, children, descendants, subclasses_of, walk
@@ -1154,7 +1154,9 @@ def scan_source(
     positions = None if directives else _literal_positions(module, source, nodes)
     if positions is None:
         positions = all_positions(module)
-    for reported in held:
+
+    def placed(reported: Reported) -> tuple[Finding, bool]:
+        """The finding at its node's position, and whether a comment suppresses it."""
         pos = positions[reported.node]
         finding = replace(
             reported.finding,
@@ -1166,24 +1168,18 @@ def scan_source(
         stmt_line = (
             positions[reported.statement].start.line if directives and reported.statement else 0
         )
-        if not _suppressed(finding, stmt_line, directives, ignored_here):
+        return finding, _suppressed(finding, stmt_line, directives, ignored_here)
+
+    for reported in held:  # module constants that another module may use as decisions
+        finding, suppressed = placed(reported)
+        if not suppressed:
             result.exports.append(finding)
     for reported in kept:
-        pos = positions[reported.node]
-        finding = replace(
-            reported.finding,
-            line=pos.start.line,
-            column=pos.start.column,
-            end_line=pos.end.line,
-            end_column=pos.end.column,
-        )
-        stmt_line = (
-            positions[reported.statement].start.line if directives and reported.statement else 0
-        )
-        if _suppressed(finding, stmt_line, directives, ignored_here):
+        finding, suppressed = placed(reported)
+        if suppressed:
             result.suppressed += 1
-            continue
-        result.findings.append(finding)
+        else:
+            result.findings.append(finding)
     result.findings.sort(key=lambda f: (f.line, f.column, f.rule_id))
     return result
 
