@@ -51,6 +51,8 @@ from models.train import (
     build_training_set,
     fold_bounds,
     simulate_ladder,
+    t_by_entry_time,
+    t_by_trades,
 )
 
 LEGACY_FEATURES = ("legacy_trend_z", "legacy_sigma")
@@ -161,20 +163,12 @@ def _stat(
     idea holds at that time): symbols move together, so trades opened at one time are not
     independent evidence, and this one counts entry times, not trades."""
     n = len(net)
-    mean = float(net.mean()) if n else 0.0
-    sd = float(net.std()) if n else 0.0
     by_fold = [float(net[fold == k].mean()) if np.any(fold == k) else 0.0 for k in folds]
-    by_time = pd.Series(net).groupby(ts).mean().to_numpy() if n else np.empty(0)
-    sd_time = float(by_time.std()) if len(by_time) else 0.0
     return {
         "trades": n,
-        "net_mean": mean,
-        "t_stat": float(mean / sd * np.sqrt(n / overlap)) if sd > 0 else 0.0,
-        "t_stat_by_time": (
-            float(by_time.mean() / sd_time * np.sqrt(len(by_time) / overlap))
-            if sd_time > 0
-            else 0.0
-        ),
+        "net_mean": float(net.mean()) if n else 0.0,
+        "t_stat": t_by_trades(net, overlap),
+        "t_stat_by_time": t_by_entry_time(net, ts, overlap),
         "net_mean_by_fold": by_fold,
         "positive_fold_share": float(np.mean([m > 0 for m in by_fold])) if folds else 0.0,
     }

@@ -562,9 +562,8 @@ def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, obj
         r = t.net[taken]
         sd = float(r.std())
         mean = float(r.mean())
-        # trades opened on consecutive bars overlap for a horizon: count them n / horizon
-        by_trade = mean / sd * np.sqrt(n / cfg.horizon_bars) if sd > 0 else 0.0
-        by_time = _t_by_entry_time(r, t.ts[taken], cfg.horizon_bars)
+        by_trade = t_by_trades(r, cfg.horizon_bars)
+        by_time = t_by_entry_time(r, t.ts[taken], cfg.horizon_bars)
         stat = by_time if cfg.entry_evidence == "entry_times" else by_trade
         row = {
             "min_confidence": float(theta),
@@ -622,7 +621,14 @@ def choose_entry(t: EntryTrades, cfg: TrainConfig, cost: float) -> dict[str, obj
     }
 
 
-def _t_by_entry_time(net: np.ndarray, ts: np.ndarray, horizon: int) -> float:
+def t_by_trades(net: np.ndarray, horizon: float) -> float:
+    """t-statistic of the mean net trade; trades opened on consecutive bars overlap for a
+    horizon, so n trades count as n / horizon."""
+    sd = float(net.std()) if len(net) else 0.0
+    return float(net.mean() / sd * np.sqrt(len(net) / horizon)) if sd > 0 else 0.0
+
+
+def t_by_entry_time(net: np.ndarray, ts: np.ndarray, horizon: float) -> float:
     """t-statistic of the mean net trade of each entry time, entry times counted / horizon.
 
     The symbols move together: k trades opened at one time are closer to one bet than to k, so

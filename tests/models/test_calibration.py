@@ -46,28 +46,33 @@ def test_isotonic_knots_are_monotone_few_and_each_rests_on_many_points():
     assert ys2[-1] == pytest.approx(ys[-1], abs=0.01)
 
 
+def _entries(directory, market, count: int) -> dict:
+    """The entries a model set makes over a stretch of the market, by (ts, symbol), with a
+    universe of `count` symbols."""
+    candles, funding = market
+    policy = AIPolicy.from_dir(
+        directory,
+        funding=funding,
+        round_trip_cost=0.0,
+        universe=UniverseConfig.from_mapping({"count": count}),
+    )
+    out = {}
+    for i in range(1300, 1590, 3):
+        for d in policy.decide(snapshot_at(candles, i), Portfolio(wallet_balance=1e4)):
+            if d.skip is None:
+                out[(d.ts, d.symbol)] = d
+    return out
+
+
 def test_size_is_the_card_s_fraction_of_the_kelly_bet(trained, market, tmp_path):
     """Halving the Kelly fraction on the card halves every uncapped size, nothing else."""
-    candles, funding = market
     shutil.copytree(trained.out_dir, tmp_path / "half")
     path = tmp_path / "half" / "direction.json"
     card = json.loads(path.read_text())
     card["outputs"]["kelly_fraction"] /= 2
     write_card(path, card)
-    universe = UniverseConfig.from_mapping({"count": 4})
-
-    def entries(directory):
-        policy = AIPolicy.from_dir(
-            directory, funding=funding, round_trip_cost=0.0, universe=universe
-        )
-        out = {}
-        for i in range(1300, 1590, 3):
-            for d in policy.decide(snapshot_at(candles, i), Portfolio(wallet_balance=1e4)):
-                if d.skip is None:
-                    out[(d.ts, d.symbol)] = d
-        return out
-
-    full, half = entries(trained.out_dir), entries(tmp_path / "half")
+    full = _entries(trained.out_dir, market, count=4)
+    half = _entries(tmp_path / "half", market, count=4)
     assert full and full.keys() == half.keys()
     cap = SafetyLimits().max_position_fraction
     pairs = [(full[k].size_pct, half[k].size_pct) for k in full if full[k].size_pct < cap]
@@ -78,23 +83,10 @@ def test_size_is_the_card_s_fraction_of_the_kelly_bet(trained, market, tmp_path)
 
 def test_the_kelly_bet_is_shared_across_the_universe(trained, market):
     """Twice the symbols in the universe: every uncapped size of the same entry halves."""
-    candles, funding = market
-
-    def entries(count):
-        policy = AIPolicy.from_dir(
-            trained.out_dir,
-            funding=funding,
-            round_trip_cost=0.0,
-            universe=UniverseConfig.from_mapping({"count": count}),
-        )
-        out = {}
-        for i in range(1300, 1590, 3):
-            for d in policy.decide(snapshot_at(candles, i), Portfolio(wallet_balance=1e4)):
-                if d.skip is None:
-                    out[(d.ts, d.symbol)] = d
-        return out
-
-    four, eight = entries(4), entries(8)  # 4 symbols in the data: the same entries either way
+    four, eight = (
+        _entries(trained.out_dir, market, 4),
+        _entries(trained.out_dir, market, 8),
+    )  # 4 symbols in the data: the same entries either way
     assert four and four.keys() == eight.keys()
     cap = SafetyLimits().max_position_fraction
     pairs = [(four[k].size_pct, eight[k].size_pct) for k in four if four[k].size_pct < cap]
