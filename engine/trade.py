@@ -257,7 +257,7 @@ class TradeSession:
         return notes
 
     def _reconcile_live(self, state: Any) -> list[str]:
-        from engine.venues.ccxt_broker import CcxtBroker
+        from engine.venues.ccxt_broker import TRADE_SLACK_MS, CcxtBroker
 
         broker = self.broker
         assert isinstance(broker, CcxtBroker)
@@ -269,7 +269,7 @@ class TradeSession:
         # the trades the journal already holds are not the exchange's own fills (a restart
         # forgets which trades this process saw)
         for sym, pos in broker.portfolio.positions.items():
-            since = pos.opened_ts - 60_000  # as `_book_exchange_fills` reads them
+            since = pos.opened_ts - TRADE_SLACK_MS  # as `_book_exchange_fills` reads them
             rows = journal.rows("fill", self.run_id, where="symbol = ? AND ts >= ?",
                                 params=(sym, since))  # fmt: skip
             broker.mark_journaled(sym, since, (

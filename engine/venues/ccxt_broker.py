@@ -44,6 +44,10 @@ class LiveBrokerError(Exception):
     """The exchange could not be brought to agree (after retries); shown as one line."""
 
 
+# trades are read from this long before the time they belong after (clocks and rounding differ)
+TRADE_SLACK_MS = 60_000
+
+
 @dataclass(frozen=True, slots=True)
 class ExchangePosition:
     """One open position as the exchange reports it (one-way mode)."""
@@ -356,7 +360,9 @@ class CcxtBroker(SimulatedBroker):
         avg = float(placed.get("average") or placed.get("price") or 0.0)
         ts = int(placed.get("lastTradeTimestamp") or placed.get("timestamp") or order.ts)
         fee = 0.0
-        trades = [t for t in self.fetch_trades(order.symbol, ts - 60_000) if t.order_id == oid]
+        trades = [
+            t for t in self.fetch_trades(order.symbol, ts - TRADE_SLACK_MS) if t.order_id == oid
+        ]
         if trades:
             filled = sum(t.qty for t in trades)
             avg = (
@@ -538,7 +544,7 @@ class CcxtBroker(SimulatedBroker):
         events: list[BrokerEvent] = []
         trades = [
             t
-            for t in self.fetch_trades(pos.symbol, pos.opened_ts - 60_000)
+            for t in self.fetch_trades(pos.symbol, pos.opened_ts - TRADE_SLACK_MS)
             if t.id not in self._seen_trades
             and t.order_id not in self._own_orders
             and t.side is pos.side.opposite
