@@ -268,11 +268,13 @@ class TradeSession:
         journal = self.journal
         # the trades the journal already holds are not the exchange's own fills (a restart
         # forgets which trades this process saw)
+        # (each position's trades are read once: booking the closes below uses them too)
+        trades = {}
         for sym, pos in broker.portfolio.positions.items():
-            since = pos.opened_ts - TRADE_SLACK_MS  # as `_book_exchange_fills` reads them
+            trades[sym] = broker.position_trades(pos)
             rows = journal.rows("fill", self.run_id, where="symbol = ? AND ts >= ?",
-                                params=(sym, since))  # fmt: skip
-            broker.mark_journaled(sym, since, (
+                                params=(sym, pos.opened_ts - TRADE_SLACK_MS))  # fmt: skip
+            broker.mark_journaled(trades[sym], (
                 (Side(r["side"]), float(r["qty"]), float(r["price"]), int(r["ts"])) for r in rows
             ))  # fmt: skip
         # journal positions the exchange closed (or reduced) while the engine was down
@@ -281,7 +283,7 @@ class TradeSession:
             ex = held.get(sym)
             qty = ex.qty if ex is not None and ex.side is pos.side else 0.0
             if qty < pos.qty * (1 - 1e-9):
-                events = broker._book_exchange_fills(pos, qty)
+                events = broker.book_exchange_fills(pos, qty, trades[sym])
                 journal_events(self.journal, events)
                 what = "closed" if sym not in broker.portfolio.positions else f"reduced to {qty:g}"
                 notes.append(f"{sym}: {what} on the exchange while down (booked from its trades)")

@@ -495,7 +495,7 @@ class CcxtBroker(SimulatedBroker):
             got = ex.get(sym)
             held = got.qty if got is not None and got.side is pos.side else 0.0
             if held < pos.qty * (1 - 1e-9):
-                events.extend(self._book_exchange_fills(pos, held))
+                events.extend(self.book_exchange_fills(pos, held))
             pos = self.portfolio.positions.get(sym)
             if pos is not None and got is not None:
                 pos.mark_price = got.mark_price or pos.mark_price
@@ -503,16 +503,21 @@ class CcxtBroker(SimulatedBroker):
         events.extend(self.ensure_backstops(ts))
         return events
 
+    def position_trades(self, pos: Position) -> list[ExchangeTrade]:
+        """The exchange's trades of `pos`'s symbol that can belong to it (from a little before
+        it opened: `TRADE_SLACK_MS`)."""
+        return self.fetch_trades(pos.symbol, pos.opened_ts - TRADE_SLACK_MS)
+
     def mark_journaled(
-        self, symbol: str, since: int, fills: Iterable[tuple[Side, float, float, int]]
+        self, trades: Iterable[ExchangeTrade], fills: Iterable[tuple[Side, float, float, int]]
     ) -> int:
-        """After a restart (which forgets the trades this process saw): the exchange trades of
-        `symbol` since `since` that the journal already holds as fills (`fills`: side, qty,
-        price, ts) are marked seen, so `_book_exchange_fills` never books one again as another
-        order's fill (a position's backstop, say, closed at the price of the trade that closed
-        the position before it in the same bar). An order's trades match a fill with their
-        side, summed quantity, mean price and last time, as `_market_fill` books them; a single
-        trade matches a fill booked from it. Returns how many trades were marked."""
+        """After a restart (which forgets the trades this process saw): the exchange `trades`
+        that the journal already holds as fills (`fills`: side, qty, price, ts) are marked
+        seen, so `book_exchange_fills` never books one again as another order's fill (a
+        position's backstop, say, closed at the price of the trade that closed the position
+        before it in the same bar). An order's trades match a fill with their side, summed
+        quantity, mean price and last time, as `_market_fill` books them; a single trade
+        matches a fill booked from it. Returns how many trades were marked."""
         known = list(fills)
         if not known:
             return 0
@@ -526,7 +531,7 @@ class CcxtBroker(SimulatedBroker):
             )
 
         by_order: dict[str, list[ExchangeTrade]] = {}
-        for t in self.fetch_trades(symbol, since):
+        for t in trades:
             by_order.setdefault(t.order_id, []).append(t)
         marked = 0
         for trades in by_order.values():
@@ -539,12 +544,17 @@ class CcxtBroker(SimulatedBroker):
                     marked += 1
         return marked
 
-    def _book_exchange_fills(self, pos: Position, held: float) -> list[BrokerEvent]:
-        """Book the exchange's own closes (backstop, liquidation) of `pos` from its trades."""
+    def book_exchange_fills(
+        self, pos: Position, held: float, trades: list[ExchangeTrade] | None = None
+    ) -> list[BrokerEvent]:
+        """Book the exchange's own closes (backstop, liquidation) of `pos` from its trades
+        (`position_trades(pos)`, read now unless the caller has just read them)."""
         events: list[BrokerEvent] = []
+        if trades is None:
+            trades = self.position_trades(pos)
         trades = [
             t
-            for t in self.fetch_trades(pos.symbol, pos.opened_ts - TRADE_SLACK_MS)
+            for t in trades
             if t.id not in self._seen_trades
             and t.order_id not in self._own_orders
             and t.side is pos.side.opposite

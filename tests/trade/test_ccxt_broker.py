@@ -124,7 +124,7 @@ def test_after_a_restart_a_backstop_fill_is_not_taken_from_an_earlier_close(sim,
     broker._seen_trades.clear()  # what a restart forgets
     broker._own_orders.clear()
     if journaled:
-        assert broker.mark_journaled("ETH-USDT", pos.opened_ts - 60_000, known) == 3
+        assert broker.mark_journaled(broker.position_trades(pos), known) == 3
     for _ in range(48):
         sim.advance(1)
         if not broker.fetch_positions():

@@ -7,6 +7,7 @@ import pytest
 
 from engine.domain import LimitName
 from engine.journal.store import Journal
+from engine.venues.ccxt_broker import CcxtBroker
 from tests.trade.conftest import (
     journal_fills,
     ledger_fills,
@@ -107,7 +108,7 @@ def test_restart_rebuilds_positions_and_replaces_a_missing_stop(sim, tmp_path):
         assert len(j.runs()) == 1, "the restart resumed the run"
 
 
-def test_a_stop_that_fired_while_down_is_booked_from_the_exchange(sim, tmp_path):
+def test_a_stop_that_fired_while_down_is_booked_from_the_exchange(sim, tmp_path, monkeypatch):
     db = tmp_path / "live.db"
     _run_until_open(sim, db)
     # down for a long time: the exchange's backstops act alone
@@ -116,11 +117,27 @@ def test_a_stop_that_fired_while_down_is_booked_from_the_exchange(sim, tmp_path)
         if not open_positions(sim):
             break
     assert not open_positions(sim), "the backstops closed everything while the engine was down"
+    with Journal.open_readonly(db) as j:
+        latest = {row["symbol"]: row["event"] for row in j.rows("position")}
+    restored = sum(event != "close" for event in latest.values())
     logs: list = []
+    reads: list[str] = []  # during recovery (before its notes are logged)
+    fetch = CcxtBroker.fetch_trades
+
+    def counted(self, symbol, since=None):
+        if not any(event == "recovery" for event, _ in logs):
+            reads.append(symbol)
+        return fetch(self, symbol, since)
+
+    monkeypatch.setattr(CcxtBroker, "fetch_trades", counted)
     run_session(sim, db, bars=1, logs=logs)
     notes = [f["note"] for e, f in logs if e == "recovery"]
     assert any("on the exchange while down" in n for n in notes)
     _agree(sim, db)
+    # each restored position's trades are read once: matching the journal and booking the
+    # closes share one read (the exchange's rate limit is the operator's)
+    assert restored >= 1
+    assert sorted(reads) == sorted(s for s, e in latest.items() if e != "close")
 
 
 def test_an_unknown_exchange_position_without_a_stop_is_adopted_and_closed(sim, tmp_path):
