@@ -31,11 +31,6 @@ CONSTANT_NAME = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
 _IMPORTS_CONSTANT = re.compile(r"\bimport\b")
 # `alias.UPPER_NAME` reads in the text: the aliases worth resolving
 _ATTRIBUTE_READ = re.compile(r"([A-Za-z_][\w.]*)\.(?=_?[A-Z][A-Z0-9_]*\b)")
-# Callees whose arguments are only shown, never decided with.
-SHOWN_CALLS = frozenset(
-    {"print", "pprint", "log", "debug", "info", "warning", "warn", "error", "exception",
-     "critical", "format", "echo", "write", "notify", "send_message", "emit"}
-)  # fmt: skip
 
 
 def imported_names(

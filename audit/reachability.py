@@ -30,7 +30,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from audit.finding import AuditResult, Category, Finding
-from audit.vocabulary import words
+from audit.vocabulary import DISPLAY_CALL_WORDS, words
 from audit.walk import subclasses_of, walk
 
 TRADING = "trading"
@@ -62,17 +62,6 @@ _TRADING_KEYWORDS = frozenset(
         "trigger_price", "activation_price", "callback_rate", "reduce_only",
     }
 )  # fmt: skip
-_DISPLAY_CALL_WORDS = frozenset(
-    {
-        "print", "pprint", "log", "logger", "logging", "debug", "info", "warning", "warn", "error",
-        "exception", "critical", "render", "plot", "plots", "draw", "chart", "charts", "figure",
-        "fig", "trace", "show", "display", "format", "jsonify", "dumps", "echo", "template",
-        "html", "markdown", "table", "row", "column", "label", "title", "annotate", "overlay",
-        "savefig", "legend", "axis", "ax", "plt", "st", "response", "notify", "send_message",
-        "emit", "tooltip", "widget", "panel", "style", "color", "text", "write", "subplot",
-        "scatter", "line", "candlestick", "add_trace", "update_layout", "console", "rich", "tui",
-    }
-)  # fmt: skip
 # Names of what is made for a reader: a container filled with labels (`summary["trend"] =
 # "UPTREND"`) or a function returning one (`get_indicator_summary()`) with no caller here.
 _DISPLAY_RESULT_WORDS = frozenset(
@@ -82,7 +71,7 @@ _PLUMBING_CALL_WORDS = frozenset(
     {
         "requests", "httpx", "aiohttp", "session", "urlopen", "urlencode", "request", "fetch",
         "download", "klines", "kline", "ohlcv", "candles", "history", "historical", "sleep",
-        "range", "paginate", "page", "cache", "redis", "sql", "query", "read_csv", "read_parquet",
+        "paginate", "page", "cache", "redis", "sql", "query", "read_csv", "read_parquet",
         "to_csv", "get", "post",
     }
 )  # fmt: skip
@@ -379,7 +368,7 @@ class FlowIndex:
         here = f"passed to {callee or 'a call'}()" + (f" as {keyword}=" if keyword else "")
         if short in _LOOKUPS and _is_fallback_arg(call, child, short):
             return [("flow", call, Step(call, f"the fallback of {callee}()"))]
-        if seq & _DISPLAY_CALL_WORDS:
+        if seq & DISPLAY_CALL_WORDS:
             return [(DISPLAY, None, Step(call, here))]
         if seq & self._trading_words and short not in _PASS_THROUGH:
             return [(TRADING, None, Step(call, here))]
@@ -389,7 +378,10 @@ class FlowIndex:
             return [(TRADING, None, Step(call, here))]
         if keyword and keyword.lower() in _PLUMBING_KEYWORDS:
             return [(PLUMBING, None, Step(call, here))]
-        if (seq & _PLUMBING_CALL_WORDS or short == "open") and short not in _PASS_THROUGH:
+        # the builtins by their own name only (`true_range.ewm()` is not `range()`)
+        if (
+            seq & _PLUMBING_CALL_WORDS or short in ("open", "range")
+        ) and short not in _PASS_THROUGH:
             return [(PLUMBING, None, Step(call, here))]
         out: list = []
         for func in self._by_name.get(short, []):
@@ -536,7 +528,7 @@ class FlowIndex:
             return []  # `len(values)` in a branch does nothing a gate could decide
         seq = set(words(callee))
         here = f"passed to {callee}()"
-        if seq & _DISPLAY_CALL_WORDS:
+        if seq & DISPLAY_CALL_WORDS:
             return [(DISPLAY, None, Step(call, here))]
         if seq & self._trading_words:
             return [(TRADING, None, Step(call, here))]

@@ -87,6 +87,8 @@ _PERIOD_KEYS = frozenset(
     {"length", "period", "periods", "timeperiod", "window", "span", "lookback", "n", "fast", "slow",
      "signal", "fastperiod", "slowperiod", "signalperiod", "k", "d", "smooth_k", "smooth_d"}
 )  # fmt: skip
+# Parameter names of a helper's window besides the period keywords (`baseline=20`).
+_WINDOW_PARAM_WORDS = frozenset({"lookback", "baseline", "bars", "candles", "window"})
 # Moving averages named as such (`precompute_vol_avg(candles, window=20)`), besides the
 # vocabulary's indicators (`ema`, `sma`, `rsi`...).
 _AVERAGE_CALL_WORDS = frozenset({"avg", "average", "moving_average"})
@@ -314,6 +316,8 @@ class AssignmentFallback(Rule):
         "    def show(self, ratio):\n        print(ratio / self.expected_ratio)",
         # what a ratio is when its divisor is zero (a division guard)
         "def f(x, lo, hi):\n    band_pct = (x - lo) / (hi - lo) if hi - lo > 0 else 0.5",
+        # a command's fallback that is only shown
+        "def on_command(parts):\n    n = int(parts[1]) if len(parts) > 1 else 30\n    print(n)",
     )
     INVALID = (
         Example("def f(self):\n    leverage = 10.0", "leverage", "10.0", Category.LEVERAGE),
@@ -337,6 +341,14 @@ class AssignmentFallback(Rule):
             "position_size_usd",
             "200.0",
             Category.POSITION_SIZING,
+        ),
+        # a conditional's fallback under a name that says nothing, stored later under one that does
+        Example(
+            "def on_command(config, parts):\n    n = int(parts[1]) if len(parts) > 1 else 30\n"
+            "    config.top_n = max(5, min(100, n))",
+            "top_n",
+            "30",
+            Category.SYMBOL_SELECTION,
         ),
     )
 
@@ -959,6 +971,96 @@ class VoteGate(Rule):
     )
 
 
+class TallyWeight(Rule):
+    rule_id = "tally-weight"
+    roles = ("tally-weight",)
+    title = "Weight of a vote in a signal tally"
+    why = "{name} grows by {value} in {where} when its condition holds: how much one signal counts is a hardcoded decision"
+    VALID = (
+        # a counter, and an index stepped in a loop
+        "def entry_signal(a, b):\n    n = 0\n    if a:\n        n += 1\n    return n >= 2",
+        "def walk(xs):\n    i = 0\n    while i < len(xs):\n        if xs[i]:\n            i += 2",
+        # an increment nobody compares
+        "def entry_signal(a):\n    total = 0\n    if a:\n        total += 5\n    return total",
+    )
+    INVALID = (
+        Example(
+            "def entry_signal(trend_up, breakout, min_score):\n    long = 0\n"
+            "    if trend_up: long += 2\n    if breakout: long += 2\n"
+            "    return long >= min_score",
+            "long",
+            "2",
+            Category.OTHER,
+        ),
+        Example(
+            "def entry_signal(rsi, macd_up):\n    score = 0.0\n    if macd_up:\n"
+            "        score += 0.5\n    return 'BUY' if score > rsi else None",
+            "score",
+            "0.5",
+            Category.OTHER,
+        ),
+    )
+
+
+class SignalWindow(Rule):
+    rule_id = "window"
+    roles = ("window", "window-param")
+    title = "Lookback window of a signal"
+    why = "{name} is taken over the last {value} bars in {where}: the signal's lookback is a hardcoded decision"
+    VALID = (
+        # the bar at hand and the one before, a page of rows shown, a window nobody reduces
+        "def signal(df):\n    return df['close'].iloc[-2:].diff()",
+        "def show(df):\n    print(df.tail(20))",
+        "def f(items):\n    return max(items[-20:])",
+        # a helper's period in a module that is not trading code
+        "def smooth(xs, window=5):\n    return sum(xs[-window:]) / window",
+    )
+    INVALID = (
+        Example(
+            "from api_client import BinanceFuturesClient\n\n"
+            "def evaluate(macro, price):\n    high52 = float(macro['high'].tail(52).max())\n"
+            "    return price > high52",
+            "high",
+            "52",
+            Category.OTHER,
+        ),
+        Example(
+            "def stop_for(entry, atr):\n    swing = float(entry['low'].iloc[-21:-1].min())\n"
+            "    return swing - atr",
+            "low",
+            "-21",
+            Category.STOP_LOSS_TAKE_PROFIT,
+        ),
+        Example(
+            "def entry_signal(df):\n    return df['close'].rolling(50).mean().iloc[-1] < df['close'].iloc[-1]",
+            "close",
+            "50",
+            Category.OTHER,
+        ),
+        # the last bars of an indicator, compared first to last
+        Example(
+            "def regime(df):\n    obv = df['obv'].tail(5)\n    return obv.iloc[-1] > obv.iloc[0]",
+            "obv",
+            "5",
+            Category.OTHER,
+        ),
+        # an indicator helper's own period (`def rsi(series, period=14)`)
+        Example(
+            "def rsi(series, period=14):\n    delta = series.diff()\n    return delta.ewm(span=period).mean()",
+            "rsi",
+            "14",
+            Category.OTHER,
+        ),
+        Example(
+            "class Scanner:\n    @staticmethod\n    def _breakout(frame, side, lookback=20):\n"
+            "        return frame['close'].iloc[-1] > frame['high'].iloc[-lookback:].max()",
+            "_breakout",
+            "20",
+            Category.OTHER,
+        ),
+    )
+
+
 def all_rules() -> list[type[Rule]]:
     """Every rule class in this module, found by walking subclasses (no registry to forget)."""
     found: list[type[Rule]] = []
@@ -1058,6 +1160,9 @@ class Judge:
         # module constants no name here tells about: reported when another module imports one
         # and uses it as a decision (the runner joins them, see audit.imports)
         self.held: list[Reported] = []
+        # imported names that speak of trading (`BinanceFuturesClient`): context for the forms
+        # told by shape alone (a vote's weight, a market window), whatever the file is called
+        self.trading_imports: list[str] = []
         # keys of strategy parameter dicts in this file (`defaults = {"atr_period": 14}`) -> value
         self.param_defaults: dict[str, str] = {}
 
@@ -1088,6 +1193,11 @@ class Judge:
         if site.role == "weight" and _annualisation(site.node):
             return  # `sharpe * 252 ** 0.5`: a unit of a ratio metric, not a weight
         if site.role == "call-arg" and self._indicator_period(site, value):
+            return
+        if site.role in ("tally-weight", "window"):
+            self._by_form(site, value)
+            return
+        if site.role == "param-default" and self._period_param(site, value):
             return
         tentative = False
         # a comparison of an indicator (`rsi < 55`) is a signal threshold before a generic one;
@@ -1347,6 +1457,53 @@ class Judge:
             return False
         site = replace(site.with_role("indicator-period"), names=[short])
         self._report(site, Category.OTHER, 0.45, name=short)
+        return True
+
+    def _by_form(self, site: Site, value: float) -> None:
+        """A vote's weight (`long += 2`) or a market window (`highs.tail(52).max()`)."""
+        if value == 0 or abs(value) == 1 or value in self.vocabulary.conversions:
+            return
+        if any(self.vocabulary.match(n).neutral for n in site.names if n):
+            return
+        around = (site.function, site.klass, *self.path_names)
+        if any(set(words(n)) & _DRAWING_NAMES for n in around if n):
+            return  # an overlay on a chart
+        signal = (
+            self._trading_context(site)
+            or self.vocabulary.is_signal_context(around)
+            or bool(self.trading_imports)
+        )
+        indicator = any(self.vocabulary.match(n).indicator for n in site.names if n)
+        if not signal and not (site.role == "window" and indicator):
+            return  # `df.close.rolling(20).mean()` in a statistics helper
+        category = self._context_category(site) or Category.OTHER
+        # a window is an index to the flow search: the market series it reduces is the evidence
+        self._report(site, category, 0.6 if signal else 0.45, check_flow=site.role != "window")
+
+    def _period_param(self, site: Site, value: float) -> bool:
+        """`def rsi(series, period=14)`: the period of an indicator helper, by its own name."""
+        if not site.function or not site.names or value != int(value) or not 2 <= value <= 1000:
+            return False
+        seq = set(words(site.names[0]))
+        if not seq or not seq <= _PERIOD_KEYS | _WINDOW_PARAM_WORDS:
+            return False
+        function = self.vocabulary.match(site.function)
+        if not function.indicator:
+            if not set(words(site.function)) & _AVERAGE_CALL_WORDS:
+                return False
+            if not self._trading_context(site):
+                return False
+        around = (site.function, site.klass, *self.path_names)
+        if any(set(words(n)) & _DRAWING_NAMES for n in around if n):
+            return True  # an overlay's period: not a decision
+        # a period reaches only spans and slices, which the flow search counts as plumbing
+        self._report(
+            site.with_role("window-param"),
+            Category.OTHER,
+            0.45,
+            name=site.function,
+            check_flow=False,
+        )
         return True
 
     def _lookback_param(self, site: Site) -> bool:

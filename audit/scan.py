@@ -23,10 +23,10 @@ from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from audit.config import AuditConfig
 from audit.finding import Category, Finding
-from audit.imports import CONSTANT_NAME, SHOWN_CALLS, imported_names
+from audit.imports import CONSTANT_NAME, imported_names
 from audit.reachability import FlowIndex
 from audit.rules import SYMBOL, Judge, Reported, Site, numeric_value
-from audit.vocabulary import words
+from audit.vocabulary import DISPLAY_CALL_WORDS, words
 from audit.walk import NODE_CLASSES as _NODE_CLASSES
 from audit.walk import child_fields, children, descendants, subclasses_of, walk
 
@@ -195,6 +195,17 @@ _BAR_SERIES = frozenset(
     {"candles", "candle", "bars", "bar", "klines", "kline", "ohlc", "ohlcv", "df", "lows", "highs",
      "low", "high", "close", "closes", "prices", "iloc", "rates", "history"}
 )  # fmt: skip
+# Market data whose last N bars a window reduces to one value (`highs.tail(52).max()`).
+_WINDOW_SERIES = _BAR_SERIES | frozenset(
+    {"highs", "lows", "opens", "open", "volume", "volumes", "vol", "price", "returns"}
+)
+_WINDOW_CALLS = frozenset({"tail", "rolling"})
+_WINDOW_KEYS = frozenset({"n", "window"})
+_AGGREGATES = frozenset(
+    {"max", "min", "mean", "sum", "std", "median", "var", "idxmax", "idxmin", "nanmax", "nanmin",
+     "nanmean", "average", "amax", "amin"}
+)  # fmt: skip
+_MIN_WINDOW = 3  # the last two bars are the bar at hand and the one before, not a lookback
 _DICT_ELEMENT = subclasses_of(cst.DictElement)
 _PARAM = subclasses_of(cst.Param)
 _RETURN = subclasses_of(cst.Return)
@@ -331,8 +342,8 @@ class _Visitor(cst.CSTVisitor):
             else:
                 operands = [b for b in (inner.lower, inner.upper, inner.step) if b is not None]
         else:
-            if last(dotted(node.func)) in SHOWN_CALLS:
-                return
+            if set(words(dotted(node.func))) & DISPLAY_CALL_WORDS:
+                return  # only shown
             operands = [a.value for a in node.args]
         names, modules = self.imported
         for operand in operands:
@@ -416,6 +427,7 @@ class _Visitor(cst.CSTVisitor):
         )
         child: cst.CSTNode = start or literal
         keyword = ""
+        fallback = False  # the literal is what a conditional expression gives otherwise
         for parent in reversed(parents):
             kind = type(parent)
             if kind in _SUBSCRIPTS:
@@ -424,6 +436,10 @@ class _Visitor(cst.CSTVisitor):
                 stop = self._bar_offset_stop(literal, parents)
                 if stop:
                     site.names, site.role = [stop], "bar-offset"
+                    return site
+                series = self._window_slice(child, parent, parents)
+                if series:  # `df["low"].iloc[-21:-1].min()`: the last 20 bars, a lookback
+                    site.names, site.role = [series], "window"
                     return site
                 return site.with_role("index")
             if kind in _ARG:
@@ -463,6 +479,8 @@ class _Visitor(cst.CSTVisitor):
             elif kind in _IFEXP:
                 if child is not parent.test and _division_guard(parent, child):
                     return None  # `a / b if b > 0 else 0.5`: what a ratio is when it cannot be
+                if child is parent.orelse:
+                    fallback = True
             elif kind in _BOOLEAN:
                 if isinstance(parent.operator, cst.Or) and child is parent.right:
                     site.names = self._outer_names(parents, parent) + names_in(parent.left)
@@ -495,6 +513,13 @@ class _Visitor(cst.CSTVisitor):
                 if isinstance(parent, cst.AugAssign) and numeric_value(literal) in (1, -1):
                     return site.with_role("index")  # a counter: `n += 1`
                 site.names = assign_targets(parent)
+                if isinstance(parent, cst.AugAssign) and self._tally(parent, parents):
+                    site.role = "tally-weight"  # `if uptrend: long += 2`, then `long >= 3`
+                    return site
+                if fallback and not (site.module_level or site.class_level):
+                    # `n = int(arg) if arg else 30`, then `config.top_n = max(5, min(100, n))`:
+                    # the name the fallback is stored under later says what it is
+                    site.names = self._stored_as(site.names, parent, parents) + site.names
                 if isinstance(parent, cst.AugAssign) and isinstance(parent.operator, _SCALE_OPS):
                     value = numeric_value(literal)
                     if value is not None and abs(value) in self.judge.vocabulary.conversions:
@@ -572,6 +597,11 @@ class _Visitor(cst.CSTVisitor):
             )
             site.role = "clamp"
             return site
+        if short in _WINDOW_CALLS and (positional == 0 or keyword in _WINDOW_KEYS):
+            series = self._window_call(call)
+            if series:  # `macro["high"].tail(52).max()`, `df["close"].rolling(20).mean()`
+                site.names, site.role = [series], "window"
+                return site
         if short in ("Field", "field", "Range", "confloat", "conint"):
             target = self._outer_names(self.stack, call)
             site.names = target
@@ -659,6 +689,126 @@ class _Visitor(cst.CSTVisitor):
                     t for t in targets if match(t).category is Category.STOP_LOSS_TAKE_PROFIT
                 )
         return ""
+
+    def _window_slice(
+        self, child: cst.CSTNode, holder: cst.CSTNode, parents: Sequence[cst.CSTNode]
+    ) -> str:
+        """The market series whose last N bars a slice aggregates (`lows.iloc[-21:-1].min()`)."""
+        if not isinstance(holder, cst.Slice) or child is not holder.lower:
+            return ""
+        value = numeric_value(child)
+        if value is None or value != int(value) or value > -_MIN_WINDOW:
+            return ""  # `[-2:]`: the last two bars are the bar at hand and the one before
+        at = next((i for i in range(len(parents) - 1, -1, -1) if parents[i] is holder), None)
+        if at is None:
+            return ""
+        subscript = next(
+            (parents[i] for i in range(at - 1, -1, -1) if type(parents[i]) in _SUBSCRIPT_NODES),
+            None,
+        )
+        if subscript is None:
+            return ""
+        return self._aggregated(subscript.value, subscript, parents)
+
+    def _window_call(self, call: cst.Call) -> str:
+        """The market series `.tail(N)` or `.rolling(N)` takes the last N bars of, aggregated."""
+        if not isinstance(call.func, cst.Attribute):
+            return ""
+        value = next((numeric_value(a.value) for a in call.args), None)
+        if value is None or value != int(value) or not _MIN_WINDOW <= value <= 5000:
+            return ""
+        return self._aggregated(call.func.value, call, self.stack)
+
+    def _aggregated(
+        self, series: cst.CSTNode, window: cst.CSTNode, parents: Sequence[cst.CSTNode]
+    ) -> str:
+        """The series' name when it is market data and `window` of it is reduced to one value."""
+        name = dotted(series)
+        if name.endswith((".iloc", ".values")):
+            name = name.rsplit(".", 1)[0]
+        if not name:
+            return ""
+        if self.judge.vocabulary.match(last(name)).indicator:
+            return last(name)  # `df["obv"].tail(5)`: the last bars of an indicator are its signal
+        if not set(words(name)) & _WINDOW_SERIES:
+            return ""
+        at = next((i for i in range(len(parents) - 1, -1, -1) if parents[i] is window), None)
+        if at is None or at < 2:
+            return ""
+        above, outer = parents[at - 1], parents[at - 2]
+        if (
+            isinstance(above, cst.Attribute)
+            and above.attr.value in _AGGREGATES
+            and isinstance(outer, cst.Call)
+            and outer.func is above
+        ):
+            return last(name)  # `closes[-20:].mean()`
+        if (
+            isinstance(above, cst.Arg)
+            and isinstance(outer, cst.Call)
+            and last(dotted(outer.func)) in _AGGREGATES
+        ):
+            return last(name)  # `max(highs[-20:])`
+        return ""
+
+    def _tally(self, stmt: cst.AugAssign, parents: Sequence[cst.CSTNode]) -> bool:
+        """`long += 2` under an `if`, the tally then compared: a vote's weight.
+
+        The increment must be conditional and the local name compared elsewhere in the same
+        function with something that is not a length (`while i < len(xs)` steps an index).
+        """
+        if not isinstance(stmt.operator, cst.AddAssign | cst.SubtractAssign):
+            return False
+        if not isinstance(stmt.target, cst.Name):
+            return False
+        name = stmt.target.value
+        func = None
+        conditional = False
+        for parent in reversed(parents):
+            if isinstance(parent, cst.If):
+                conditional = True
+            elif isinstance(parent, cst.For | cst.While):
+                return False  # a loop's accumulator or index step
+            elif isinstance(parent, cst.FunctionDef | cst.Lambda | cst.ClassDef):
+                func = parent
+                break
+        if not conditional or not isinstance(func, cst.FunctionDef):
+            return False
+        for node in descendants(func.body):
+            if not isinstance(node, cst.Comparison):
+                continue
+            operands = [node.left] + [c.comparator for c in node.comparisons]
+            mine = [o for o in operands if isinstance(o, cst.Name) and o.value == name]
+            others = [o for o in operands if o not in mine]
+            if (
+                mine
+                and others
+                and not any(
+                    isinstance(o, cst.Call) and last(dotted(o.func)) == "len" for o in others
+                )
+            ):
+                return True
+        return False
+
+    def _stored_as(
+        self, names: list[str], stmt: cst.CSTNode, parents: Sequence[cst.CSTNode]
+    ) -> list[str]:
+        """Targets of the later assignments in this function that read these local names."""
+        local = {n for n in names if n and "." not in n}
+        func = next((p for p in reversed(parents) if isinstance(p, cst.FunctionDef)), None)
+        if not local or func is None:
+            return []
+        out: list[str] = []
+        for node in descendants(func.body):
+            if node is stmt or not isinstance(node, cst.Assign | cst.AnnAssign):
+                continue
+            value = node.value
+            if value is None or not any(
+                isinstance(n, cst.Name) and n.value in local for n in descendants(value)
+            ):
+                continue
+            out += [t for t in assign_targets(node) if t not in local]
+        return out
 
     def _parameter_at(self, call: cst.Call, index: int) -> str:
         """The parameter of a function of this module that a positional argument binds, or ''."""
@@ -1041,6 +1191,27 @@ def _source(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
 
 
+def _trading_imports(module: cst.Module, judge: Judge) -> list[str]:
+    """Names the module imports that speak of trading (`from api_client import
+    BinanceFuturesClient`, `import ccxt.pro`): a file that uses an exchange client is trading code
+    whatever its own name (`scanner.py`)."""
+    found: list[str] = []
+    for stmt in module.body:
+        if type(stmt) is not cst.SimpleStatementLine:
+            continue
+        for small in stmt.body:
+            if isinstance(small, cst.ImportFrom):
+                names = [] if isinstance(small.names, cst.ImportStar) else small.names
+                held = [dotted(small.module) if small.module else ""]
+                held += [dotted(a.name) for a in names]
+            elif isinstance(small, cst.Import):
+                held = [dotted(a.name) for a in small.names]
+            else:
+                continue
+            found += [n for n in held if n and judge.vocabulary.is_trading_context((n,))]
+    return found
+
+
 def _declared_params(module: cst.Module) -> dict[str, str]:
     """Keys of strategy parameter dicts at module or class level, with their declared values.
 
@@ -1121,6 +1292,7 @@ def scan_source(
     """
     module = cst.parse_module(source)
     judge = Judge(config, rel_path, is_test=is_test)
+    judge.trading_imports = _trading_imports(module, judge)
     judge.param_defaults = _declared_params(module)
     visitor = _Visitor(judge)
     visitor.signatures = _signatures(module)

@@ -15,6 +15,21 @@ from importlib.resources import files
 
 from audit.finding import Category
 
+# Words of a callee that only shows its arguments to a reader (`logger.info`, `plt.plot`,
+# `send_message`, `exit_msg`): a value passed there is display, not a decision. The flow search
+# (audit.reachability) and the cross-module uses of constants (audit.imports) both read it.
+DISPLAY_CALL_WORDS = frozenset(
+    {
+        "print", "pprint", "log", "logger", "logging", "debug", "info", "warning", "warn", "error",
+        "exception", "critical", "render", "plot", "plots", "draw", "chart", "charts", "figure",
+        "fig", "trace", "show", "display", "format", "jsonify", "dumps", "echo", "template",
+        "html", "markdown", "table", "row", "column", "label", "title", "annotate", "overlay",
+        "savefig", "legend", "axis", "ax", "plt", "st", "response", "notify", "message",
+        "messages", "msg", "emit", "tooltip", "widget", "panel", "style", "color", "text", "write",
+        "subplot", "scatter", "line", "candlestick", "layout", "console", "rich", "tui",
+    }
+)  # fmt: skip
+
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 
