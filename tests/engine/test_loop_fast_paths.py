@@ -23,7 +23,7 @@ from engine.core.policy import StaticPolicy
 from engine.core.tiers import PACKAGED_TIERS, LeverageTiers
 from engine.journal.store import Journal
 from engine.venues.candle_files import load_market_data, sample_data_dir
-from engine.venues.simulated import BrokerConfig
+from engine.venues.simulated import BrokerConfig, SimulatedBroker
 from tests.engine.limits_scenario import FullBookPolicy, falling_market
 from tests.engine.test_backtest_golden import POLICY, TABLES, journal_digest
 
@@ -154,3 +154,17 @@ def test_limit_breach_book_batched_equal_per_step(tmp_path: Path) -> None:
     per_step = _run(tmp_path, "limits", md, FullBookPolicy(), 1)
     assert per_step[0].stats.safety_events  # the book went past the exposure limit
     _assert_same(per_step, _run(tmp_path, "limits", md, FullBookPolicy(), 256))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_quiet_bar_shortcut_equals_the_full_bar_pass(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker's quiet-bar test (and its cached not-liquidatable bound) only skips work: with
+    every bar through the full pass (funding, gaps, stops, liquidation, take-profits) the journal
+    is the same."""
+    md, policy = hostile_market(seed), hostile_policy(seed)
+    fast = _run(tmp_path, f"fast{seed}", md, policy, 256)
+    monkeypatch.setattr(SimulatedBroker, "_quiet_bar", lambda self, bars, i, col: False)
+    full = _run(tmp_path, f"fast{seed}", md, policy, 1)
+    _assert_same(fast, full)
