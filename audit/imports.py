@@ -33,6 +33,77 @@ _IMPORTS_CONSTANT = re.compile(r"\bimport\b")
 _ATTRIBUTE_READ = re.compile(r"([A-Za-z_][\w.]*)\.(?=_?[A-Z][A-Z0-9_]*\b)")
 
 
+# How one module refers to another's upper-case names, read off its text (a cheap, generous
+# reading: a match inside a string only keeps a finding that might have been dropped).
+_FROM_IMPORT = re.compile(
+    r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE
+)
+_ATTRIBUTE_CONSTANT = re.compile(r"\.(_?[A-Z][A-Z0-9_]*)\b")
+_GETATTR_CONSTANT = re.compile(r"getattr\([^,()]+,\s*[\"'](_?[A-Z][A-Z0-9_]*)[\"']")
+
+
+def references(text: str, rel_path: str) -> list[str]:
+    """What a file may read of other modules' upper-case names: `module:NAME` for `from module
+    import NAME`, `module:*` for a star import, `*:NAME` for `alias.NAME` and `getattr(m, "NAME")`.
+
+    A module constant whose value only reaches display in its own module (`LEVERAGE = 10` logged by
+    a script) is a decision only if another module refers to it; see `keep_referenced`.
+    """
+    found: set[str] = set()
+    package = list(PurePosixPath(rel_path).parent.parts)
+    for match in _FROM_IMPORT.finditer(text):
+        dots, module, names = match.groups()
+        origin = _resolve(len(dots), module, package)
+        if origin is None:
+            continue
+        for line in names.strip("()").splitlines():
+            for part in line.split("#", 1)[0].split(","):
+                name = part.strip().split(" ", 1)[0]
+                if name == "*":
+                    found.add(f"{origin}:*")
+                elif CONSTANT_NAME.match(name):
+                    found.add(f"{origin}:{name}")
+    if "." in text:
+        found.update(f"*:{name}" for name in _ATTRIBUTE_CONSTANT.findall(text))
+    if "getattr" in text:
+        found.update(f"*:{name}" for name in _GETATTR_CONSTANT.findall(text))
+    return sorted(found)
+
+
+def keep_referenced(outcomes: Iterable) -> list[Finding]:  # noqa: ANN001 - runner.FileOutcome items
+    """The findings only shown in their own module (`shown`) that another file refers to."""
+    outcomes = list(outcomes)
+    by_name: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for outcome in outcomes:
+        for entry in getattr(outcome, "refers", ()):
+            origin, _, name = entry.rpartition(":")
+            by_name[name].append((origin, outcome.rel))
+    out: list[Finding] = []
+    for outcome in outcomes:
+        shown = getattr(outcome, "shown", ())
+        if not shown:
+            continue
+        here = _module_of(outcome.rel)
+        for finding in shown:
+            if any(
+                user != outcome.rel and (origin == "*" or _same_module(here, origin))
+                for origin, user in by_name.get(finding.name, []) + by_name.get("*", [])
+            ):
+                out.append(finding)
+    return out
+
+
+def _resolve(level: int, module: str, package: list[str]) -> str | None:
+    """The absolute dotted module of `from <dots><module> import`, or None past the top."""
+    if not level:
+        return module or None
+    if level - 1 > len(package):
+        return None
+    parts = package[: len(package) - (level - 1)] if level > 1 else package
+    parts = [p for p in parts if p not in ("", ".", "..", "/")]
+    return ".".join([*parts, module] if module else parts)
+
+
 def imported_names(
     module: cst.Module, source: str, rel_path: str
 ) -> tuple[dict[str, str], dict[str, str]] | None:
@@ -112,15 +183,7 @@ def join(outcomes: Iterable) -> list[Finding]:  # noqa: ANN001 - runner.FileOutc
 
 def _origin(node: cst.ImportFrom, package: list[str]) -> str | None:
     """The absolute dotted module of a `from ... import`, relative levels resolved."""
-    level = len(node.relative)
-    base = _dotted(node.module) if node.module else ""
-    if not level:
-        return base or None
-    if level - 1 > len(package):
-        return None
-    parts = package[: len(package) - (level - 1)] if level > 1 else package
-    parts = [p for p in parts if p not in ("", ".", "..", "/")]
-    return ".".join([*parts, base] if base else parts)
+    return _resolve(len(node.relative), _dotted(node.module) if node.module else "", package)
 
 
 def _module_of(rel: str) -> str:

@@ -37,6 +37,9 @@ TRADING = "trading"
 DISPLAY = "display"
 PLUMBING = "plumbing"
 OPEN = "open"
+# open only because other modules may import the name (`LEVERAGE = 10` at module level, read
+# here only by a log line): a finding kept when another module refers to it (audit.imports)
+EXPORTED = "exported"
 
 # Words of a callee that place, size or protect an order. Display words are checked first, so
 # `render_position` or `log_order` are display.
@@ -120,6 +123,11 @@ class Verdict:
     def display_only(self) -> bool:
         """Every path ends in display or plumbing: the literal decides nothing that trades."""
         return bool(self.ends) and set(self.ends) <= {DISPLAY, PLUMBING}
+
+    @property
+    def shown_unless_imported(self) -> bool:
+        """Display or plumbing here, and open only to the modules that may import the name."""
+        return EXPORTED in self.ends and set(self.ends) <= {DISPLAY, PLUMBING, EXPORTED}
 
 
 @dataclass
@@ -314,8 +322,9 @@ class FlowIndex:
         kinds = tuple(sorted({k for k, _ in ends})) or (OPEN,)
         if not ends:
             return Verdict(OPEN, (start[1][0], Step(literal, "no use of it in this module")), kinds)
-        shown = next((p for k, p in ends if k == OPEN), ends[0][1])
-        kind = OPEN if OPEN in kinds else (DISPLAY if DISPLAY in kinds else PLUMBING)
+        shown = next((p for k, p in ends if k in (OPEN, EXPORTED)), ends[0][1])
+        opened = OPEN in kinds or EXPORTED in kinds
+        kind = OPEN if opened else (DISPLAY if DISPLAY in kinds else PLUMBING)
         return Verdict(kind, shown, kinds)
 
     # -- one hop --------------------------------------------------------------------------------
@@ -455,7 +464,7 @@ class FlowIndex:
                 out.append((OPEN, None, Step(where, f"bound to {name}, not read in this module")))
             elif scope is None and not name.startswith("_"):
                 public = f"bound to {name}, which other modules can import"
-                out.append((OPEN, None, Step(where, public)))
+                out.append((EXPORTED, None, Step(where, public)))
             out += [("flow", u, step) for u in found]
         return out
 

@@ -60,6 +60,8 @@ class FileOutcome:
     skipped: bool = False  # the pre-filter showed it cannot hold a finding: never parsed
     exports: list[Finding] = field(default_factory=list)  # see audit.imports
     imports: list[str] = field(default_factory=list)
+    shown: list[Finding] = field(default_factory=list)  # see audit.imports.keep_referenced
+    refers: list[str] = field(default_factory=list)  # see audit.imports.references
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ def audit_file(
     """
     import libcst as cst
 
+    from audit.imports import references
     from audit.scan import scan_source
 
     rel = source.shown
@@ -184,6 +187,7 @@ def audit_file(
     if problem:
         outcome.findings.append(parse_error(rel, problem))
         return outcome
+    outcome.refers = references(text, source.matched)
     where = f"{source.shown} {source.matched}"  # path words count as names
     if parses and prefilter is not None and not prefilter.may_hold_findings(text, where):
         outcome.skipped = True
@@ -229,6 +233,7 @@ def audit_file(
     outcome.suppressed = scanned.suppressed
     outcome.exports = scanned.exports
     outcome.imports = scanned.imports
+    outcome.shown = scanned.shown
     return outcome
 
 
@@ -375,6 +380,8 @@ class Cache:
             suppressed=entry.get("suppressed", 0),
             exports=[Finding.from_dict(f) for f in entry.get("exports", ())],
             imports=entry.get("imports", []),
+            shown=[Finding.from_dict(f) for f in entry.get("shown", ())],
+            refers=entry.get("refers", []),
         )
 
     def put(self, outcome: FileOutcome) -> None:
@@ -389,6 +396,10 @@ class Cache:
             self.entries[outcome.rel]["exports"] = [f.to_dict() for f in outcome.exports]
         if outcome.imports:
             self.entries[outcome.rel]["imports"] = outcome.imports
+        if outcome.shown:
+            self.entries[outcome.rel]["shown"] = [f.to_dict() for f in outcome.shown]
+        if outcome.refers:
+            self.entries[outcome.rel]["refers"] = outcome.refers
         self.dirty = True
 
     def save(self) -> None:
@@ -452,6 +463,10 @@ def run_audit(
         from audit.imports import join
 
         findings += join(outcomes)
+    if any(o.shown for o in outcomes):
+        from audit.imports import keep_referenced
+
+        findings += keep_referenced(outcomes)
     result = AuditResult(
         findings=sorted(findings, key=_order),
         files_scanned=total,

@@ -246,6 +246,8 @@ class FileScan:
     exports: list[Finding] = field(default_factory=list)
     # "module:NAME" for each imported constant this file uses as a decision (see audit.imports)
     imports: list[str] = field(default_factory=list)
+    # findings whose value only reaches display here, kept if another module refers to the name
+    shown: list[Finding] = field(default_factory=list)
 
 
 class _Visitor(cst.CSTVisitor):
@@ -1306,6 +1308,7 @@ def scan_source(
     ignored_here = config.ignored_here(match_path or rel_path)
     flow: FlowIndex | None = None
     kept = []
+    shown_here: list[Reported] = []
     for reported in judge.findings:
         if reported.check_flow:
             # reachability: drop a value that only reaches display or plumbing; keep a tentative
@@ -1315,6 +1318,9 @@ def scan_source(
             if verdict.display_only or (reported.tentative and verdict.kind != "trading"):
                 result.unreachable += 1
                 continue
+            if verdict.shown_unless_imported and reported.finding.rule_id == "constant":
+                shown_here.append(reported)
+                continue
         kept.append(reported)
     if whole:
         result.suppressed += len(kept)
@@ -1322,7 +1328,7 @@ def scan_source(
     held = judge.held
     # Statement lines matter only to `# qctl: ignore` comments; without any, the positions of
     # the findings' own nodes are read off the source text (see _literal_positions).
-    nodes = [r.node for r in kept + held]
+    nodes = [r.node for r in kept + held + shown_here]
     positions = None if directives else _literal_positions(module, source, nodes)
     if positions is None:
         positions = all_positions(module)
@@ -1346,6 +1352,12 @@ def scan_source(
         finding, suppressed = placed(reported)
         if not suppressed:
             result.exports.append(finding)
+    for reported in shown_here:  # only shown here: a decision if another module refers to it
+        finding, suppressed = placed(reported)
+        if suppressed:
+            result.suppressed += 1
+        else:
+            result.shown.append(finding)
     for reported in kept:
         finding, suppressed = placed(reported)
         if suppressed:

@@ -83,3 +83,60 @@ def test_a_constant_imported_by_nothing_is_not_reported(tmp_path: Path) -> None:
     (root / "constants.py").write_text(CONSTANTS)
     result = run_audit([root], CONFIG, display_root=root, jobs=1, use_cache=False)
     assert result.findings == []
+
+
+# -- constants a script only shows ----------------------------------------------------------------
+SCRIPT = """\
+import logging
+
+from trading_client import FuturesClient
+
+LEVERAGE = 10
+RISK_PER_TRADE = 0.015
+MAX_POSITIONS = 3
+
+
+def run(client: FuturesClient) -> None:
+    logging.info("leverage %sx, risk %s", LEVERAGE, RISK_PER_TRADE)
+    client.set_leverage("BTCUSDT", MAX_POSITIONS)
+"""
+
+
+def _script_findings(root: Path) -> set[str]:
+    result = run_audit([root], CONFIG, display_root=root, jobs=1, use_cache=False)
+    return {f.name for f in result.findings if f.path == "main.py"}
+
+
+def test_constants_a_script_only_logs_are_not_decisions(tmp_path: Path) -> None:
+    root = tmp_path / "bot"
+    root.mkdir()
+    (root / "main.py").write_text(SCRIPT)
+    # MAX_POSITIONS reaches an exchange call; the other two reach only a log line
+    assert _script_findings(root) == {"MAX_POSITIONS"}
+
+
+def test_a_logged_constant_another_module_imports_is_kept(tmp_path: Path) -> None:
+    root = tmp_path / "bot"
+    root.mkdir()
+    (root / "main.py").write_text(SCRIPT)
+    (root / "executor.py").write_text(
+        "from main import LEVERAGE\n\n\ndef open_position(client):\n"
+        "    lev = LEVERAGE\n    client.set_leverage('BTCUSDT', lev)\n"
+    )
+    (root / "report.py").write_text(
+        "import main\n\n\ndef risk():\n    x = main.RISK_PER_TRADE\n    return x\n"
+    )
+    assert _script_findings(root) == {"MAX_POSITIONS", "LEVERAGE", "RISK_PER_TRADE"}
+
+
+def test_the_warm_cache_keeps_what_another_module_refers_to(tmp_path: Path) -> None:
+    root = tmp_path / "bot"
+    root.mkdir()
+    (root / "main.py").write_text(SCRIPT)
+    (root / "other.py").write_text("from main import *\n\n\ndef f():\n    return 1\n")
+    runs = [
+        run_audit([root], CONFIG, display_root=root, jobs=1, cache_dir=tmp_path / "cache")
+        for _ in range(2)
+    ]
+    names = [{f.name for f in r.findings if f.path == "main.py"} for r in runs]
+    assert names[0] == names[1] == {"MAX_POSITIONS", "LEVERAGE", "RISK_PER_TRADE"}
