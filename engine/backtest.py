@@ -29,8 +29,6 @@ from engine.domain import Portfolio, Position, SafetyLimits
 from engine.resources import SAMPLE_DATA
 from engine.venues.simulated import BrokerConfig, SimulatedBroker
 
-EQUITY_BATCH_STEPS = 256  # steps whose equity rows are journaled in one call (speed only)
-
 
 class BacktestError(Exception):
     """A backtest cannot start (bad equity, empty window...); shown to the user as one line."""
@@ -177,9 +175,6 @@ def run_backtest(
         journal=journal,
         run_id=run_id,
         poll_controls=poll_controls,
-        # equity rows journaled in batches (the same rows), unless controls are polled: those
-        # read the journal between bars
-        equity_batch=1 if poll_controls else EQUITY_BATCH_STEPS,
     )
     clock = BacktestClock(bars.n_steps)
     total = len(clock)

@@ -143,15 +143,10 @@ class EquityCurve:
     exposure: np.ndarray
     margin_ratio: np.ndarray
     n: int = 0
-    # the rest of each step's equity row, for journaling rows in batches (`EngineLoop`)
-    wallet: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    open_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    states: list[TradingState] = field(default_factory=list)
 
     @classmethod
     def allocate(cls, n: int) -> EquityCurve:
-        return cls(np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros(n), np.zeros(n), 0,
-                   np.zeros(n), np.zeros(n, dtype=np.int64))  # fmt: skip
+        return cls(np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros(n), np.zeros(n))
 
     def trimmed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         k = self.n
@@ -219,7 +214,6 @@ class EngineLoop:
         run_id: str,
         zone: AutonomyZone | None = None,
         poll_controls: bool = False,
-        equity_batch: int = 1,
     ) -> None:
         self.poll_controls = poll_controls
         self.bars = bars
@@ -244,16 +238,6 @@ class EngineLoop:
         self._equity_values: Callable[..., None] | None = (
             getattr(journal, "record_equity_values", None) if journal is not None else None
         )
-        # `equity_batch` > 1 (a backtest): the equity rows are journaled every that many steps,
-        # in one call (`Journal.record_equity_rows`), and at the end of `run`; 1 (live, paper):
-        # each step's row as the step ends. The rows are the same either way.
-        self._equity_rows: Callable[..., None] | None = (
-            getattr(journal, "record_equity_rows", None)
-            if journal is not None and equity_batch > 1
-            else None
-        )
-        self.equity_batch = equity_batch
-        self._rows_done = 0  # curve rows journaled so far (batched rows)
 
     # -- journal helpers (no-ops without a journal) ------------------------------------------
 
@@ -460,13 +444,7 @@ class EngineLoop:
         k = c.n
         c.ts[k], c.equity[k], c.exposure[k], c.margin_ratio[k] = ts, equity, exposure, mr
         c.n = k + 1
-        if self._equity_rows is not None:  # journaled later, in a batch (`journal_rows`)
-            c.wallet[k] = wallet
-            c.open_positions[k] = len(positions)
-            c.states.append(pf.state)
-            if k + 1 - self._rows_done >= self.equity_batch:
-                self.journal_rows()
-        elif self._equity_values is not None:  # the journal's row without an EquityPoint
+        if self._equity_values is not None:  # the journal's row without an EquityPoint
             self._equity_values(
                 ts, equity, wallet, equity - wallet, mr, exposure, len(positions), pf.state
             )
@@ -477,27 +455,9 @@ class EngineLoop:
                 )
             )
 
-    def journal_rows(self) -> None:
-        """Journal the equity rows of the steps run since the last batch (`equity_batch`):
-        each the row `_record_equity` would have written at its step, with the same values."""
-        record = self._equity_rows
-        c = self.curve
-        a, b = self._rows_done, c.n
-        if record is None or b <= a:
-            return
-        equity, wallet = c.equity[a:b], c.wallet[a:b]
-        record(c.ts[a:b].tolist(), equity.tolist(), wallet.tolist(), (equity - wallet).tolist(),
-               c.margin_ratio[a:b].tolist(), c.exposure[a:b].tolist(),
-               c.open_positions[a:b].tolist(), c.states[a:b])  # fmt: skip
-        self._rows_done = b
-
     def run(self, steps: Iterable[int], progress: Callable[[int], None] | None = None) -> None:
-        """Run every step the clock yields; `progress(i)` is called after each step. Equity
-        rows still waiting for their batch are journaled when the run ends (or fails)."""
-        try:
-            for i in steps:
-                self.step(i)
-                if progress is not None:
-                    progress(i)
-        finally:
-            self.journal_rows()
+        """Run every step the clock yields; `progress(i)` is called after each step."""
+        for i in steps:
+            self.step(i)
+            if progress is not None:
+                progress(i)

@@ -1205,39 +1205,6 @@ class Journal:
             self._pending += 1
         self.end_event()
 
-    def record_equity_rows(
-        self,
-        ts: Sequence[int],
-        equity: Sequence[float],
-        wallet_balance: Sequence[float],
-        unrealised_pnl: Sequence[float],
-        margin_ratio: Sequence[float],
-        exposure: Sequence[float],
-        open_positions: Sequence[int],
-        state: Sequence[str],
-    ) -> None:
-        """`record_equity_values` for several bars at once (a backtest's loop batches them):
-        the same rows, in bar order; the batch ends at an event boundary (`end_event`)."""
-        run = self._run_for_rows()
-        rows = [
-            (run, t, e, w, u, m, x, n, str(st))
-            for t, e, w, u, m, x, n, st in zip(
-                ts,
-                equity,
-                wallet_balance,
-                unrealised_pnl,
-                margin_ratio,
-                exposure,
-                open_positions,
-                state,
-                strict=True,
-            )  # fmt: skip
-        ]
-        with self._lock:
-            self._buffers["equity"].extend(rows)
-            self._pending += len(rows)
-        self.end_event()
-
     def record_safety_event(self, event: SafetyEvent) -> None:
         self._writable()
         self._add("safety_event", safety_event_row(self._run(), event))

@@ -1,10 +1,11 @@
-"""The backtest's speed paths leave exactly the journal of the plain per-step path.
+"""The loop's speed shortcuts leave exactly the journal of the plain path.
 
-A backtest journals its equity rows in batches (`EngineLoop(equity_batch=...)`, set by
-`run_backtest`); live and paper modes journal each step's row as the step ends. Both must write
-the same rows, bit for bit, in the same order, and give the same curve, trades and metrics: on
-the shipped sample, and on randomised hostile books (gaps, funding prints, liquidations at high
-leverage, harvest ladders and kill exits, a book pushed past the exposure limit).
+The broker's quiet-bar test (`SimulatedBroker._quiet_bar`: nothing can fill or liquidate in this
+bar, so the full bar pass is skipped) must change nothing: with every bar through the full pass,
+the journal is the same row for row, bit for bit, and so are the curve, trades and metrics. On
+the shipped sample, on a book pushed past the exposure limit, and on randomised hostile books
+(gaps, funding prints, liquidations, harvest ladders, kill and time exits). The hostile books are
+also a harness for any later shortcut: compare it against the plain path the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import engine.backtest as backtest_module
 from engine.backtest import BacktestResult, run_backtest
 from engine.core.bars import MarketData, SymbolData
 from engine.core.policy import StaticPolicy
@@ -91,19 +91,14 @@ def hostile_policy(seed: int) -> StaticPolicy:
     return StaticPolicy(cfg)
 
 
-def _run(tmp: Path, name: str, md: MarketData, policy: object, batch: int) -> tuple:
-    """One journaled backtest with equity rows journaled every `batch` steps."""
-    db = tmp / f"{name}-{batch}.db"
-    saved = backtest_module.EQUITY_BATCH_STEPS
-    backtest_module.EQUITY_BATCH_STEPS = batch
-    try:
-        with Journal(db) as journal:
-            res = run_backtest(md, policy, equity=10_000.0, tiers=LeverageTiers.load(PACKAGED_TIERS),
-                               broker_config=BrokerConfig.from_toml(), journal=journal,
-                               run_id=name)  # fmt: skip
-    finally:
-        backtest_module.EQUITY_BATCH_STEPS = saved
-    return res, journal_digest(db, name)
+def _run(tmp: Path, name: str, md: MarketData, policy: object) -> tuple:
+    """One journaled backtest, and the digest of its journal."""
+    db = tmp / f"{name}.db"
+    with Journal(db) as journal:
+        res = run_backtest(md, policy, equity=10_000.0, tiers=LeverageTiers.load(PACKAGED_TIERS),
+                           broker_config=BrokerConfig.from_toml(), journal=journal,
+                           run_id="run")  # fmt: skip
+    return res, journal_digest(db, "run")
 
 
 def _assert_same(a: tuple[BacktestResult, dict], b: tuple[BacktestResult, dict]) -> None:
@@ -117,43 +112,19 @@ def _assert_same(a: tuple[BacktestResult, dict], b: tuple[BacktestResult, dict])
     assert ra.stats.steps == rb.stats.steps and ra.stats.exits == rb.stats.exits
 
 
-@pytest.mark.parametrize("batch", [7, 256])
-def test_sample_batched_equity_rows_equal_per_step_rows(tmp_path: Path, batch: int) -> None:
-    md = load_market_data(sample_data_dir())
-    policy = StaticPolicy.from_toml(POLICY)
-    per_step = _run(tmp_path, "sample", md, policy, 1)
-    assert per_step[1]["equity"]["rows"] > 1000 and per_step[1]["fill"]["rows"] > 10
-    _assert_same(per_step, _run(tmp_path, "sample", md, policy, batch))
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_hostile_books_batched_equal_per_step(tmp_path: Path, seed: int) -> None:
-    md = hostile_market(seed)
-    policy = hostile_policy(seed)
-    per_step = _run(tmp_path, f"hostile{seed}", md, policy, 1)
-    res = per_step[0]
-    assert res.stats.entries > 5 and per_step[1]["fill"]["rows"] > 10  # a book that trades
-    _assert_same(per_step, _run(tmp_path, f"hostile{seed}", md, policy, 2 + seed * 13))
-
-
 def test_hostile_books_cover_what_they_claim(tmp_path: Path) -> None:
-    """The randomised books do reach the paths the comparison is about."""
+    """The randomised books do reach the paths the comparisons are about."""
     seen = {"liquidation": 0, "funding": 0, "kill": 0, "harvest": 0, "stop_to_break_even": 0}
     for seed in range(6):
-        res, _ = _run(tmp_path, f"cover{seed}", hostile_market(seed), hostile_policy(seed), 256)
+        res = run_backtest(hostile_market(seed), hostile_policy(seed), equity=10_000.0,
+                           tiers=LeverageTiers.load(PACKAGED_TIERS))  # fmt: skip
+        assert res.stats.entries > 5
         seen["liquidation"] += res.stats.liquidations
         seen["funding"] += res.stats.funding_events
         seen["kill"] += res.stats.exits["kill"] + res.stats.exits["kill_reduce"]
         seen["harvest"] += sum(v for k, v in res.stats.exits.items() if k.startswith("harvest"))
         seen["stop_to_break_even"] += res.stats.exits["stop_to_break_even"]
     assert all(seen.values()), seen
-
-
-def test_limit_breach_book_batched_equal_per_step(tmp_path: Path) -> None:
-    md = falling_market()
-    per_step = _run(tmp_path, "limits", md, FullBookPolicy(), 1)
-    assert per_step[0].stats.safety_events  # the book went past the exposure limit
-    _assert_same(per_step, _run(tmp_path, "limits", md, FullBookPolicy(), 256))
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -164,7 +135,26 @@ def test_quiet_bar_shortcut_equals_the_full_bar_pass(
     every bar through the full pass (funding, gaps, stops, liquidation, take-profits) the journal
     is the same."""
     md, policy = hostile_market(seed), hostile_policy(seed)
-    fast = _run(tmp_path, f"fast{seed}", md, policy, 256)
+    fast = _run(tmp_path, "fast", md, policy)
     monkeypatch.setattr(SimulatedBroker, "_quiet_bar", lambda self, bars, i, col: False)
-    full = _run(tmp_path, f"fast{seed}", md, policy, 1)
-    _assert_same(fast, full)
+    _assert_same(fast, _run(tmp_path, "full", md, policy))
+
+
+def test_sample_quiet_bar_shortcut_equals_the_full_bar_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    md = load_market_data(sample_data_dir())
+    policy = StaticPolicy.from_toml(POLICY)
+    fast = _run(tmp_path, "fast", md, policy)
+    assert fast[1]["fill"]["rows"] > 10
+    monkeypatch.setattr(SimulatedBroker, "_quiet_bar", lambda self, bars, i, col: False)
+    _assert_same(fast, _run(tmp_path, "full", md, policy))
+
+
+def test_limit_breach_book_quiet_bar_shortcut_equals_the_full_bar_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = _run(tmp_path, "fast", falling_market(), FullBookPolicy())
+    assert fast[0].stats.safety_events  # the book went past the exposure limit
+    monkeypatch.setattr(SimulatedBroker, "_quiet_bar", lambda self, bars, i, col: False)
+    _assert_same(fast, _run(tmp_path, "full", falling_market(), FullBookPolicy()))
