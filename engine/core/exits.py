@@ -104,6 +104,9 @@ class _Track:
     unit: float = 0.0  # the kill score's price scale: T1 distance (1 R without a ladder)
     # bars known (snapshot.n_bars) below which nothing can fire: see ExitController._quiet_until
     quiet_until: int = 0
+    # the same as a time: a snapshot closing before it knows fewer than `quiet_until` bars
+    # (`ExitController._set_quiet`); None: count the bars
+    quiet_ts: float | None = None
 
 
 class KillScorer(Protocol):
@@ -241,7 +244,11 @@ class ExitController:
                 if (
                     t is not None
                     and t.opened_ts == pos.opened_ts
-                    and snapshot.n_bars(pos.symbol) < t.quiet_until
+                    and (
+                        now_ts < t.quiet_ts
+                        if t.quiet_ts is not None
+                        else snapshot.n_bars(pos.symbol) < t.quiet_until
+                    )
                     and (
                         pos.max_hold_sec is None
                         or (now_ts - pos.opened_ts) / MS_PER_S < pos.max_hold_sec
@@ -254,7 +261,8 @@ class ExitController:
             acts = self._evaluate_one(pos, t, now_ts, scored)
             if acts:
                 actions.extend(acts)
-                t.quiet_until = 0  # the actions change the position: look again next bar
+                t.quiet_until, t.quiet_ts = 0, None  # the actions change the position: look
+                # again next bar
             elif scored is None:
                 predict.append((pos, t))
         if predict:  # positions opened together are predicted together (one numpy pass)
@@ -268,7 +276,7 @@ class ExitController:
         bars) block, each row on its own position's bars and values (NaN past a row's end)."""
         if len(items) == 1:
             pos, t = items[0]
-            t.quiet_until = self._quiet_until(pos, t, snapshot)
+            self._set_quiet(t, pos.symbol, self._quiet_until(pos, t, snapshot), snapshot)
             return
         rows = []
         width = 0
@@ -277,7 +285,7 @@ class ExitController:
             bars = self.series[pos.symbol] if self.series is not None else snapshot.bars(pos.symbol)
             hi = min(len(bars), n + _predict_bars(pos, snapshot))
             if hi <= n:
-                t.quiet_until = n
+                self._set_quiet(t, pos.symbol, n, snapshot)
                 continue
             rows.append((pos, t, bars, n, hi))
             width = max(width, hi - n)
@@ -291,7 +299,7 @@ class ExitController:
         inf = math.inf
         # per row: prev close, entry close, path, tr sum, held, sq, best close, sign, unit,
         # kill / reduce / rung / lock thresholds (inf: cannot fire), entry price, R
-        v = np.empty((k_rows, 14))
+        values = []
         for k, (pos, t, bars, n, hi) in enumerate(rows):
             w = hi - n
             c[k, :w] = bars.close[n:hi]
@@ -317,32 +325,40 @@ class ExitController:
                     lock = ladder.lock_r
             else:
                 r = 1.0  # no ladder: the R thresholds are inf, nothing fires on R
-            v[k] = (t.prev_close, t.entry_close, t.path, t.tr_sum, t.held, t.sq, t.best_close,
-                    t.sign, t.unit, kill, reduce, rung, lock, pos.entry_price)  # fmt: skip
-            rows[k] = (pos, t, r, n, hi)
-        col = [v[:, q : q + 1] for q in range(14)]
-        prev0, entry_close, path, tr_sum, held0, sq, best0, s, unit = col[:9]
-        kill, reduce, rung, lock, entry_price = col[9:14]
-        r_dist = np.array([[row[2]] for row in rows])
+            values.append((t.prev_close, t.entry_close, t.path, t.tr_sum, t.held, t.sq,
+                           t.best_close, t.sign, t.unit, kill, reduce, rung, lock,
+                           pos.entry_price, r))  # fmt: skip
+        v = np.array(values)
+        prev0, entry_close, path, tr_sum, held0, sq, best0, s, unit = v.T[:9, :, None]
+        kill, reduce, rung, lock, entry_price, r_dist = v.T[9:, :, None]
         prevs = np.concatenate((prev0, c[:, :-1]), axis=1)
         d = c - prevs
         tr = np.fmax(high, prevs) - np.fmin(low, prevs)
         held = held0 + 1 + np.arange(width)
+        # rows come from `evaluate` with at least one bar held: held >= 2 here, and the
+        # spike and age components need no mask for their first bars (checked, not assumed)
+        young = bool((held0 < 1).any())
+        all_units = bool((unit > 0).all())
         with np.errstate(divide="ignore", invalid="ignore"):
             score = _unit(-s * (c - entry_close) / (path + np.cumsum(np.abs(d), axis=1)))
             spike = _unit(1.0 - (tr_sum + np.cumsum(tr, axis=1)) / held / tr)
-            spike[held < 2] = 0.0
+            if young:
+                spike[held < 2] = 0.0
             score += spike
-            has_unit = unit > 0
-            start = np.concatenate((best0, c), axis=1)
-            best = np.where(
-                s > 0, np.fmax.accumulate(start, axis=1), np.fmin.accumulate(start, axis=1)
-            )[:, 1:]
-            drop = _unit(s * (best - c) / unit)
-            score += np.where(has_unit, drop, 0.0)
+            # the best close in the position's favour, signed: s * best = running max of s * c
+            sc = s * c
+            best = np.fmax.accumulate(np.concatenate((s * best0, sc), axis=1), axis=1)[:, 1:]
+            drop = _unit((best - sc) / unit)
             age = _unit((sq + np.cumsum(d * d, axis=1)) / (unit * unit))
-            age[held < 2] = 0.0
-            score += np.where(has_unit, age, 0.0)
+            if young:
+                age[held < 2] = 0.0
+            if all_units:
+                score += drop
+                score += age
+            else:
+                has_unit = unit > 0
+                score += np.where(has_unit, drop, 0.0)
+                score += np.where(has_unit, age, 0.0)
             score /= len(KILL_COMPONENTS)
             near = _PREDICT_MARGIN
             fires = (score >= kill - near) | (score >= reduce - near)
@@ -351,8 +367,23 @@ class ExitController:
         fires &= valid
         any_fire = fires.any(axis=1)
         first = fires.argmax(axis=1)
-        for k, (_pos, t, _r, n, hi) in enumerate(rows):
-            t.quiet_until = n + int(first[k]) + 1 if any_fire[k] else hi
+        for k, (pos, t, _bars, n, hi) in enumerate(rows):
+            self._set_quiet(t, pos.symbol, n + int(first[k]) + 1 if any_fire[k] else hi, snapshot)
+
+    def _set_quiet(self, t: _Track, symbol: str, until: int, snapshot: MarketSnapshot) -> None:
+        """`t.quiet_until = until`, and the time equivalent `evaluate` tests instead of counting
+        bars: a snapshot closing at `ts` knows the symbol's bars opened by `ts - timeframe`, so
+        it knows fewer than `until` bars exactly when bar `until - 1` opened after that, i.e.
+        `ts < ts[until - 1] + timeframe` (never, for `until <= 0`; always, past the series)."""
+        t.quiet_until = until
+        if self.series is None:
+            t.quiet_ts = None
+            return
+        if until <= 0:
+            t.quiet_ts = -math.inf
+            return
+        ts = self.series[symbol].ts
+        t.quiet_ts = ts.item(until - 1) + snapshot.timeframe_ms if until <= len(ts) else math.inf
 
     def _quiet_until(self, pos: Position, t: _Track, snapshot: MarketSnapshot) -> int:
         """The bar count at which a kill, reduce, harvest rung or lock may next fire.
