@@ -87,8 +87,14 @@ _PERIOD_KEYS = frozenset(
     {"length", "period", "periods", "timeperiod", "window", "span", "lookback", "n", "fast", "slow",
      "signal", "fastperiod", "slowperiod", "signalperiod", "k", "d", "smooth_k", "smooth_d"}
 )  # fmt: skip
+# A grade (`"A"`, `"B+"`) under a bound word and a grade word (`MIN_TIER_TO_SEND`) is a threshold.
+_GRADE = re.compile(r"^[A-F][+-]?$")
+_GRADE_NAMES = frozenset({"tier", "tiers", "grade", "grades", "rating", "rank"})
 # Parameter names of a helper's window besides the period keywords (`baseline=20`).
-_WINDOW_PARAM_WORDS = frozenset({"lookback", "baseline", "bars", "candles", "window"})
+_WINDOW_PARAM_NAMES = frozenset(
+    {"lookback", "baseline", "bars", "candles", "window", "look", "ahead", "back", "last", "check",
+     "recent", "left", "right"}
+)  # fmt: skip
 # Moving averages named as such (`precompute_vol_avg(candles, window=20)`), besides the
 # vocabulary's indicators (`ema`, `sma`, `rsi`...).
 _AVERAGE_CALL_WORDS = frozenset({"avg", "average", "moving_average"})
@@ -151,6 +157,7 @@ class Site:
     callee: str = ""
     receiver: str = ""  # `params` in `params.get(...)`
     vote: bool = False  # a comparison of `sum(...)`/`len(...)` of conditions
+    ratio: bool = False  # the literal scales one side of a comparison (`x > 1.2 * avg`)
 
     def with_role(self, role: str) -> Site:
         return replace(self, role=role)
@@ -469,6 +476,12 @@ class ComparisonOperand(Rule):
             "stage_wins",
             "2",
             Category.OTHER,
+        ),  # a tier's threshold compared with 100 is not a percentage
+        Example(
+            "def tier_from_score(score):\n    if score >= 100:\n        return 'A'\n    return 'B'",
+            "score",
+            "100",
+            Category.HARVEST,
         ),
     )
 
@@ -493,6 +506,9 @@ class ArithmeticWeight(Rule):
         # an outlier cut in a statistics helper that reaches no order
         "def delete_outliers(xs, mean, sd):\n    lower_bound = mean - 1.5 * sd\n"
         "    return [x for x in xs if x > lower_bound]",
+        # a midpoint written as half a sum
+        "from binance.ohlc_buffer import Candle\n\ndef fvg_mid(fvg_low, fvg_high):\n"
+        "    return 0.5 * (fvg_low + fvg_high)",
     )
     INVALID = (
         Example(
@@ -842,8 +858,26 @@ class SignalThreshold(Rule):
         # a predicate whose subject nothing names: no decision to tell
         "def signal_rows(rows):\n    return list(filter(lambda r: r > 0.5, rows))",
         "class Strategy:\n    @retry(when=lambda e: e.code > 3)\n    def fetch(self):\n        pass",
+        # enough bars, and a flat-position tolerance, in code that reads an exchange's candles
+        "from binance.ohlc_buffer import Candle\n\ndef detect(candles, n, amt):\n"
+        "    if n < 10 or abs(amt) < 0.0001:\n        return None\n    return candles[-1]",
     )
     INVALID = (
+        # a threshold written as a ratio of two market quantities, in code that reads candles
+        Example(
+            "from binance.ohlc_buffer import Candle\n\ndef detect_sweep(c, avg_range):\n"
+            "    total_range = c['high'] - c['low']\n    return total_range > 1.2 * avg_range",
+            "total_range",
+            "1.2",
+            Category.OTHER,
+        ),
+        Example(
+            "from binance.ohlc_buffer import Candle\n\ndef premium(pos):\n"
+            "    if pos >= 0.65:\n        return 'PREMIUM'\n    return 'MID'",
+            "pos",
+            "0.65",
+            Category.OTHER,
+        ),
         # an expert system's rule: the lambda tests the fact named `adx`
         Example(
             "class TradingExpert(KnowledgeEngine):\n"
@@ -971,6 +1005,32 @@ class VoteGate(Rule):
     )
 
 
+class GradeThreshold(Rule):
+    rule_id = "grade-threshold"
+    roles = ("grade",)
+    title = "Lowest grade a signal must reach"
+    why = "{name} defaults to grade {value} in {where}: which signals are good enough is a hardcoded decision"
+    VALID = (
+        'SECTION = os.getenv("REPORT_SECTION", "A")',
+        'def tier_label(score):\n    return "A" if score > 1 else "B"',
+    )
+    INVALID = (
+        Example(
+            'MIN_TIER_TO_SEND = os.getenv("MIN_TIER_TO_SEND", "A").strip().upper()',
+            "MIN_TIER_TO_SEND",
+            '"A"',
+            Category.OTHER,
+        ),
+        Example(
+            'def should_send(state, tier):\n    min_tier = state.min_tier or "A"\n'
+            "    return tier >= min_tier",
+            "min_tier",
+            '"A"',
+            Category.OTHER,
+        ),
+    )
+
+
 class TallyWeight(Rule):
     rule_id = "tally-weight"
     roles = ("tally-weight",)
@@ -1014,6 +1074,9 @@ class SignalWindow(Rule):
         "def f(items):\n    return max(items[-20:])",
         # a helper's period in a module that is not trading code
         "def smooth(xs, window=5):\n    return sum(xs[-window:]) / window",
+        "def zones(segment):\n    return find_swings(segment, left=2, right=2)",
+        # a request's page in code that reads an exchange
+        "import ccxt\n\ndef load(ex):\n    return ex.fetch_ohlcv('BTC/USDT', limit=150)",
     )
     INVALID = (
         Example(
@@ -1042,6 +1105,21 @@ class SignalWindow(Rule):
             "def regime(df):\n    obv = df['obv'].tail(5)\n    return obv.iloc[-1] > obv.iloc[0]",
             "obv",
             "5",
+            Category.OTHER,
+        ),
+        # windows of a signal helper in code that reads an exchange's candles
+        Example(
+            "from binance.ohlc_buffer import Candle\n\n"
+            "def detect_sweep(candles, check_last_n=4):\n    return candles[-check_last_n:]",
+            "detect_sweep",
+            "4",
+            Category.OTHER,
+        ),
+        Example(
+            "from binance.ohlc_buffer import Candle\n\n"
+            "def zones(segment):\n    return find_swings(segment, left=2, right=2)",
+            "left",
+            "2",
             Category.OTHER,
         ),
         # an indicator helper's own period (`def rsi(series, period=14)`)
@@ -1122,6 +1200,16 @@ _DEFAULT_ROLES = frozenset({"param-default", "strategy-param", "cli-default"})
 
 _START_WORDS = frozenset({"initial", "starting", "start", "opening", "begin", "beginning"})
 _ACCOUNT_WORDS = frozenset({"capital", "balance", "equity", "bankroll", "cash", "funds"})
+
+
+def _fractional(node: cst.CSTNode) -> bool:
+    """A written fraction (`0.35`, `-0.5`), not a count or an epsilon (`1e-4`)."""
+    if isinstance(node, cst.UnaryOperation):
+        node = node.expression
+    if not isinstance(node, cst.Float):
+        return False
+    value = numeric_value(node)
+    return value is not None and value != int(value) and abs(value) >= 0.001
 
 
 def _starting_amount(names: list[str]) -> bool:
@@ -1232,7 +1320,7 @@ class Judge:
             return  # a number under a credential name (`"apikey": 10` in a rate-limit table)
         if value == 0 or 0 < abs(value) < 1e-6:
             return
-        if site.role in ("weight", "fraction") and 0 < abs(abs(value) - 1) < 1e-6:
+        if (site.role in ("weight", "fraction") or site.ratio) and 0 < abs(abs(value) - 1) < 1e-6:
             return  # `qty * (1 - 1e-9)`: a float tolerance around 1, not a decision
         if abs(value) == 1 and (
             not (match.strong or match.generic)
@@ -1241,7 +1329,12 @@ class Judge:
         ):
             return  # 1 and -1 are structure (`x > 1`, `* -1`) unless a decision name holds them
         small_count = value == int(value) and abs(value) <= 3 and isinstance(site.node, cst.Integer)
-        if small_count and site.role in ("comparison", "signal-threshold") and not match.strong:
+        if (
+            small_count
+            and site.role in ("comparison", "signal-threshold")
+            and not match.strong
+            and not site.ratio  # `capital >= initial * 2` is a multiple, not a count
+        ):
             return  # `if xs.size < 2`, `if len(window) >= 3`: sanity checks on counts
         if value in self.vocabulary.conversions and match.category is None:
             seq = words(name)
@@ -1253,7 +1346,10 @@ class Judge:
                 )
             else:
                 unit = bool(set(seq) & _UNIT_WORDS) or not match.generic
-            if unit or site.role not in _NAMED_VALUE_ROLES | _DEFAULT_ROLES:
+            # `if score >= 100` (a tier's threshold) is compared under a decision word, with no
+            # unit word: not the 100 of a percentage
+            compared = site.role in ("comparison", "signal-threshold") and not site.ratio
+            if unit or (site.role not in _NAMED_VALUE_ROLES | _DEFAULT_ROLES and not compared):
                 return  # `PERCENT = 100.0`, `MS_PER_SECOND = 1000`: a unit, named as one
         if self._cost(site, name):
             return  # `TAKER_FEE = 0.0004`, `fee = price * qty * 0.0004`
@@ -1298,6 +1394,8 @@ class Judge:
             return
         if site.role not in _STRING_ROLES:
             return
+        if self._grade(site, text):
+            return
         names = [n for n in site.names + site.secondary if n]
         parts = [part.strip() for part in text.split(",")]
         if parts and all(SYMBOL.match(part) and _QUOTE.search(part) for part in parts):
@@ -1319,6 +1417,20 @@ class Judge:
         ):
             confidence = 0.75 if self._trading_context(site) or site.role == "cli-default" else 0.45
             self._report(site.with_role("strategy-choice"), Category.OTHER, confidence)
+
+    def _grade(self, site: Site, text: str) -> bool:
+        """`os.getenv("MIN_TIER_TO_SEND", "A")`, `state.min_tier or "A"`: a threshold given as
+        a grade: the lowest tier, grade or rating a signal must reach."""
+        if not _GRADE.match(text):
+            return False
+        names = [n for n in site.names + site.secondary if n]
+        if not any(set(words(n)) & _GRADE_NAMES and set(words(n)) & _BOUND_NAMES for n in names):
+            return False
+        site = replace(site, role="grade")
+        self._report(
+            site, Category.OTHER, 0.6, name=next(n for n in names if set(words(n)) & _GRADE_NAMES)
+        )
+        return True
 
     def _secret(self, site: Site, text: str) -> bool:
         names = site.names + (site.secondary if site.role in ("env-default", "cli-default") else [])
@@ -1403,6 +1515,12 @@ class Judge:
                 confidence = 0.75 if trading else 0.45
             elif self.vocabulary.is_signal_context((site.function, site.klass)):
                 confidence = 0.6 if trading else 0.45
+            elif self.trading_imports and (site.ratio or _fractional(site.node)):
+                # in code that reads an exchange's candles (`from binance.ohlc_buffer import
+                # Candle`), `x > 1.2 * avg` and `pos <= 0.35` are signal thresholds even when
+                # no order is placed here (a signal bot sends them to people); counts (`n < 10`)
+                # are still judged by where they lead
+                confidence = 0.6
             else:  # only if its `if` gates an order or a risk call (reachability decides)
                 return site.with_role("signal-threshold"), (category, 0.6, Match(), first), True
             return site.with_role("signal-threshold"), (category, confidence, Match(), first), False
@@ -1441,10 +1559,27 @@ class Judge:
     def _indicator_period(self, site: Site, value: float) -> bool:
         """`ta.atr(h, l, c, length=5)` in trading code: the period of a signal's indicator."""
         short = site.callee.rsplit(".", 1)[-1] if site.callee else ""
-        if not short or not (
-            self.vocabulary.match(short).indicator or set(words(short)) & _AVERAGE_CALL_WORDS
-        ):
+        if not short:
             return False
+        if not (self.vocabulary.match(short).indicator or set(words(short)) & _AVERAGE_CALL_WORDS):
+            # `find_swings(segment, left=2, right=2)`, `detect_sweep(c, check_last_n=4)` in code
+            # that reads an exchange's candles: the window a signal helper is given
+            key = site.names[0] if site.names else ""
+            seq = set(words(key))
+            if not (self.trading_imports and seq and seq <= _PERIOD_KEYS | _WINDOW_PARAM_NAMES):
+                return False
+            if value != int(value) or not 2 <= value <= 1000:
+                return False
+            if self.vocabulary.match(short).neutral:
+                return False
+            self._report(
+                replace(site.with_role("window-param"), names=[key]),
+                Category.OTHER,
+                0.45,
+                name=key,
+                check_flow=False,
+            )
+            return True
         key = site.names[0] if site.names else ""
         if key and not set(words(key)) & _PERIOD_KEYS:
             return False
@@ -1485,14 +1620,18 @@ class Judge:
         if not site.function or not site.names or value != int(value) or not 2 <= value <= 1000:
             return False
         seq = set(words(site.names[0]))
-        if not seq or not seq <= _PERIOD_KEYS | _WINDOW_PARAM_WORDS:
+        if not seq or not seq <= _PERIOD_KEYS | _WINDOW_PARAM_NAMES:
             return False
         function = self.vocabulary.match(site.function)
-        if not function.indicator:
-            if not set(words(site.function)) & _AVERAGE_CALL_WORDS:
-                return False
-            if not self._trading_context(site):
-                return False
+        if function.neutral:
+            return False
+        if not function.indicator and not (
+            # a helper of code that reads an exchange's candles (`def detect_sweep(candles,
+            # check_last_n=4)`), or a moving average in trading code
+            self.trading_imports
+            or (set(words(site.function)) & _AVERAGE_CALL_WORDS and self._trading_context(site))
+        ):
+            return False
         around = (site.function, site.klass, *self.path_names)
         if any(set(words(n)) & _DRAWING_NAMES for n in around if n):
             return True  # an overlay's period: not a decision

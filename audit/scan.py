@@ -460,6 +460,15 @@ class _Visitor(cst.CSTVisitor):
                 if role == "conversion":
                     return site.with_role("conversion")
                 if role == "weight":
+                    compared = self._relative_threshold(parent, parents)
+                    if compared is not None:
+                        # `total_range > 1.2 * avg_range`: how far one quantity must exceed
+                        # another, a threshold written as a ratio
+                        site.names = compared + names_in(other)
+                        site.role = "comparison"
+                        site.ratio = True
+                        site.secondary = self._outer_names(parents, parent)
+                        return site
                     site.names = names_in(other)
                     site.role = "weight"
                     site.secondary = self._outer_names(parents, parent)
@@ -792,6 +801,24 @@ class _Visitor(cst.CSTVisitor):
                 return True
         return False
 
+    @staticmethod
+    def _relative_threshold(
+        product: cst.BinaryOperation, parents: Sequence[cst.CSTNode]
+    ) -> list[str] | None:
+        """The names compared with `k * x` when the product is itself a comparison's operand."""
+        if not isinstance(product.operator, cst.Multiply):
+            return None
+        at = next((i for i in range(len(parents) - 1, -1, -1) if parents[i] is product), None)
+        holder = parents[at - 1] if at else None
+        if isinstance(holder, cst.ComparisonTarget) and at and at >= 2:
+            holder = parents[at - 2]
+        if not isinstance(holder, cst.Comparison):
+            return None
+        operands = [holder.left] + [c.comparator for c in holder.comparisons]
+        if not any(o is product for o in operands):
+            return None
+        return [n for o in operands if o is not product for n in names_in(o)]
+
     def _stored_as(
         self, names: list[str], stmt: cst.CSTNode, parents: Sequence[cst.CSTNode]
     ) -> list[str]:
@@ -862,6 +889,15 @@ class _Visitor(cst.CSTVisitor):
             return "structural"  # `sz <= expected_sz + 0.001`: a rounding tolerance
         if kind not in (cst.Multiply, cst.Divide, cst.FloorDivide) or is_literal_expr(other):
             return ""
+        if (
+            kind is cst.Multiply
+            and value == 0.5
+            and isinstance(other, cst.BinaryOperation)
+            and isinstance(other.operator, cst.Add)
+            and not is_literal_expr(other.left)
+            and not is_literal_expr(other.right)
+        ):
+            return "conversion"  # `0.5 * (low + high)`: a midpoint, as `(high + low) / 2`
         vocab = self.judge.vocabulary
         if value is not None and abs(value) in vocab.conversions:
             return "conversion"
@@ -1198,7 +1234,14 @@ def _trading_imports(module: cst.Module, judge: Judge) -> list[str]:
     BinanceFuturesClient`, `import ccxt.pro`): a file that uses an exchange client is trading code
     whatever its own name (`scanner.py`)."""
     found: list[str] = []
-    for stmt in module.body:
+    statements: list[cst.CSTNode] = []
+    for stmt in module.body:  # `try: from config import X` / `except ImportError: ...` too
+        if isinstance(stmt, cst.Try):
+            statements += stmt.body.body
+            statements += [s for h in stmt.handlers for s in h.body.body]
+        else:
+            statements.append(stmt)
+    for stmt in statements:
         if type(stmt) is not cst.SimpleStatementLine:
             continue
         for small in stmt.body:
@@ -1210,8 +1253,24 @@ def _trading_imports(module: cst.Module, judge: Judge) -> list[str]:
                 held = [dotted(a.name) for a in small.names]
             else:
                 continue
-            found += [n for n in held if n and judge.vocabulary.is_trading_context((n,))]
+            found += [
+                n
+                for n in held
+                if n
+                and (
+                    judge.vocabulary.is_trading_context((n,))
+                    or set(words(n)) & _EXCHANGE_IMPORT_WORDS
+                )
+            ]
     return found
+
+
+# Imported names that say the module reads an exchange or its candles (`binance.ohlc_buffer`,
+# `Candle`, `ccxt`): trading code, whatever the module is called.
+_EXCHANGE_IMPORT_WORDS = frozenset(
+    {"candle", "candles", "ohlc", "ohlcv", "kline", "klines", "binance", "bybit", "okx", "ccxt",
+     "bitget", "kucoin", "mexc", "gateio", "hyperliquid", "exchange", "futures"}
+)  # fmt: skip
 
 
 def _declared_params(module: cst.Module) -> dict[str, str]:

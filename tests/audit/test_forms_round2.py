@@ -55,7 +55,7 @@ FOUND = [
     (
         "withdraw when the capital doubles",
         STAGE_RULE,
-        ("weight", "base_equity", "2", Category.POSITION_SIZING),
+        ("comparison", "equity", "2", Category.POSITION_SIZING),  # a multiple compared
     ),
     (
         "a fallback that is not a division guard",
