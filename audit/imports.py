@@ -108,7 +108,8 @@ def imported_names(
     module: cst.Module, source: str, rel_path: str
 ) -> tuple[dict[str, str], dict[str, str]] | None:
     """(local name -> "module:NAME", local module alias -> module) of the module's imports of
-    upper-case names, or None when there are none; the scan records their decision uses."""
+    upper-case names, or None when there are none; the scan records their decision uses. A star
+    import appears among the names as `*module -> module`."""
     import libcst as cst
 
     if not _IMPORTS_CONSTANT.search(source):
@@ -120,7 +121,11 @@ def imported_names(
         if not isinstance(stmt, cst.SimpleStatementLine):
             continue
         for small in stmt.body:
-            if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+            if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar):
+                origin = _origin(small, package)
+                if origin is not None:  # `from config.constants import *`: any upper-case
+                    names[f"*{origin}"] = origin  # name read here may be one of its constants
+            elif isinstance(small, cst.ImportFrom):
                 origin = _origin(small, package)
                 if origin is None:
                     continue
@@ -156,6 +161,14 @@ def join(outcomes: Iterable) -> list[Finding]:  # noqa: ANN001 - runner.FileOutc
             wanted[name].append((origin, outcome.rel))
     if not wanted:
         return []
+    # a package's `__init__` that re-exports a module's names (`from .constants import *` or
+    # `from .constants import STAIR_N`): importing them from the package imports that module's
+    reexports: dict[str, set[str]] = defaultdict(set)  # "module:NAME" or "module:*" -> packages
+    for outcome in outcomes:
+        if PurePosixPath(outcome.rel).name == "__init__.py":
+            for entry in getattr(outcome, "refers", ()):
+                if not entry.startswith("*:"):
+                    reexports[entry].add(_module_of(outcome.rel))
     out: list[Finding] = []
     for outcome in outcomes:
         exports = getattr(outcome, "exports", ())
@@ -163,11 +176,16 @@ def join(outcomes: Iterable) -> list[Finding]:  # noqa: ANN001 - runner.FileOutc
             continue
         here = _module_of(outcome.rel)
         for finding in exports:
+            homes = [here]
+            for key in (f"{m}:{finding.name}" for m in _suffixes(here)):
+                homes += reexports.get(key, ())
+            for key in (f"{m}:*" for m in _suffixes(here)):
+                homes += reexports.get(key, ())
             users = sorted(
                 {
                     user
                     for origin, user in wanted.get(finding.name, ())
-                    if user != outcome.rel and _same_module(here, origin)
+                    if user != outcome.rel and any(_same_module(h, origin) for h in homes)
                 }
             )
             if not users:
@@ -184,6 +202,13 @@ def join(outcomes: Iterable) -> list[Finding]:  # noqa: ANN001 - runner.FileOutc
 def _origin(node: cst.ImportFrom, package: list[str]) -> str | None:
     """The absolute dotted module of a `from ... import`, relative levels resolved."""
     return _resolve(len(node.relative), _dotted(node.module) if node.module else "", package)
+
+
+def _suffixes(module: str) -> list[str]:
+    """`bot.config.constants` -> [bot.config.constants, config.constants, constants]: the ways an
+    import resolved against another root may name it."""
+    parts = module.split(".")
+    return [".".join(parts[i:]) for i in range(len(parts))]
 
 
 def _module_of(rel: str) -> str:

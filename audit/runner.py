@@ -187,7 +187,7 @@ def audit_file(
     if problem:
         outcome.findings.append(parse_error(rel, problem))
         return outcome
-    outcome.refers = references(text, source.matched)
+    outcome.refers = references(text, rel)
     where = f"{source.shown} {source.matched}"  # path words count as names
     if parses and prefilter is not None and not prefilter.may_hold_findings(text, where):
         outcome.skipped = True

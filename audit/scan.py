@@ -352,6 +352,10 @@ class _Visitor(cst.CSTVisitor):
             for name in names_in(operand):
                 if name in names:
                     self.uses[names[name]] = None
+                elif "." not in name and CONSTANT_NAME.match(name):
+                    for key, origin in names.items():  # `from config.constants import *`
+                        if key.startswith("*"):
+                            self.uses[f"{origin}:{name}"] = None
                 else:
                     prefix, _, attr = name.rpartition(".")
                     if prefix in modules and CONSTANT_NAME.match(attr):

@@ -140,3 +140,22 @@ def test_the_warm_cache_keeps_what_another_module_refers_to(tmp_path: Path) -> N
     ]
     names = [{f.name for f in r.findings if f.path == "main.py"} for r in runs]
     assert names[0] == names[1] == {"MAX_POSITIONS", "LEVERAGE", "RISK_PER_TRADE"}
+
+
+def test_constants_reached_through_a_star_import_or_a_package_reexport(tmp_path: Path) -> None:
+    root = tmp_path / "bot"
+    (root / "config").mkdir(parents=True)
+    (root / "strategy").mkdir()
+    (root / "config" / "constants.py").write_text("STAIR_N = 5\nGAP_N = 7\nSHOWN_N = 9\n")
+    (root / "config" / "__init__.py").write_text("from .constants import *\n")
+    (root / "strategy" / "stairs.py").write_text(
+        "from config.constants import *\n\n\ndef is_staircase(candles):\n"
+        "    return candles[-STAIR_N:]\n"
+    )
+    (root / "strategy" / "gaps.py").write_text(
+        "from config import GAP_N, SHOWN_N\n\n\ndef should_add(gap):\n"
+        "    print(SHOWN_N)\n    return gap > GAP_N\n"
+    )
+    result = run_audit([root], CONFIG, display_root=root, jobs=1, use_cache=False)
+    found = {f.name for f in result.findings if f.path == "config/constants.py"}
+    assert found == {"STAIR_N", "GAP_N"}, found
