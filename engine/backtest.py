@@ -160,7 +160,7 @@ def run_backtest(
         )
     run_id = run_id or f"bt-{uuid.uuid4().hex[:12]}"
 
-    risk = RiskKernel(limits, tiers, cfg.entry_cost())
+    risk = RiskKernel(limits, tiers, cfg.entry_cost(), cfg.exit_cost())
     broker = SimulatedBroker(cfg, tiers, Portfolio(wallet_balance=float(equity)), run_id=run_id)
     # a policy that chose its kill thresholds on a score of its own also provides that score
     exits = ExitController(

@@ -148,7 +148,9 @@ class TradeSession:
         self.tiers = tiers or LeverageTiers.load()
         self.out = out
         self.log = log or (lambda event, fields: None)
-        self.risk = RiskKernel(settings.limits, self.tiers, self.cfg.entry_cost())
+        self.risk = RiskKernel(
+            settings.limits, self.tiers, self.cfg.entry_cost(), self.cfg.exit_cost()
+        )
         self.exits = ExitController(
             self.cfg.break_even_offset(), kill_scorer=getattr(policy, "kill_scores", None)
         )

@@ -304,9 +304,7 @@ class EngineLoop:
 
         risk = self.risk
         if pf.positions or risk.limit_reducing:  # the limits hold at every bar close
-            guard = risk.hold_limits(
-                pf, ts, self.exits.break_even_offset, lambda s: self._has_price(s, i)
-            )
+            guard = risk.hold_limits(pf, ts, lambda s: self._has_price(s, i))
             pf.state = guard.state
             for event in guard.events:
                 self._j_safety(event)

@@ -325,20 +325,33 @@ class RiskKernel:
     """Hard limits applied to decisions (`check`), to exit orders (`check_order`) and to the
     account at every bar close (`hold_limits`).
 
-    `entry_cost`: what an entry's fill can cost at worst, as a fraction of its notional (the
-    venue's taker fee and slippage, `BrokerConfig.entry_cost`). `check` holds the size, exposure
-    and margin limits on the account as it is after that fill, not only at the reference
-    price, so an entry landing on a limit does not leave the bar's equity row above it.
+    The venue's costs, as fractions of a fill's notional, come once, here:
+    `entry_cost` is what an entry's fill can cost at worst (taker fee and slippage,
+    `BrokerConfig.entry_cost`): `check` holds the size, exposure and margin limits on the
+    account as it is after that fill, not only at the reference price, so an entry landing on
+    a limit does not leave the bar's equity row above it. `exit_cost` is an exit leg's
+    (`BrokerConfig.exit_cost`): `hold_limits` sizes its trims so the account is inside after
+    they fill.
     """
 
-    __slots__ = ("limits", "tiers", "entry_cost", "zone", "limit_reducing", "_top_rate")
+    __slots__ = (
+        "limits", "tiers", "entry_cost", "exit_cost", "zone", "limit_reducing", "_top_rate"
+    )  # fmt: skip
 
-    def __init__(self, limits: SafetyLimits, tiers: LeverageTiers, entry_cost: float = 0.0) -> None:
-        if not (math.isfinite(entry_cost) and 0 <= entry_cost < 1):
-            raise ValueError(f"entry_cost must be a fraction in [0, 1), got {entry_cost!r}")
+    def __init__(
+        self,
+        limits: SafetyLimits,
+        tiers: LeverageTiers,
+        entry_cost: float = 0.0,
+        exit_cost: float = 0.0,
+    ) -> None:
+        for name, cost in (("entry_cost", entry_cost), ("exit_cost", exit_cost)):
+            if not (math.isfinite(cost) and 0 <= cost < 1):
+                raise ValueError(f"{name} must be a fraction in [0, 1), got {cost!r}")
         self.limits = limits
         self.tiers = tiers
         self.entry_cost = entry_cost
+        self.exit_cost = exit_cost
         self.zone = AutonomyZone.for_limits(limits)
         # True while trading is REDUCING because of a limit (not an operator): lifted by the
         # next bar close that finds the account inside the limits. Every operator control sets
@@ -375,23 +388,20 @@ class RiskKernel:
         self,
         portfolio: Portfolio,
         ts: int,
-        round_trip_cost: float = 0.0,
         tradable: Callable[[str], bool] | None = None,
     ) -> LimitGuard:
         """The account against exposure and margin ratio at this bar close (module docstring).
 
         Outside a limit: state REDUCING (from ACTIVE), reduce-only trims and their CLIP events.
         Inside and REDUCING by an earlier breach: back to ACTIVE. HALTED and an operator's
-        REDUCING are kept. `round_trip_cost` is the venue's (an exit leg is half of it);
-        `tradable(symbol)`: whether that position has a price to be trimmed at now.
+        REDUCING are kept. `tradable(symbol)`: whether that position has a price to be trimmed
+        at now.
         """
         state = portfolio.state
         if not portfolio.positions or self._clearly_inside(portfolio):
             check = None
         else:
-            check = limit_trims(
-                portfolio, self.limits, self.tiers, ts, round_trip_cost / 2, tradable
-            )
+            check = limit_trims(portfolio, self.limits, self.tiers, ts, self.exit_cost, tradable)
         if check is None or not check.breached:
             if self.limit_reducing and state is TradingState.REDUCING:
                 state = TradingState.ACTIVE

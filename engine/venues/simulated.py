@@ -115,10 +115,14 @@ class BrokerConfig:
         (a short filled at ref x (1 - s) is worth s / (1 - s) more marked there)."""
         return self.taker_fee + self.slippage / (1 - self.slippage)
 
+    def exit_cost(self) -> float:
+        """What an exit leg's fill costs, as a fraction of its notional (taker fee and
+        slippage): `RiskKernel.hold_limits` sizes its trims with it."""
+        return self.taker_fee + self.slippage
+
     def break_even_offset(self) -> float:
         """Price fraction a round trip costs (taker fee and slippage, entry leg and exit leg)."""
-        entry_leg = exit_leg = self.taker_fee + self.slippage
-        return entry_leg + exit_leg
+        return 2 * self.exit_cost()
 
 
 # -- pure arithmetic (hand-checked in tests) -------------------------------------------------

@@ -117,21 +117,21 @@ def test_margin_ratio_breach_is_trimmed_too() -> None:
 
 
 def test_hold_limits_states() -> None:
-    kernel = RiskKernel(SafetyLimits(max_total_exposure_pct=150.0), TIERS)
+    kernel = RiskKernel(SafetyLimits(max_total_exposure_pct=150.0), TIERS, exit_cost=0.0007)
     pf = _book({"BTC-USDT": 12_000.0, "SOL-USDT": 80.0})
-    guard = kernel.hold_limits(pf, TS, 0.0014)
+    guard = kernel.hold_limits(pf, TS)
     assert guard.state is TradingState.REDUCING and kernel.limit_reducing
     assert [a.purpose for a in guard.exits] == ["risk_reduce"] and guard.events
     _apply(pf, guard.check.trims, 0.0007)
     pf.state = guard.state
-    lifted = kernel.hold_limits(pf, TS + 1, 0.0014)
+    lifted = kernel.hold_limits(pf, TS + 1)
     assert lifted.state is TradingState.ACTIVE and not lifted.exits and not kernel.limit_reducing
     # an operator's REDUCING (pause) and HALTED are never lifted by the kernel
     pf.state = TradingState.REDUCING
     assert kernel.hold_limits(pf, TS + 2).state is TradingState.REDUCING
     halted = _book({"BTC-USDT": 12_000.0, "SOL-USDT": 80.0})
     halted.state = TradingState.HALTED
-    guard = kernel.hold_limits(halted, TS, 0.0)
+    guard = kernel.hold_limits(halted, TS)
     assert guard.state is TradingState.HALTED and guard.exits  # trims asked; HALTED vetoes them
 
 
@@ -188,8 +188,8 @@ def test_an_operator_pause_during_a_limit_trim_is_never_lifted(tmp_path: Path, m
     original = RiskKernel.hold_limits
     queued: list[int] = []
 
-    def hold_and_pause(self, pf, ts, cost=0.0, tradable=None):
-        guard = original(self, pf, ts, cost, tradable)
+    def hold_and_pause(self, pf, ts, tradable=None):
+        guard = original(self, pf, ts, tradable)
         if guard.exits and not queued:
             queued.append(journal.request_control("pause", source="test"))
         return guard
@@ -253,9 +253,9 @@ def test_trims_pass_over_a_position_with_no_price_now() -> None:
 
 def test_nothing_tradable_still_reduces_and_says_so() -> None:
     """Not one position has a price: no trim, but REDUCING (no entries) and one event."""
-    kernel = RiskKernel(SafetyLimits(max_total_exposure_pct=150.0), TIERS)
+    kernel = RiskKernel(SafetyLimits(max_total_exposure_pct=150.0), TIERS, exit_cost=0.0007)
     pf = _book({"BTC-USDT": 12_000.0, "SOL-USDT": 80.0})
-    guard = kernel.hold_limits(pf, TS, 0.0014, lambda s: False)
+    guard = kernel.hold_limits(pf, TS, lambda s: False)
     assert guard.state is TradingState.REDUCING and guard.exits == () and guard.check.breached
     (event,) = guard.events
     assert event.symbol == "BTC-USDT" and event.limit is LimitName.MAX_TOTAL_EXPOSURE
