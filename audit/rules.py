@@ -385,6 +385,7 @@ class ParamDefault(Rule):
     VALID = (
         "def connect(host, port=6379, timeout=5.0): ...",
         "def check_exit(pos, price, timeout_sec=5.0): ...",
+        "def draw_fvg_chart(ax, max_width_px=800): ...",
     )
     INVALID = (
         Example(
@@ -403,6 +404,14 @@ class ParamDefault(Rule):
             "def exit_on_giveback(pos, price, giveback=0.4):\n    return pos.peak - price > giveback",
             "giveback",
             "0.4",
+            Category.OTHER,
+        ),
+        # a bound an indicator's helper puts on what it detects, under a word plumbing uses too
+        Example(
+            "def detect_fvg_around(candles, i, max_width_pct=0.008):\n"
+            "    return candles[i].width < max_width_pct",
+            "max_width_pct",
+            "0.008",
             Category.OTHER,
         ),
     )
@@ -1285,7 +1294,9 @@ class Judge:
         if site.role in ("tally-weight", "window"):
             self._by_form(site, value)
             return
-        if site.role == "param-default" and self._period_param(site, value):
+        if site.role == "param-default" and (
+            self._period_param(site, value) or self._indicator_bound(site, value)
+        ):
             return
         tentative = False
         # a comparison of an indicator (`rsi < 55`) is a signal threshold before a generic one;
@@ -1614,6 +1625,22 @@ class Judge:
         category = self._context_category(site) or Category.OTHER
         # a window is an index to the flow search: the market series it reduces is the evidence
         self._report(site, category, 0.6 if signal else 0.45, check_flow=site.role != "window")
+
+    def _indicator_bound(self, site: Site, value: float) -> bool:
+        """`def detect_fvg_around(candles, i, max_width_pct=0.008)`: a bound an indicator's own
+        helper puts on what it detects, even under a word that is plumbing elsewhere (`width`)."""
+        if not site.function or not site.names or not value:
+            return False
+        if not self.vocabulary.match(site.function).indicator:
+            return False
+        seq = set(words(site.names[0]))
+        if not seq & _BOUND_NAMES or self.vocabulary.match(site.names[0]).category:
+            return False  # a name with a category is judged by it, as before
+        around = (site.function, site.klass, *self.path_names)
+        if any(set(words(n)) & _DRAWING_NAMES for n in around if n):
+            return False
+        self._report(site, Category.OTHER, 0.6, name=site.names[0])
+        return True
 
     def _period_param(self, site: Site, value: float) -> bool:
         """`def rsi(series, period=14)`: the period of an indicator helper, by its own name."""
