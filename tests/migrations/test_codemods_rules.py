@@ -449,6 +449,9 @@ class TestFormattedReads(CodemodTest):
                     if r >= self.T1_R:
                         return "take"
                     return f"T1 {self.T1_R:.1f}R, lock {self.T1_LOCK_R}"
+
+                def locked(self, symbol: str, r: float) -> bool:
+                    return r <= self.T1_LOCK_R
         """
         after = """
             import qctl_policy
@@ -459,6 +462,9 @@ class TestFormattedReads(CodemodTest):
                     if r >= qctl_policy.policy_value_or_skip("harvest_t1_r", symbol):
                         return "take"
                     return f"T1 {qctl_policy.policy_value_or_skip('harvest_t1_r', symbol):.1f}R, lock {qctl_policy.policy_value('harvest_lock_r', symbol)}"
+
+                def locked(self, symbol: str, r: float) -> bool:
+                    return r <= qctl_policy.policy_value_or_skip("harvest_lock_r", symbol)
         """
         self.assertCodemod(before, after)
 
