@@ -1075,7 +1075,7 @@ class SignalWindow(Rule):
     rule_id = "window"
     roles = ("window", "window-param")
     title = "Lookback window of a signal"
-    why = "{name} is taken over the last {value} bars in {where}: the signal's lookback is a hardcoded decision"
+    why = "{name} is taken over a window of bars set by {value} in {where}: the signal's lookback is a hardcoded decision"
     VALID = (
         # the bar at hand and the one before, a page of rows shown, a window nobody reduces
         "def signal(df):\n    return df['close'].iloc[-2:].diff()",

@@ -27,6 +27,9 @@ LEFTOVERS = {
     ("harvest/scale_out.py", "dict-value", "leverage"),  # the fallback state dict
     ("harvest/scale_out.py", "symbol-string", "symbol"),  # that dict and the dataclass field
     ("harvest/scale_out.py", "symbol-string", "symbols"),  # the command line's symbol list
+    # a volume filter of a signal, read by another module through `import *` (no universe
+    # function uses it)
+    ("strategy/confluence_params.py", "constant", "VOLUME_SURGE"),
 }
 
 SCENARIO = textwrap.dedent(
