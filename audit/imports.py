@@ -70,14 +70,20 @@ def references(text: str, rel_path: str) -> list[str]:
     return sorted(found)
 
 
+def _by_name(outcomes: list, field: str) -> dict[str, list[tuple[str, str]]]:
+    """The `origin:NAME` entries of each outcome's `field`, by NAME: (origin, the file's rel)."""
+    by_name: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for outcome in outcomes:
+        for entry in getattr(outcome, field, ()):
+            origin, _, name = entry.rpartition(":")
+            by_name[name].append((origin, outcome.rel))
+    return by_name
+
+
 def keep_referenced(outcomes: Iterable) -> list[Finding]:  # noqa: ANN001 - runner.FileOutcome items
     """The findings only shown in their own module (`shown`) that another file refers to."""
     outcomes = list(outcomes)
-    by_name: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for outcome in outcomes:
-        for entry in getattr(outcome, "refers", ()):
-            origin, _, name = entry.rpartition(":")
-            by_name[name].append((origin, outcome.rel))
+    by_name = _by_name(outcomes, "refers")
     out: list[Finding] = []
     for outcome in outcomes:
         shown = getattr(outcome, "shown", ())
@@ -154,11 +160,7 @@ def imported_names(
 def join(outcomes: Iterable) -> list[Finding]:  # noqa: ANN001 - runner.FileOutcome items
     """The exported constants some other file uses as a decision, as findings."""
     outcomes = list(outcomes)
-    wanted: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for outcome in outcomes:
-        for entry in getattr(outcome, "imports", ()):
-            origin, _, name = entry.rpartition(":")
-            wanted[name].append((origin, outcome.rel))
+    wanted = _by_name(outcomes, "imports")
     if not wanted:
         return []
     # a package's `__init__` that re-exports a module's names (`from .constants import *` or
