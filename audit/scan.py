@@ -262,6 +262,8 @@ class _Visitor(cst.CSTVisitor):
         self.done: set[int] = set()  # ids of literal nodes already reported as part of a bigger one
         # parameters of the functions and methods this module defines, by name (see _signatures)
         self.signatures: dict[str, list[str]] = {}
+        # per function (by id; the tree outlives the scan): see _compared_names
+        self._compared: dict[int, frozenset[str]] = {}
         # (imported constant names, imported module aliases) and the uses found (audit.imports)
         self.imported: tuple[dict[str, str], dict[str, str]] | None = None
         self.uses: dict[str, None] = {}
@@ -789,21 +791,31 @@ class _Visitor(cst.CSTVisitor):
                 break
         if not conditional or not isinstance(func, cst.FunctionDef):
             return False
+        return name in self._compared_names(func)
+
+    def _compared_names(self, func: cst.FunctionDef) -> frozenset[str]:
+        """Local names the function compares with something that is not a length; read once
+        per function (a scorecard of thousands of `if ...: s += 2` asks for each increment)."""
+        known = self._compared.get(id(func))
+        if known is not None:
+            return known
+        found: set[str] = set()
         for node in descendants(func.body):
             if not isinstance(node, cst.Comparison):
                 continue
             operands = [node.left] + [c.comparator for c in node.comparisons]
-            mine = [o for o in operands if isinstance(o, cst.Name) and o.value == name]
-            others = [o for o in operands if o not in mine]
-            if (
-                mine
-                and others
-                and not any(
-                    isinstance(o, cst.Call) and last(dotted(o.func)) == "len" for o in others
-                )
-            ):
-                return True
-        return False
+            for o in operands:
+                if not isinstance(o, cst.Name) or o.value in found:
+                    continue
+                others = [
+                    x for x in operands if not (isinstance(x, cst.Name) and x.value == o.value)
+                ]
+                if others and not any(
+                    isinstance(x, cst.Call) and last(dotted(x.func)) == "len" for x in others
+                ):
+                    found.add(o.value)
+        known = self._compared[id(func)] = frozenset(found)
+        return known
 
     @staticmethod
     def _relative_threshold(
