@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,118 @@ def test_the_engine_core_knows_no_venue_and_no_journal() -> None:
                 ):
                     bad.setdefault(str(path.relative_to(REPO)), []).append(name)
     assert bad == {}
+
+
+def _loaded_imports(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements that run when a module is loaded: module level, `try` bodies and
+    `if` branches; not `if TYPE_CHECKING:` and not imports inside functions, which run later and
+    cannot make a loop at import time."""
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.If):
+            if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                yield from _loaded_imports(node.body)
+                yield from _loaded_imports(node.orelse)
+        elif isinstance(node, ast.Try):
+            yield from _loaded_imports(node.body)
+
+
+def _module_imports(root: Path, parts: tuple[str, ...]) -> dict[str, set[str]]:
+    """Each module of `parts` under `root` -> the modules of `parts` it imports when loaded."""
+    modules: dict[str, Path] = {}
+    for part in parts:
+        for path in (root / part).rglob("*.py"):
+            name = ".".join(path.relative_to(root).with_suffix("").parts)
+            modules[name.removesuffix(".__init__")] = path
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps: set[str] = set()
+        for node in _loaded_imports(ast.parse(path.read_text("utf-8")).body):
+            if isinstance(node, ast.Import):
+                deps.update(filter(None, (known(a.name) for a in node.names)))
+                continue
+            base = node.module or ""
+            if node.level:
+                prefix = package
+                for _ in range(node.level - 1):
+                    prefix = prefix.rpartition(".")[0]
+                base = f"{prefix}.{base}" if base else prefix
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found = full if full in modules else known(base)
+                if found:
+                    deps.add(found)
+        deps.discard(name)
+        graph[name] = deps
+    return graph
+
+
+def _loops(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import loops of `graph`: its strongly connected components of more than one module."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    loops: list[list[str]] = []
+    for start in sorted(graph):
+        if start in order:
+            continue
+        # iterative Tarjan: (module, iterator over its imports)
+        work = [(start, iter(sorted(graph[start])))]
+        order[start] = low[start] = len(order)
+        stack.append(start)
+        while work:
+            module, deps = work[-1]
+            for dep in deps:
+                if dep not in order:
+                    order[dep] = low[dep] = len(order)
+                    stack.append(dep)
+                    work.append((dep, iter(sorted(graph[dep]))))
+                    break
+                if dep in stack:
+                    low[module] = min(low[module], order[dep])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[module])
+                if low[module] == order[module]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        component.append(member)
+                        if member == module:
+                            break
+                    if len(component) > 1:
+                        loops.append(sorted(component))
+    return loops
+
+
+def test_no_import_loops() -> None:
+    """No two modules import each other, directly or through others, when they are loaded
+    (DEVELOPERS.md: "no import loops")."""
+    graph = _module_imports(REPO, PARTS)
+    assert len(graph) > 50  # the walk found the packages
+    assert _loops(graph) == []
+
+
+def test_the_loop_check_finds_a_loop(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.b import x\nimport pkg.d\n")
+    (pkg / "b.py").write_text("from . import c\nx = 1\n")
+    (pkg / "c.py").write_text("import pkg.a\n")
+    (pkg / "d.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\n"
+        "def f():\n    from pkg import a\n"
+    )
+    # d imports a only for type checkers and inside a function: not a loop
+    assert _loops(_module_imports(tmp_path, ("pkg",))) == [["pkg.a", "pkg.b", "pkg.c"]]
