@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
@@ -157,6 +157,46 @@ class OrderPurpose(StrEnum):
     FLATTEN = "flatten"
     RISK_REDUCE = "risk_reduce"  # a trim back inside a hard limit at a bar close
     LIQUIDATION = "liquidation"
+
+
+# ---------------------------------------------------------------------------------------------
+# fast construction of the engine's own frozen objects
+
+
+def slot_builder(cls: type) -> Callable[..., Any]:
+    """A positional constructor of a frozen slots dataclass without `__post_init__`, for copies
+    of objects that already exist and for the objects the engine builds itself in per-bar paths.
+
+    It sets each field's slot through that slot's own descriptor, where the generated `__init__`
+    calls `object.__setattr__` field by field (a lookup of the attribute on the type each time,
+    about twice the time). The object is the same: an instance of `cls`, frozen (assignment
+    still raises `FrozenInstanceError`), equal to `cls(*values)` (tests/engine/
+    test_domain_builders.py). A class that checks its values in `__post_init__` is refused
+    (a builder would skip the check), as is one whose fields are not all `__init__` arguments.
+    """
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen or "__slots__" not in cls.__dict__:
+        raise TypeError(f"{cls.__name__} is not a frozen dataclass with slots")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} validates in __post_init__: build it with its __init__")
+    if cls.__new__ is not object.__new__:
+        raise TypeError(f"{cls.__name__} has its own __new__")
+    names = [f.name for f in fields(cls)]
+    if len(names) != len(cls.__slots__) or any(not f.init for f in fields(cls)):
+        raise TypeError(f"{cls.__name__}: every slot must be an __init__ field")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    if any(n in namespace or n.startswith("_set") or n == "obj" for n in names):
+        raise TypeError(f"{cls.__name__}: a field name clashes with the builder's own names")
+    lines = [f"def build({', '.join(names)}):", "    obj = _new(_cls)"]
+    for k, name in enumerate(names):
+        namespace[f"_set{k}"] = cls.__dict__[name].__set__  # the slot's member descriptor
+        lines.append(f"    _set{k}(obj, {name})")
+    lines.append("    return obj")
+    exec("\n".join(lines), namespace)  # a fixed template over the class's own field names
+    build = namespace["build"]
+    build.__qualname__ = build.__name__ = f"build_{cls.__name__.lower()}"
+    build.__doc__ = f"{cls.__name__}({', '.join(names)}), positional (`slot_builder`)."
+    return build
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,15 +482,21 @@ class Decision:
         model_version: str = "",
         reasons: tuple[tuple[str, float], ...] = (),
     ) -> Decision:
-        return cls(
-            ts=ts,
-            symbol=symbol,
-            policy=policy,
-            model_version=model_version,
-            reasons=reasons,
-            skip=reason,
-            skip_detail=detail,
-        )
+        if cls is not Decision:
+            return cls(
+                ts=ts,
+                symbol=symbol,
+                policy=policy,
+                model_version=model_version,
+                reasons=reasons,
+                skip=reason,
+                skip_detail=detail,
+            )
+        # one per symbol at each policy refresh: the fields in order, the trading values None
+        return build_decision(
+            ts, symbol, None, None, None, None, None, None, None, None, None, None, None,
+            policy, model_version, reasons, reason, detail,
+        )  # fmt: skip
 
     @property
     def is_skip(self) -> bool:
@@ -492,6 +538,9 @@ class Decision:
         return Decision.skipped(
             self.ts, self.symbol, reason, detail, self.policy, self.model_version, self.reasons
         )
+
+
+build_decision = slot_builder(Decision)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,21 +700,16 @@ class Order:
         reduce_only: bool = False,
         seq: int = 0,
     ) -> Order:
-        return cls(
-            client_order_id=client_order_id(run_id, symbol, ts, purpose, seq),
-            ts=ts,
-            symbol=symbol,
-            side=side,
-            type=type,
-            qty=qty,
-            purpose=purpose,
-            stop_price=stop_price,
-            reduce_only=reduce_only,
+        cid = client_order_id(run_id, symbol, ts, purpose, seq)
+        if cls is not Order:
+            return cls(cid, ts, symbol, side, type, qty, purpose, stop_price, reduce_only)
+        return build_order(
+            cid, ts, symbol, side, type, qty, purpose, stop_price, reduce_only, _NEW, ""
         )
 
     def with_status(self, status: OrderStatus, detail: str = "") -> Order:
         """The same order with another status (and detail, when one is given)."""
-        return Order(
+        return build_order(
             self.client_order_id,
             self.ts,
             self.symbol,
@@ -678,6 +722,27 @@ class Order:
             status,
             detail or self.detail,
         )
+
+    def resized(self, qty: float, ts: int) -> Order:
+        """The same order (same client order id, status and detail) for another quantity and
+        time: a resting backstop that follows its position, or fills at a bar."""
+        return build_order(
+            self.client_order_id,
+            ts,
+            self.symbol,
+            self.side,
+            self.type,
+            qty,
+            self.purpose,
+            self.stop_price,
+            self.reduce_only,
+            self.status,
+            self.detail,
+        )
+
+
+build_order = slot_builder(Order)
+_NEW = OrderStatus.NEW
 
 
 @dataclass(frozen=True, slots=True)
@@ -697,6 +762,9 @@ class Fill:
     @property
     def notional(self) -> float:
         return self.qty * self.price
+
+
+build_fill = slot_builder(Fill)
 
 
 @dataclass(slots=True)

@@ -39,7 +39,6 @@ from engine.core.bars import AlignedBars, SymbolColumns
 from engine.core.loop import BrokerEvent
 from engine.core.tiers import LeverageTiers
 from engine.domain import (
-    Fill,
     Order,
     OrderPurpose,
     OrderStatus,
@@ -47,6 +46,7 @@ from engine.domain import (
     Portfolio,
     Position,
     Side,
+    build_fill,
 )
 from engine.resources import SAMPLE_DATA
 
@@ -157,23 +157,6 @@ def cross_liquidation_price(
     denominator = qty * mm_rate - s * qty
     price = numerator / denominator
     return max(price, 0.0)
-
-
-def _resized(order: Order, qty: float, ts: int) -> Order:
-    """The same order (same client order id) for another quantity / time; cheaper than replace."""
-    return Order(
-        order.client_order_id,
-        ts,
-        order.symbol,
-        order.side,
-        order.type,
-        qty,
-        order.purpose,
-        order.stop_price,
-        order.reduce_only,
-        order.status,
-        order.detail,
-    )
 
 
 @dataclass(slots=True)
@@ -440,16 +423,8 @@ class SimulatedBroker:
         pos.mark_price = price
         pf.wallet_balance += realised - fee
         self.fees_paid += fee
-        fill = Fill(
-            order.client_order_id,
-            ts,
-            order.symbol,
-            order.side,
-            qty,
-            price,
-            fee,
-            is_maker=False,
-            realised_pnl=realised,
+        fill = build_fill(
+            order.client_order_id, ts, order.symbol, order.side, qty, price, fee, False, realised
         )
         filled = order.with_status(OrderStatus.FILLED, reason)
         events = [
@@ -470,10 +445,10 @@ class SimulatedBroker:
             return []
         events = []
         if prot.stop is not None and prot.stop.qty != pos.qty:
-            prot.stop = _resized(prot.stop, pos.qty, prot.stop.ts)
+            prot.stop = prot.stop.resized(pos.qty, prot.stop.ts)
             events.append(BrokerEvent("order", ts, pos.symbol, order=prot.stop))
         if prot.take_profit is not None and prot.take_profit.qty != pos.qty:
-            prot.take_profit = _resized(prot.take_profit, pos.qty, prot.take_profit.ts)
+            prot.take_profit = prot.take_profit.resized(pos.qty, prot.take_profit.ts)
             events.append(BrokerEvent("order", ts, pos.symbol, order=prot.take_profit))
         return events
 
@@ -701,7 +676,7 @@ class SimulatedBroker:
                 reduce_only=True,
                 seq=self._next_seq(),
             )
-        order = _resized(order, pos.qty, ts)
+        order = order.resized(pos.qty, ts)
         price = level * (1 + order.side.sign * self.config.slippage)
         return self._fill(order, price, ts, reason=str(purpose))
 
