@@ -176,6 +176,11 @@ def run_backtest(
         run_id=run_id,
         poll_controls=poll_controls,
     )
+    # a policy that can score the whole history up front does so, on the series the loop's
+    # snapshots wrap (StaticPolicy.prepare_history); it lets go of them after the run
+    prepare = getattr(policy, "prepare_history", None)
+    if prepare is not None:
+        prepare(loop.series, bars.step_ms)
     clock = BacktestClock(bars.n_steps)
     total = len(clock)
     cb = None if progress is None else (lambda i: progress(i + 1, total))
@@ -191,6 +196,8 @@ def run_backtest(
             loop.run(clock, cb)
         status = "finished"
     finally:
+        if prepare is not None:
+            prepare(None)
         if write_behind is not None:
             write_behind(False)
         elapsed = time.perf_counter() - t0

@@ -631,6 +631,11 @@ class MarketSnapshot:
     def has(self, symbol: str) -> bool:
         return self._known.get(symbol, 0) > 0
 
+    def wraps(self, series: Mapping[str, Bars]) -> bool:
+        """Whether this snapshot's windows are views of exactly these series (a policy that
+        prepared values from them may read those for the windows it sees)."""
+        return self._series is series
+
     def n_bars(self, symbol: str) -> int:
         return self._known.get(symbol, 0)
 

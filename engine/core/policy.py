@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.domain import (
     AutonomyZone,
+    Bars,
     Decision,
     HarvestLadder,
     MarketSnapshot,
@@ -328,6 +329,10 @@ class StaticPolicy:
         self.version = config.version
         # legacy had two closers; with one exit owner the first to fire is the lower threshold
         self.kill_threshold = min(config.kill_threshold, config.close_threshold)
+        # the whole history's refresh windows, scored up front (`prepare_history`): the series
+        # they were scored on, and per symbol (window ends n, their (n, 6) score rows, finite)
+        self._history: Mapping[str, Bars] | None = None
+        self._scored: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     @classmethod
     def from_toml(cls, path: str | Path) -> StaticPolicy:
@@ -349,6 +354,17 @@ class StaticPolicy:
 
     def score(self, closes: np.ndarray) -> list[SymbolScores | None]:
         """Scores for a (symbols x lookback+1) array of closes; None where the data are unusable."""
+        columns, finite = self._score_columns(closes)
+        rows = zip(*(a.tolist() for a in columns), strict=True)  # Python floats, same values
+        return [
+            SymbolScores(*values) if ok else None
+            for values, ok in zip(rows, finite.tolist(), strict=True)
+        ]
+
+    def _score_columns(self, closes: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """`score`'s six columns (SymbolScores order) and where all six are finite, one row per
+        row of `closes`: every operation works row by row (elementwise, or a reduction along
+        the row), so a row's values do not depend on the other rows."""
         c = self.config
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.diff(np.log(closes), axis=1)
@@ -366,11 +382,48 @@ class StaticPolicy:
         finite = np.isfinite(columns[0])
         for a in columns[1:]:
             finite &= np.isfinite(a)
-        rows = zip(*(a.tolist() for a in columns), strict=True)  # Python floats, same values
-        return [
-            SymbolScores(*values) if ok else None
-            for values, ok in zip(rows, finite.tolist(), strict=True)
-        ]
+        return columns, finite
+
+    def prepare_history(self, series: Mapping[str, Bars] | None, timeframe_ms: int = 0) -> None:
+        """Score the refresh windows of the whole history at once (a backtest has it up front;
+        `run_backtest` calls this with the series its snapshots wrap, and None after the run).
+
+        A window is keyed by the symbol's count of known bars `n` (the closes `n - lookback -
+        1 .. n - 1`, nothing after): those that end on a refresh bar close are scored here, in
+        one pass per symbol, with `score`'s own row-by-row operations, so `decide` reads the same floats it
+        would compute (tests/engine/test_policy_static.py compares them bit for bit, gaps included). A
+        refresh that finds another count (a gap at the refresh bar) is scored at that bar, as
+        without this; so is any snapshot of other series."""
+        self._history, self._scored = None, {}
+        if series is None or timeframe_ms <= 0:
+            return
+        c = self.config
+        need = c.lookback_bars + 1
+        offsets = np.arange(need)
+        for symbol, bars in series.items():
+            ts = np.asarray(bars.ts)
+            # bar k closes at ts[k] + timeframe: a refresh then knows n = k + 1 bars
+            ends = np.flatnonzero((ts // timeframe_ms + 1) % c.refresh_bars == 0) + 1
+            ends = ends[ends >= need]
+            if len(ends) == 0:
+                continue
+            # (windows, need), C order: ~1/refresh_bars of the series' closes, lookback times
+            closes = bars.close[(ends - need)[:, None] + offsets]
+            columns, finite = self._score_columns(closes)
+            self._scored[symbol] = (ends, np.stack(columns, axis=1), finite)
+        self._history = series
+
+    def _prepared(self, symbol: str, n: int) -> SymbolScores | None | bool:
+        """The prepared score of `symbol`'s window ending at `n` known bars (None: unusable
+        data); False when that window was not prepared."""
+        entry = self._scored.get(symbol)
+        if entry is None:
+            return False
+        ends, values, finite = entry
+        k = int(ends.searchsorted(n))
+        if k >= len(ends) or ends.item(k) != n:
+            return False
+        return SymbolScores(*values[k].tolist()) if finite.item(k) else None
 
     def decide(self, snapshot: MarketSnapshot, portfolio: Portfolio) -> list[Decision]:
         if not self.is_refresh(snapshot):
@@ -405,8 +458,15 @@ class StaticPolicy:
         if not candidates:
             return out
 
-        closes = np.stack([snapshot.close(s, need) for s in candidates])
-        scored = self.score(closes)
+        if self._history is not None and snapshot.wraps(self._history):
+            looked = [self._prepared(s, snapshot.n_bars(s)) for s in candidates]
+            missed = [s for s, v in zip(candidates, looked, strict=True) if v is False]
+            if missed:
+                fresh = iter(self.score(np.stack([snapshot.close(s, need) for s in missed])))
+                looked = [next(fresh) if v is False else v for v in looked]
+            scored: list[SymbolScores | None] = looked  # type: ignore[assignment]
+        else:
+            scored = self.score(np.stack([snapshot.close(s, need) for s in candidates]))
 
         core = set(c.core_symbols)
         ranked: list[tuple[str, SymbolScores]] = []

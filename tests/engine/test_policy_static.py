@@ -286,3 +286,80 @@ def test_zone_passed_to_safe_decide_is_respected(legacy: StaticPolicy) -> None:
         safe_decide(legacy, refresh_snapshot(series, legacy), portfolio(1e4), strict), "SOL-USDT"
     )
     assert d.skip is SkipReason.OUT_OF_ZONE and "leverage" in d.skip_detail
+
+
+def _bits(d) -> tuple:
+    """A decision's fields, floats as their exact bits (float.hex): equal means bit for bit."""
+
+    def exact(v):
+        if isinstance(v, float):
+            return v.hex()
+        if isinstance(v, tuple):
+            return tuple(exact(x) for x in v)
+        return v
+
+    return tuple(exact(getattr(d, f)) for f in d.__slots__)
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_scores_prepared_up_front_are_the_refresh_scores_bit_for_bit(gaps: bool) -> None:
+    """`prepare_history` scores every refresh window of the whole history at once; at every
+    refresh `decide` then returns what it computes without it, bit for bit (gaps in the data
+    included: a refresh whose window was not prepared is scored at the refresh). The prepared
+    value at a refresh equals the one from the bars known then: nothing later leaks in."""
+    from engine.core.bars import MarketData, SymbolData, align
+    from engine.core.loop import KnownRow
+    from engine.domain import Bars, MarketSnapshot, Portfolio
+    from engine.venues.candle_files import load_market_data
+    from tests.engine.conftest import SAMPLE_OHLCV
+
+    md = load_market_data(SAMPLE_OHLCV, timeframe="1h")
+    if gaps:  # drop a few bars of some symbols, refresh bars among them
+        rng = np.random.default_rng(7)
+        symbols = {}
+        for k, (sym, sd) in enumerate(md.symbols.items()):
+            c = sd.candles
+            if k % 2 == 0:
+                drop = rng.choice(len(c), size=len(c) // 40, replace=False)
+                drop = np.union1d(drop, np.arange(200, len(c), 24 * 7))  # refresh bars too
+                c = c.drop(c.index[drop])
+            symbols[sym] = SymbolData(sym, sd.timeframe, sd.market, c, sd.funding, sd.source,
+                                      sd.mark, sd.exchange)  # fmt: skip
+        md = MarketData(symbols, md.timeframe, list(md.issues))
+    bars = align(md)
+    series = {s: Bars.from_arrays(*bars.series[s]) for s in bars.symbols}
+    col = {s: j for j, s in enumerate(bars.symbols)}
+    plain = StaticPolicy.from_toml(LEGACY_TOML)
+    prepared = StaticPolicy.from_toml(LEGACY_TOML)
+    prepared.prepare_history(series, bars.step_ms)
+    book = Portfolio(wallet_balance=10_000.0)
+    refreshes = looked_up = missed = 0
+    for i in range(bars.n_steps):
+        snap = MarketSnapshot(int(bars.ts[i]) + bars.step_ms, bars.step_ms, series,
+                              KnownRow(bars.known[i], col))  # fmt: skip
+        if not plain.is_refresh(snap):
+            continue
+        refreshes += 1
+        found = [
+            prepared._prepared(s, snap.n_bars(s)) is not False
+            for s in snap.symbols
+            if snap.n_bars(s) > LOOKBACK  # past the warm-up: scored
+        ]
+        looked_up += sum(found)
+        missed += len(found) - sum(found)
+        want = [_bits(d) for d in plain.decide(snap, book)]
+        assert [_bits(d) for d in prepared.decide(snap, book)] == want, i
+    assert refreshes > 100 and looked_up > 100
+    assert (missed > 0) is gaps  # gapped refresh bars take the scored-at-the-refresh path
+    # another series (or none prepared): the policy scores at the refresh, as before
+    other = {s: Bars.from_arrays(*bars.series[s]) for s in bars.symbols}
+    i = next(i for i in range(bars.n_steps - 1, 0, -1)
+             if plain.acts_at(int(bars.ts[i]) + bars.step_ms, bars.step_ms))  # fmt: skip
+    snap = MarketSnapshot(int(bars.ts[i]) + bars.step_ms, bars.step_ms, other,
+                          KnownRow(bars.known[i], col))  # fmt: skip
+    assert not snap.wraps(series)
+    assert [_bits(d) for d in prepared.decide(snap, book)] == [
+        _bits(d) for d in plain.decide(snap, book)
+    ]
+    prepared.prepare_history(None)
+    assert prepared._history is None and not prepared._scored
