@@ -95,6 +95,23 @@ _WINDOW_PARAM_NAMES = frozenset(
     {"lookback", "baseline", "bars", "candles", "window", "look", "ahead", "back", "last", "check",
      "recent", "left", "right"}
 )  # fmt: skip
+# Keywords that say "lookback" and nothing else (`lookback=55`, `window_bars=14`, `period=10`).
+_LOOKBACK_KEYWORD_PARTS = frozenset(
+    {"period", "periods", "timeperiod", "lookback", "look", "back", "span", "window", "windows",
+     "length", "bars", "candles", "n"}
+)  # fmt: skip
+# A grade is given from a score under a grade's name (`def grade(points)`, `tier = ...`): one of
+# these words must be around a cut-off (they also feed the pre-filter, audit.prefilter).
+_GRADE_CUTOFF_WORDS = frozenset(
+    {"grade", "grades", "tier", "tiers", "rating", "ratings", "rank", "score", "scores", "points",
+     "pts", "confidence", "strength"}
+)  # fmt: skip
+# Names of market data a helper takes the last bars of (`highs`, `df["close"]`, `candles`).
+_MARKET_SERIES = frozenset(
+    {"candles", "candle", "bars", "klines", "kline", "ohlc", "ohlcv", "df", "highs", "lows",
+     "high", "low", "close", "closes", "open", "opens", "prices", "price", "volume", "volumes",
+     "returns", "series"}
+)  # fmt: skip
 # Moving averages named as such (`precompute_vol_avg(candles, window=20)`), besides the
 # vocabulary's indicators (`ema`, `sma`, `rsi`...).
 _AVERAGE_CALL_WORDS = frozenset({"avg", "average", "moving_average"})
@@ -135,6 +152,9 @@ class Reported:
     statement: cst.CSTNode | None
     tentative: bool = False  # kept only when reachability finds a path to an order or risk call
     check_flow: bool = True  # dropped when every path ends in display or plumbing
+    # the node whose value the flow search follows instead of the literal's (a period passed to
+    # a helper: where the helper's result goes, not the slice the period becomes inside it)
+    flow_from: cst.CSTNode | None = None
 
 
 @dataclass
@@ -158,6 +178,11 @@ class Site:
     receiver: str = ""  # `params` in `params.get(...)`
     vote: bool = False  # a comparison of `sum(...)`/`len(...)` of conditions
     ratio: bool = False  # the literal scales one side of a comparison (`x > 1.2 * avg`)
+    call: cst.CSTNode | None = None  # the call a call argument is passed to
+    grade: str = ""  # the name of the grade a comparison picks (`grade = "A" if p >= 5 else "B"`)
+    # the parameter it binds is a trailing window in the helper's body, defined in this module
+    # (`def _sma(values, n): return sum(values[-n:]) / n`)
+    helper_window: bool = False
 
     def with_role(self, role: str) -> Site:
         return replace(self, role=role)
@@ -487,7 +512,8 @@ class ComparisonOperand(Rule):
             Category.OTHER,
         ),  # a tier's threshold compared with 100 is not a percentage
         Example(
-            "def tier_from_score(score):\n    if score >= 100:\n        return 'A'\n    return 'B'",
+            "def should_send_tier(score):\n    if score >= 100:\n        return True\n"
+            "    return False",
             "score",
             "100",
             Category.HARVEST,
@@ -1040,6 +1066,49 @@ class GradeThreshold(Rule):
     )
 
 
+class GradeCutoff(Rule):
+    rule_id = "grade-cutoff"
+    roles = ("grade-cutoff",)
+    title = "Points a grade or tier takes, written inline"
+    why = "{name} is given when the score reaches {value} in {where}: the cut-off between grades is a hardcoded decision"
+    VALID = (
+        # a status code mapped to a letter: the compared name is plumbing
+        'def level(status):\n    return "E" if status >= 500 else "A"',
+        # no grade given: a label of a side
+        'def side(points):\n    return "LONG" if points >= 5 else "SHORT"',
+        # a grade drawn on a chart
+        'def draw_grade(ax, points):\n    ax.text(0, 0, "A" if points >= 5 else "B")',
+    )
+    INVALID = (
+        Example(
+            'def grade(points):\n    return "A" if points >= 5 else ("B" if points >= 3 else "C")',
+            "grade",
+            "5",
+            Category.OTHER,
+        ),
+        Example(
+            'def grade(points):\n    return "A" if points >= 5 else ("B" if points >= 3 else "C")',
+            "grade",
+            "3",
+            Category.OTHER,
+        ),
+        Example(
+            "def classify(setup):\n    if setup.points >= 8:\n        setup.tier = 1\n"
+            "    elif setup.points >= 5:\n        setup.tier = 2\n    return setup",
+            "tier",
+            "5",
+            Category.OTHER,
+        ),
+        # a tier's cut-off of 100 points is not a percentage
+        Example(
+            "def tier_from_score(score):\n    if score >= 100:\n        return 'A'\n    return 'B'",
+            "tier_from_score",
+            "100",
+            Category.HARVEST,
+        ),
+    )
+
+
 class TallyWeight(Rule):
     rule_id = "tally-weight"
     roles = ("tally-weight",)
@@ -1275,6 +1344,8 @@ class Judge:
         if any(self.vocabulary.match(k).neutral for k in site.enclosing_keys):
             return  # inside `{"api": {"get": {...}}}`, `{"rateLimits": ...}`: plumbing tables
         if site.role == "comparison" and self._vote_gate(site, value):
+            return
+        if site.role == "comparison" and site.grade and self._grade_cutoff(site, value):
             return
         if (
             value == -1
@@ -1568,11 +1639,20 @@ class Judge:
         return False
 
     def _indicator_period(self, site: Site, value: float) -> bool:
-        """`ta.atr(h, l, c, length=5)` in trading code: the period of a signal's indicator."""
+        """`ta.atr(h, l, c, length=5)` in trading code: the period of a signal's indicator; also
+        the period given to a helper of this module that takes a trailing window with it
+        (`def _sma(values, n)` then `_sma(volumes, 10)`), and a lookback keyword passed with
+        market data (`highest(highs, lookback=55)`, a helper imported from elsewhere)."""
         short = site.callee.rsplit(".", 1)[-1] if site.callee else ""
         if not short:
             return False
-        if not (self.vocabulary.match(short).indicator or set(words(short)) & _AVERAGE_CALL_WORDS):
+        key = site.names[0] if site.names else ""
+        helper = bool(key) and (site.helper_window or self._lookback_keyword(site, key))
+        if not (
+            helper
+            or self.vocabulary.match(short).indicator
+            or set(words(short)) & _AVERAGE_CALL_WORDS
+        ):
             # `find_swings(segment, left=2, right=2)`, `detect_sweep(c, check_last_n=4)` in code
             # that reads an exchange's candles: the window a signal helper is given
             key = site.names[0] if site.names else ""
@@ -1591,19 +1671,38 @@ class Judge:
                 check_flow=False,
             )
             return True
-        key = site.names[0] if site.names else ""
-        if key and not set(words(key)) & _PERIOD_KEYS:
+        if key and not helper and not set(words(key)) & _PERIOD_KEYS:
             return False
         if value != int(value) or not 2 <= value <= 1000:
             return False
         around = (site.function, site.klass, *self.path_names)
         if any(set(words(n)) & _DRAWING_NAMES for n in around if n):
             return True  # an overlay: not a decision, and not one for the other rules either
-        if not self._trading_context(site) and not self.vocabulary.is_signal_context(around):
+        if not (
+            self._trading_context(site)
+            or self.vocabulary.is_signal_context(around)
+            or self.trading_imports
+        ):
             return False
         site = replace(site.with_role("indicator-period"), names=[short])
-        self._report(site, Category.OTHER, 0.45, name=short)
+        # the period shapes the helper's result: the flow search follows the result (inside the
+        # helper the period is only a slice bound, which it counts as plumbing)
+        self._report(site, Category.OTHER, 0.45, name=short, flow_from=site.call)
         return True
+
+    def _lookback_keyword(self, site: Site, key: str) -> bool:
+        """`highest(highs, lookback=55)`, `avg_range(candles, window_bars=14)`: a keyword that
+        says lookback, passed with market data as the first argument (an id's `length=16` is no
+        lookback)."""
+        seq = set(words(key))
+        if not seq or not seq <= _LOOKBACK_KEYWORD_PARTS or not seq & _LOOKBACK_KEYS | {"bars"}:
+            return False
+        call = site.call
+        if not isinstance(call, cst.Call) or not call.args or call.args[0].keyword is not None:
+            return False
+        first = call.args[0].value
+        name = _short(_dotted_name(first))
+        return bool(name) and bool(set(words(name)) & _MARKET_SERIES)
 
     def _by_form(self, site: Site, value: float) -> None:
         """A vote's weight (`long += 2`) or a market window (`highs.tail(52).max()`)."""
@@ -1625,6 +1724,24 @@ class Judge:
         category = self._context_category(site) or Category.OTHER
         # a window is an index to the flow search: the market series it reduces is the evidence
         self._report(site, category, 0.6 if signal else 0.45, check_flow=site.role != "window")
+
+    def _grade_cutoff(self, site: Site, value: float) -> bool:
+        """`grade = "A" if points >= 5 else ("B" if points >= 3 else "C")`, an `if score >= 80:
+        return "A"` ladder: the points a grade takes, when no name around says more."""
+        names = [n for n in site.names if n]
+        matches = [self.vocabulary.match(n) for n in names]
+        if not names or any(m.category is not None for m in matches):
+            return False  # judged by its name, as before (`if lev > 10: tier = 1`)
+        if any(m.neutral for m in matches) or abs(value) in (0, 1):
+            return True  # `status >= 500`, `points >= 1`: plumbing or structure, no cut-off
+        if not any(set(words(n)) & _GRADE_CUTOFF_WORDS for n in [*names, site.grade]):
+            return False  # `"A" if p >= 5`: nothing says a score is graded
+        around = (site.function, site.klass, *self.path_names)
+        if any(set(words(n)) & _DRAWING_NAMES for n in around if n):
+            return True
+        category = self._context_category(site) or Category.OTHER
+        self._report(site.with_role("grade-cutoff"), category, 0.6, name=site.grade)
+        return True
 
     def _indicator_bound(self, site: Site, value: float) -> bool:
         """`def detect_fvg_around(candles, i, max_width_pct=0.008)`: a bound an indicator's own
@@ -1784,6 +1901,7 @@ class Judge:
         tentative: bool = False,
         check_flow: bool = True,
         extra: str = "",
+        flow_from: cst.CSTNode | None = None,
     ) -> None:
         rule = RULES_BY_ROLE[site.role]
         fallback = (
@@ -1827,7 +1945,14 @@ class Judge:
             is_test=self.is_test,
         )
         self.findings.append(
-            Reported(finding, site.node, site.statement, tentative=tentative, check_flow=check_flow)
+            Reported(
+                finding,
+                site.node,
+                site.statement,
+                tentative=tentative,
+                check_flow=check_flow,
+                flow_from=flow_from,
+            )
         )
 
 
@@ -1879,6 +2004,22 @@ def _best(matches: list[tuple[str, Match]]) -> tuple[str, Match] | None:
     if not with_cat:
         return None
     return max(with_cat, key=lambda nm: (nm[1].strong, nm[1].weight))
+
+
+def _dotted_name(node: cst.CSTNode) -> str:
+    """`a.b` of a name or attribute, the key of `x["key"]`; '' otherwise."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = _dotted_name(node.value)
+        return f"{base}.{node.attr.value}" if base else node.attr.value
+    if isinstance(node, cst.Subscript) and len(node.slice) == 1:
+        inner = node.slice[0].slice
+        if isinstance(inner, cst.Index) and isinstance(inner.value, cst.SimpleString):
+            text = inner.value.value.strip("\"'")
+            return text or _dotted_name(node.value)
+        return _dotted_name(node.value)
+    return ""
 
 
 def _short(name: str) -> str:

@@ -262,6 +262,8 @@ class _Visitor(cst.CSTVisitor):
         self.done: set[int] = set()  # ids of literal nodes already reported as part of a bigger one
         # parameters of the functions and methods this module defines, by name (see _signatures)
         self.signatures: dict[str, list[str]] = {}
+        self.definitions: dict[str, cst.FunctionDef] = {}
+        self._windows: dict[int, frozenset[str]] = {}  # see _window_params
         # per function (by id; the tree outlives the scan): see _compared_names
         self._compared: dict[int, frozenset[str]] = {}
         # (imported constant names, imported module aliases) and the uses found (audit.imports)
@@ -492,6 +494,8 @@ class _Visitor(cst.CSTVisitor):
                     # `P(lambda x: x > 25)` under `Indicator(name="adx", ...)`: the predicate's
                     # parameter is anonymous; the name it is declared under says what it tests
                     site.names, site.secondary = subject
+                else:
+                    site.grade = _graded(parents, parent, self._innermost("function"))
                 return site
             elif kind in _IFEXP:
                 if child is not parent.test and _division_guard(parent, child):
@@ -635,6 +639,8 @@ class _Visitor(cst.CSTVisitor):
             keyword = self._parameter_at(call, positional)
         site.names = [keyword] if keyword else []
         site.callee = callee
+        site.call = call
+        site.helper_window = bool(keyword) and keyword in self._window_params(call)
         site.role = "call-arg"
         site.secondary = self._outer_names(self.stack, call)
         return site
@@ -855,21 +861,62 @@ class _Visitor(cst.CSTVisitor):
             out += [t for t in assign_targets(node) if t not in local]
         return out
 
-    def _parameter_at(self, call: cst.Call, index: int) -> str:
-        """The parameter of a function of this module that a positional argument binds, or ''."""
+    @staticmethod
+    def _local_name(call: cst.Call) -> str:
+        """The name of the function or method of this module a call may bind: `f(...)`,
+        `self.f(...)`, `cls.f(...)`; '' otherwise."""
         func = call.func
         if isinstance(func, cst.Name):
-            params = self.signatures.get(func.value)
-        elif (
+            return func.value
+        if (
             isinstance(func, cst.Attribute)
             and isinstance(func.value, cst.Name)
             and func.value.value in ("self", "cls")
         ):
-            params = self.signatures.get(func.attr.value)
-            if params and params[0] in ("self", "cls"):
-                params = params[1:]
-        else:
+            return func.attr.value
+        return ""
+
+    def _window_params(self, call: cst.Call) -> frozenset[str]:
+        """Parameters of the module's function a call binds that its body takes a trailing
+        window with: `values[-n:]`, `xs[i - n:i]`, `range(len(xs) - n, len(xs))`, `.tail(n)`,
+        `.rolling(n)`, `span=n`. `xs[i:i + n]` (a chunk) is none. Read once per function."""
+        func = self.definitions.get(self._local_name(call))
+        if func is None:
+            return frozenset()
+        known = self._windows.get(id(func))
+        if known is not None:
+            return known
+        params = {p.name.value for p in (*func.params.posonly_params, *func.params.params)}
+        params |= {p.name.value for p in func.params.kwonly_params}
+        found: set[str] = set()
+        for node in descendants(func.body):
+            kind = type(node)
+            if kind is cst.Slice:
+                bounds = [b for b in (node.lower, node.upper) if b is not None]
+                found.update(n for b in bounds for n in _subtracted_names(b))
+            elif kind is cst.Call:
+                short = last(dotted(node.func))
+                for arg in node.args:
+                    value = arg.value
+                    if not isinstance(value, cst.Name):
+                        if short == "range":
+                            found.update(_subtracted_names(value))
+                        continue
+                    if (short in _TRAILING_CALLS and arg.keyword is None) or (
+                        arg.keyword is not None and arg.keyword.value in _HELPER_PERIOD_KEYS
+                    ):
+                        found.add(value.value)
+        known = self._windows[id(func)] = frozenset(found & params)
+        return known
+
+    def _parameter_at(self, call: cst.Call, index: int) -> str:
+        """The parameter of a function of this module that a positional argument binds, or ''."""
+        name = self._local_name(call)
+        if not name:
             return ""
+        params = self.signatures.get(name)
+        if params and not isinstance(call.func, cst.Name) and params[0] in ("self", "cls"):
+            params = params[1:]
         if not params or any(a.star for a in call.args[: index + 1]):
             return ""
         return params[index] if index < len(params) else ""
@@ -1105,13 +1152,15 @@ def _predicate_subject(
     return [], []
 
 
-def _signatures(module: cst.Module) -> dict[str, list[str]]:
-    """Positional parameters of the module's functions and of its classes' methods, by name.
+def _signatures(module: cst.Module) -> tuple[dict[str, list[str]], dict[str, cst.FunctionDef]]:
+    """Positional parameters of the module's functions and of its classes' methods, by name, and
+    their definitions.
 
     One level deep (no nested functions), read off the top of the tree without a traversal; a name
     defined twice with different parameters is left out (which one a call binds is unknown).
     """
     found: dict[str, list[str]] = {}
+    defs: dict[str, cst.FunctionDef] = {}
     clash: set[str] = set()
 
     def add(func: cst.FunctionDef) -> None:
@@ -1120,6 +1169,7 @@ def _signatures(module: cst.Module) -> dict[str, list[str]]:
         if name in found and found[name] != params:
             clash.add(name)
         found[name] = params
+        defs[name] = func
 
     for stmt in module.body:
         if isinstance(stmt, cst.FunctionDef):
@@ -1130,7 +1180,99 @@ def _signatures(module: cst.Module) -> dict[str, list[str]]:
                     add(inner)
     for name in clash:
         del found[name]
-    return found
+        del defs[name]
+    return found, defs
+
+
+# Calls that take the last N of a series (`xs.tail(n)`, `xs.rolling(n)`, `xs.ewm(n)`) and the
+# keywords that give a period (`span=n`, `window=n`): a helper's parameter passed there is a window.
+_TRAILING_CALLS = frozenset({"tail", "rolling", "ewm", "ewma", "sma", "ema", "wma", "rma"})
+_HELPER_PERIOD_KEYS = frozenset(
+    {"span", "window", "length", "period", "timeperiod", "lookback", "com", "halflife"}
+)
+
+
+def _subtracted_names(node: cst.CSTNode) -> list[str]:
+    """Names taken away in an expression: `-n`, `len(xs) - n`, `max(0, i - n)` give n."""
+    out: list[str] = []
+    for inner in descendants(node):
+        if (
+            isinstance(inner, cst.UnaryOperation)
+            and isinstance(inner.operator, cst.Minus)
+            and isinstance(inner.expression, cst.Name)
+        ):
+            out.append(inner.expression.value)
+        elif (
+            isinstance(inner, cst.BinaryOperation)
+            and isinstance(inner.operator, cst.Subtract)
+            and isinstance(inner.right, cst.Name)
+        ):
+            out.append(inner.right.value)
+    return out
+
+
+def _graded(parents: Sequence[cst.CSTNode], comparison: cst.CSTNode, function: str) -> str:
+    """The name a grade is given under when `comparison` decides which grade: `grade = "A" if
+    points >= 5 else "B"`, `if score >= 80: return "A"` (a ladder, `elif` included), `tier = 1 if
+    s > 90 else 2`. The grade is a letter (`"A"`, `"B+"`) or any literal under a grade word
+    (`tier`, `grade`, `rating`); '' when the comparison gives no grade."""
+    at = next((i for i in range(len(parents) - 1, -1, -1) if parents[i] is comparison), 0)
+    child = comparison
+    for i in range(at - 1, -1, -1):
+        node = parents[i]
+        if isinstance(node, cst.BooleanOperation | cst.UnaryOperation):
+            child = node
+            continue
+        if isinstance(node, cst.IfExp) and node.test is child:
+            outcome: cst.CSTNode | None = node.body
+            # the name the conditional's value is given: an assignment's target, a returning
+            # function (an IfExp nested in another's branch takes the outer one's)
+            holder = ""
+            for outer in reversed(parents[:i]):
+                if isinstance(outer, cst.Assign | cst.AnnAssign):
+                    names = assign_targets(outer)
+                    holder = names[0] if names else ""
+                    break
+                if isinstance(outer, cst.Return):
+                    holder = function
+                    break
+                if not isinstance(outer, cst.IfExp):
+                    break
+            return _grade_name(outcome, holder)
+        if isinstance(node, cst.If) and node.test is child:
+            body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+            first = body[0] if body else None
+            if isinstance(node.body, cst.SimpleStatementSuite):
+                first = node.body
+            if not isinstance(first, cst.SimpleStatementLine | cst.SimpleStatementSuite):
+                return ""
+            small = first.body[0] if first.body else None
+            if isinstance(small, cst.Return) and small.value is not None:
+                return _grade_name(small.value, function)
+            if isinstance(small, cst.Assign | cst.AnnAssign) and small.value is not None:
+                names = assign_targets(small)
+                return _grade_name(small.value, names[0] if names else "")
+            return ""
+        return ""
+    return ""
+
+
+_GRADE_LETTER = re.compile(r"^[A-F][+-]?$")
+_GRADE_HOLDER_NAMES = frozenset({"grade", "grades", "tier", "tiers", "rating", "ratings", "rank"})
+
+
+def _grade_name(value: cst.CSTNode, holder: str) -> str:
+    """`holder` when `value` is a grade: a letter, or a literal under a grade word."""
+    text = string_value(value)
+    if text is not None and _GRADE_LETTER.match(text):
+        return holder or "grade"
+    if (
+        holder
+        and set(words(holder)) & _GRADE_HOLDER_NAMES
+        and (text is not None or is_literal_expr(value))
+    ):
+        return holder
+    return ""
 
 
 def _division_guard(ifexp: cst.IfExp, branch: cst.CSTNode) -> bool:
@@ -1372,7 +1514,7 @@ def scan_source(
     judge.trading_imports = _trading_imports(module, judge)
     judge.param_defaults = _declared_params(module)
     visitor = _Visitor(judge)
-    visitor.signatures = _signatures(module)
+    visitor.signatures, visitor.definitions = _signatures(module)
     visitor.imported = imported_names(module, source, rel_path)
     walk(module, visitor.on_visit, visitor.on_leave, _WALK_SKIP)
     result = FileScan()
@@ -1389,7 +1531,7 @@ def scan_source(
             # reachability: drop a value that only reaches display or plumbing; keep a tentative
             # one only when it reaches an order, leverage, size or stop
             flow = flow or FlowIndex(module, trading_file=judge.trading_file())
-            verdict = flow.verdict(reported.node)
+            verdict = flow.verdict(reported.flow_from or reported.node)
             if verdict.display_only or (reported.tentative and verdict.kind != "trading"):
                 result.unreachable += 1
                 continue
