@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -128,6 +128,69 @@ class Verdict:
     def shown_unless_imported(self) -> bool:
         """Display or plumbing here, and open only to the modules that may import the name."""
         return EXPORTED in self.ends and set(self.ends) <= {DISPLAY, PLUMBING, EXPORTED}
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    """What consumes one node's value, summarised for the search (built once per node).
+
+    `ends`: the first end of each kind, in order (a trading end, if any, is the last: the search
+    stops there). `flows`: what the value flows into next, in order: chunks `(nodes, skip, step)`
+    (every node of a shared list but `skip`, each reached by `step`) and nested hops (parts
+    shared by many nodes, such as the calls of a function that an early exit gates).
+    `count`: how many consumers the hop summarises (0: nothing consumes the value).
+    """
+
+    ends: tuple[tuple[str, Step], ...] = ()
+    flows: tuple = ()
+    count: int = 0
+
+
+_NO_HOP = _Hop()
+
+
+def _summarise(entries: Iterable[tuple[str, object, Step | None]]) -> _Hop:
+    """One hop from consumer entries: ('flow', node, step), ('flows', (nodes, skip), step),
+    ('hop', a _Hop, None) or (end kind, None, step)."""
+    ends: list[tuple[str, Step]] = []
+    kinds: set[str] = set()
+    flows: list = []
+    count = 0
+    for kind, nxt, step in entries:
+        if kind == "flow":
+            flows.append(((nxt,), None, step))
+            count += 1
+        elif kind == "flows":
+            nodes, skip = nxt  # type: ignore[misc]
+            flows.append((nodes, skip, step))
+            count += 1
+        elif kind == "hop":
+            count += nxt.count  # type: ignore[union-attr]
+            for end_kind, end_step in nxt.ends:  # type: ignore[union-attr]
+                if end_kind == TRADING:
+                    return _Hop((*ends, (TRADING, end_step)), (), count)
+                if end_kind not in kinds:
+                    kinds.add(end_kind)
+                    ends.append((end_kind, end_step))
+            if nxt.flows:  # type: ignore[union-attr]
+                flows.append(nxt)
+        else:
+            count += 1
+            if kind == TRADING:
+                return _Hop((*ends, (TRADING, step)), (), count)  # type: ignore[arg-type]
+            if kind not in kinds:
+                kinds.add(kind)
+                ends.append((kind, step))  # type: ignore[arg-type]
+    return _Hop(tuple(ends), tuple(flows), count)
+
+
+def _unlink(link: tuple | None) -> tuple[Step, ...]:
+    """A path kept as a linked list `(step, previous)` (sharing its prefix), as a tuple."""
+    steps: list[Step] = []
+    while link is not None:
+        steps.append(link[0])
+        link = link[1]
+    return tuple(reversed(steps))
 
 
 @dataclass
@@ -277,6 +340,10 @@ class FlowIndex:
         self._trading_funcs: dict[str, str] = {}
         self._name_uses = indexer.name_uses
         self._uses_by_scope: dict[tuple[int, str], list[cst.Name]] | None = None
+        self._hops: dict[int, _Hop] = {}
+        self._loads: dict[str, tuple[list[cst.Attribute], set[int]]] = {}
+        self._param_hops: dict[tuple, _Hop] = {}
+        self._body_gates: dict[int, tuple[_Hop, _Hop]] = {}
 
     @property
     def _uses(self) -> dict[tuple[int, str], list[cst.Name]]:
@@ -296,36 +363,81 @@ class FlowIndex:
 
     # -- public -------------------------------------------------------------------------------
     def verdict(self, literal: cst.CSTNode) -> Verdict:
-        """Follow `literal` forward; a trading end wins, else display-only, else open."""
-        start = (literal, (Step(literal, "the literal"),))
-        queue: deque[tuple[cst.CSTNode, tuple[Step, ...]]] = deque([start])
+        """Follow `literal` forward; a trading end wins, else display-only, else open.
+
+        A breadth-first search over at most _MAX_VISITS nodes. What consumes each node is worked
+        out once per index (`_hop`), and a hop hands the search its uses as shared lists that are
+        read lazily, so one search costs its visits, not the number of uses of each name it meets.
+        """
+        start = Step(literal, "the literal")
+        queue: deque[tuple[Iterator[tuple[cst.CSTNode, Step]], tuple | None]] = deque(
+            [(iter(((literal, start),)), None)]
+        )
         seen: set[int] = set()
-        ends: list[tuple[str, tuple[Step, ...]]] = []
+        started: set = set()
+        kinds: set[str] = set()
+        first_end: tuple | None = None
+        first_open: tuple | None = None
         budget = _MAX_VISITS
+        hops = self._hops
         while queue:
-            node, path = queue.popleft()
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            budget -= 1
-            if budget <= 0:
-                ends.append((OPEN, (*path, Step(node, "search budget spent"))))
-                break
-            for kind, nxt, step in self._consumers(node):
-                full = (*path, step)
-                if kind == "flow":
-                    queue.append((nxt, full))
-                else:
-                    ends.append((kind, full))
+            # the front of the queue is read to its end before the next: breadth first
+            items, previous = queue.popleft()
+            for node, step in items:
+                key = id(node)
+                if key in seen:
+                    continue
+                seen.add(key)
+                budget -= 1
+                if budget <= 0:
+                    spent = (Step(node, "search budget spent"), (step, previous))
+                    kinds.add(OPEN)
+                    first_end = first_end or spent
+                    first_open = first_open or spent
+                    queue.clear()
+                    break
+                hop = hops.get(key) or self._hop(node)
+                for kind, end_step in hop.ends:
+                    end = (end_step, (step, previous))
+                    kinds.add(kind)
                     if kind == TRADING:
-                        return Verdict(TRADING, full, tuple(sorted({k for k, _ in ends})))
-        kinds = tuple(sorted({k for k, _ in ends})) or (OPEN,)
-        if not ends:
-            return Verdict(OPEN, (start[1][0], Step(literal, "no use of it in this module")), kinds)
-        shown = next((p for k, p in ends if k in (OPEN, EXPORTED)), ends[0][1])
+                        return Verdict(TRADING, _unlink(end), tuple(sorted(kinds)))
+                    first_end = first_end or end
+                    if first_open is None and kind in (OPEN, EXPORTED):
+                        first_open = end
+                if hop.flows:
+                    queue.append((self._flow_items(hop, started), (step, previous)))
+        if first_end is None:
+            return Verdict(OPEN, (start, Step(literal, "no use of it in this module")), (OPEN,))
         opened = OPEN in kinds or EXPORTED in kinds
         kind = OPEN if opened else (DISPLAY if DISPLAY in kinds else PLUMBING)
-        return Verdict(kind, shown, kinds)
+        return Verdict(kind, _unlink(first_open or first_end), tuple(sorted(kinds)))
+
+    def _hop(self, node: cst.CSTNode) -> _Hop:
+        hop = self._hops.get(id(node))
+        if hop is None:
+            hop = self._hops[id(node)] = _summarise(self._consumers(node))
+        return hop
+
+    def _flow_items(self, hop: _Hop, started: set) -> Iterator[tuple[cst.CSTNode, Step]]:
+        """The nodes `hop` flows into, in order. A shared list (or nested hop) that this search
+        already began is skipped: the search reads its queue in order, so every node of it was
+        met already, and a node is visited once."""
+        for part in hop.flows:
+            if type(part) is _Hop:
+                if id(part) not in started:
+                    started.add(id(part))
+                    yield from self._flow_items(part, started)
+                continue
+            nodes, skip, step = part
+            if len(nodes) > 1:
+                key = (id(nodes), id(skip))
+                if key in started:
+                    continue
+                started.add(key)
+            for node in nodes:
+                if node is not skip:
+                    yield node, step
 
     # -- one hop --------------------------------------------------------------------------------
     def _consumers(self, node: cst.CSTNode) -> Iterable[tuple[str, cst.CSTNode | None, Step]]:
@@ -392,25 +504,29 @@ class FlowIndex:
             seq & _PLUMBING_CALL_WORDS or short in ("open", "range")
         ) and short not in _PASS_THROUGH:
             return [(PLUMBING, None, Step(call, here))]
-        out: list = []
-        for func in self._by_name.get(short, []):
-            param = self._param_for(func, call, child, keyword)
-            if param:
-                out += self._into_names([param], func.node, func, f"{here}, parameter {param}")
-        if not out:
-            out.append(("flow", call, Step(call, here)))
-        return out
+        index = -1
+        if not keyword:
+            index = next((i for i, a in enumerate(call.args) if a is child or a.value is child), -1)
+        into = self._into_params(callee, keyword, index, isinstance(call.func, cst.Attribute))
+        if into.count:
+            return [("hop", into, None)]
+        return [("flow", call, Step(call, here))]
 
-    def _param_for(self, func: _Func, call: cst.Call, child: cst.CSTNode, keyword: str) -> str:
-        if keyword:
-            return keyword if keyword in func.params else ""
-        index = next((i for i, a in enumerate(call.args) if a is child or a.value is child), -1)
-        if index < 0:
-            return ""
-        params = func.params
-        if params and params[0] in ("self", "cls") and isinstance(call.func, cst.Attribute):
-            params = params[1:]
-        return params[index] if index < len(params) else ""
+    def _into_params(self, callee: str, keyword: str, index: int, method_call: bool) -> _Hop:
+        """The parameters of this module's functions named like `callee` that an argument at
+        `keyword` (or position `index`) binds, once per such call shape: a module with thousands
+        of methods of one name and thousands of calls to them pays for the pairs only once."""
+        key = (callee, keyword, index, method_call)
+        hop = self._param_hops.get(key)
+        if hop is None:
+            here = f"passed to {callee or 'a call'}()" + (f" as {keyword}=" if keyword else "")
+            out: list = []
+            for func in self._by_name.get(callee.rsplit(".", 1)[-1], []):
+                param = _param_for(func, keyword, index, method_call)
+                if param:
+                    out += self._into_names([param], func.node, func, f"{here}, parameter {param}")
+            hop = self._param_hops[key] = _summarise(out)
+        return hop
 
     def _into_targets(self, stmt: cst.Assign | cst.AnnAssign | cst.AugAssign) -> list:
         if isinstance(stmt, cst.Assign):
@@ -433,11 +549,21 @@ class FlowIndex:
                 out += self._into_names(_target_names(target), stmt)
         return out
 
+    def _attribute_loads(self, name: str) -> tuple[list[cst.Attribute], set[int]]:
+        """The reads of `.name` anywhere in the module (and their ids), listed once per name."""
+        found = self._loads.get(name)
+        if found is None:
+            loads = [a for a in self._attr_uses.get(name, []) if self._is_load(a)]
+            found = self._loads[name] = (loads, {id(a) for a in loads})
+        return found
+
     def _into_attribute(self, target: cst.Attribute, stmt: cst.CSTNode) -> list:
         name = target.attr.value
         here = Step(stmt, f"stored in .{name}")
-        reads = [a for a in self._attr_uses.get(name, []) if a is not target and self._is_load(a)]
-        out: list = [("flow", a, here) for a in reads]
+        loads, load_ids = self._attribute_loads(name)
+        out: list = []
+        if len(loads) > (id(target) in load_ids):  # `self.n += 1` reads its own target
+            out.append(("flows", (loads, target), here))
         if not name.startswith("_"):
             out.append((OPEN, None, Step(stmt, f"stored in .{name}, readable outside this module")))
         return out
@@ -456,28 +582,31 @@ class FlowIndex:
             while scope is not None and name not in scope.bound:
                 scope = self._enclosing_func(scope.node)
             key = (id(scope.node) if scope else 0, name)
-            found: list[cst.CSTNode] = [u for u in self._uses.get(key, []) if u is not where]
-            if scope is None:  # a module or class attribute: `self.name`, `cls.name` reads too
-                found += [a for a in self._attr_uses.get(name, []) if self._is_load(a)]
+            uses = self._uses.get(key, [])
             step = Step(where, what or f"bound to {name}")
-            if not found:
+            flows: list = []
+            if uses and (len(uses) > 1 or uses[0] is not where):
+                flows.append(("flows", (uses, where), step))
+            if scope is None:  # a module or class attribute: `self.name`, `cls.name` reads too
+                loads = self._attribute_loads(name)[0]
+                if loads:
+                    flows.append(("flows", (loads, None), step))
+            if not flows:
                 out.append((OPEN, None, Step(where, f"bound to {name}, not read in this module")))
             elif scope is None and not name.startswith("_"):
                 public = f"bound to {name}, which other modules can import"
                 out.append((EXPORTED, None, Step(where, public)))
-            out += [("flow", u, step) for u in found]
+            out += flows
         return out
 
     def _into_param(self, param: cst.Param) -> list:
         func_node = self._parent_of_type(param, cst.FunctionDef | cst.Lambda)
         if not isinstance(func_node, cst.FunctionDef):
             return []
-        funcs = [f for f in self._by_name.get(func_node.name.value, []) if f.node is func_node]
-        if not funcs:
+        func = self._func_of.get(id(func_node))
+        if func is None or func.node is not func_node:
             return []
-        return self._into_names(
-            [param.name.value], param, funcs[0], f"default of {param.name.value}"
-        )
+        return self._into_names([param.name.value], param, func, f"default of {param.name.value}")
 
     def _into_callers(self, ret: cst.Return) -> list:
         func_node = self._parent_of_type(ret, cst.FunctionDef)
@@ -485,7 +614,7 @@ class FlowIndex:
             return []
         name = func_node.name.value
         calls = self._calls.get(name, [])
-        out: list = [("flow", c, Step(ret, f"returned by {name}()")) for c in calls]
+        out: list = [("flows", (calls, None), Step(ret, f"returned by {name}()"))] if calls else []
         if not calls and set(words(name)) & _DISPLAY_RESULT_WORDS:
             out.append((DISPLAY, None, Step(ret, f"returned by {name}(), a report")))
         elif not name.startswith("_"):
@@ -505,31 +634,60 @@ class FlowIndex:
         branches = [stmt.body]
         if isinstance(stmt, cst.If) and stmt.orelse is not None:
             branches.append(stmt.orelse)
+        body: tuple[_Hop, _Hop] | None = None
         if any(isinstance(s, _EARLY_EXIT) for b in branches for s in self._statements_in(b)):
             # an early return or raise gates everything after the `if` as well
             func = self._parent_of_type(stmt, cst.FunctionDef)
             if func is not None:
-                branches.append(func.body)
+                body = self._body_gate(func)
         out: list = []
         for branch in branches:
             for call in self._calls_in(branch):
                 out += self._into_call_as_gate(call)
-        trading = [k for k in out if k[0] == TRADING]
-        if trading:
-            step = trading[0][2]
-            return [
-                (TRADING, None, Step(step.node, f"gates {step.what.removeprefix('passed to ')}"))
-            ]
+        if body is not None:
+            out.append(("hop", body[0], None))
+        trading = self._first_trading(out)
+        if trading is not None:
+            return [(TRADING, None, Step(trading.node, f"gates {trading.what}"))]
         for branch in branches:
-            for small in self._statements_in(branch):
-                if isinstance(small, cst.Return):
-                    out += self._into_callers(small)
-                elif isinstance(small, cst.Assign | cst.AnnAssign | cst.AugAssign):
-                    out += [
-                        (kind, nxt, Step(step.node, f"gates {step.what}"))
-                        for kind, nxt, step in self._into_targets(small)
-                    ]
-        return out or [(OPEN, None, Step(stmt, "gates a branch with no call"))]
+            out += self._gated_statements(branch)
+        if body is not None:
+            out.append(("hop", body[1], None))
+        if not sum(e[1].count if e[0] == "hop" else 1 for e in out):
+            return [(OPEN, None, Step(stmt, "gates a branch with no call"))]
+        return out
+
+    def _body_gate(self, func: cst.FunctionDef) -> tuple[_Hop, _Hop]:
+        """What an early exit in `func` gates: its calls and its statements, once per function."""
+        found = self._body_gates.get(id(func))
+        if found is None:
+            calls = [e for call in self._calls_in(func.body) for e in self._into_call_as_gate(call)]
+            statements = self._gated_statements(func.body)
+            found = self._body_gates[id(func)] = (_summarise(calls), _summarise(statements))
+        return found
+
+    @staticmethod
+    def _first_trading(entries: list) -> Step | None:
+        """The step of the first trading end among gate entries (a call's name: `passed to ...`)."""
+        for kind, nxt, step in entries:
+            if kind == TRADING:
+                return Step(step.node, step.what.removeprefix("passed to "))
+            if kind == "hop" and nxt.ends and nxt.ends[-1][0] == TRADING:
+                last = nxt.ends[-1][1]
+                return Step(last.node, last.what.removeprefix("passed to "))
+        return None
+
+    def _gated_statements(self, branch: cst.CSTNode) -> list:
+        out: list = []
+        for small in self._statements_in(branch):
+            if isinstance(small, cst.Return):
+                out += self._into_callers(small)
+            elif isinstance(small, cst.Assign | cst.AnnAssign | cst.AugAssign):
+                out += [
+                    (kind, nxt, Step(step.node, f"gates {step.what}"))
+                    for kind, nxt, step in self._into_targets(small)
+                ]
+        return out
 
     def _into_call_as_gate(self, call: cst.Call) -> list:
         callee = _dotted(call.func)
@@ -633,6 +791,18 @@ def _dotted(node: cst.CSTNode | None) -> str:
     if isinstance(node, cst.Subscript):
         return _dotted(node.value)
     return ""
+
+
+def _param_for(func: _Func, keyword: str, index: int, method_call: bool) -> str:
+    """The parameter of `func` an argument binds: by keyword, else by position `index`."""
+    if keyword:
+        return keyword if keyword in func.params else ""
+    if index < 0:
+        return ""
+    params = func.params
+    if params and params[0] in ("self", "cls") and method_call:
+        params = params[1:]
+    return params[index] if index < len(params) else ""
 
 
 def _is_main_guard(test: cst.BaseExpression) -> bool:
