@@ -106,6 +106,9 @@ _GRADE_CUTOFF_WORDS = frozenset(
     {"grade", "grades", "tier", "tiers", "rating", "ratings", "rank", "score", "scores", "points",
      "pts", "confidence", "strength"}
 )  # fmt: skip
+_PERCENT_WORDS = frozenset({"pct", "percent", "percentage"})
+# A size relative to a price (`tolerance_pct`, `gap_ratio`, `band_bps`).
+_RELATIVE_WORDS = frozenset({"pct", "percent", "percentage", "ratio", "bps", "frac", "fraction"})
 # Names of market data a helper takes the last bars of (`highs`, `df["close"]`, `candles`).
 _MARKET_SERIES = frozenset(
     {"candles", "candle", "bars", "klines", "kline", "ohlc", "ohlcv", "df", "highs", "lows",
@@ -180,6 +183,8 @@ class Site:
     ratio: bool = False  # the literal scales one side of a comparison (`x > 1.2 * avg`)
     call: cst.CSTNode | None = None  # the call a call argument is passed to
     grade: str = ""  # the name of the grade a comparison picks (`grade = "A" if p >= 5 else "B"`)
+    rejects: bool = False  # a comparison whose `if` only refuses (reports, returns False, raises)
+    params: tuple[str, ...] = ()  # the parameters of the function a parameter default belongs to
     # the parameter it binds is a trailing window in the helper's body, defined in this module
     # (`def _sma(values, n): return sum(values[-n:]) / n`)
     helper_window: bool = False
@@ -431,6 +436,15 @@ class ParamDefault(Rule):
             "0.4",
             Category.OTHER,
         ),
+        # a relative tolerance given to a helper of candles (what counts as equal highs)
+        Example(
+            "from binance.ohlc_buffer import Candle\n\n"
+            "def detect_liquidity_zones(candles, lookback=40, tolerance_pct=0.001):\n"
+            "    return [c for c in candles if c.high * tolerance_pct > 1]",
+            "tolerance_pct",
+            "0.001",
+            Category.OTHER,
+        ),
         # a bound an indicator's helper puts on what it detects, under a word plumbing uses too
         Example(
             "def detect_fvg_around(candles, i, max_width_pct=0.008):\n"
@@ -492,7 +506,15 @@ class ComparisonOperand(Rule):
     roles = ("comparison",)
     title = "Trading threshold in a comparison"
     why = "{name} is compared with {value} in {where}: a hardcoded {category} threshold"
-    VALID = ("if retries >= 3: pass", "if len(xs) > 0: pass", "if resp.status_code == 200: pass")
+    VALID = (
+        "if retries >= 3: pass",
+        "if len(xs) > 0: pass",
+        "if resp.status_code == 200: pass",
+        # the bounds of what can be set at all, in a validation that refuses the setting
+        "class Config:\n    def validate(self):\n        if self.leverage > 125:\n"
+        "            print('at most 125x')\n            return False\n"
+        "        if self.max_position_pct > 100:\n            raise ValueError('0-100 %')",
+    )
     INVALID = (
         Example("if kill_score >= 0.65:\n    close()", "kill_score", "0.65", Category.KILL_SCORE),
         Example("if lev <= 10:\n    tier = 1", "lev", "10", Category.LEVERAGE),
@@ -1200,6 +1222,21 @@ class SignalWindow(Rule):
             "2",
             Category.OTHER,
         ),
+        # the bars before an index (`max(0, i - 5)` opens the slice or the range) and a series
+        # sampled in a tenth of its length
+        Example(
+            "import ccxt\n\ndef swept(highs, i):\n    return highs[i] > max(highs[max(0, i - 5):i])",
+            "highs",
+            "5",
+            Category.OTHER,
+        ),
+        Example(
+            "import ccxt\n\ndef bias(highs):\n    step = max(len(highs) // 10, 2)\n"
+            "    swing = highs[::step]\n    return swing[-1] > swing[0]",
+            "highs",
+            "10",
+            Category.OTHER,
+        ),
         # an indicator helper's own period (`def rsi(series, period=14)`)
         Example(
             "def rsi(series, period=14):\n    delta = series.diff()\n    return delta.ewm(span=period).mean()",
@@ -1343,6 +1380,8 @@ class Judge:
             return
         if any(self.vocabulary.match(k).neutral for k in site.enclosing_keys):
             return  # inside `{"api": {"get": {...}}}`, `{"rateLimits": ...}`: plumbing tables
+        if site.role == "comparison" and site.rejects and self._domain_bound(site, value):
+            return  # `if self.leverage > 125: return False`: the bound of what can be set
         if site.role == "comparison" and self._vote_gate(site, value):
             return
         if site.role == "comparison" and site.grade and self._grade_cutoff(site, value):
@@ -1366,7 +1405,9 @@ class Judge:
             self._by_form(site, value)
             return
         if site.role == "param-default" and (
-            self._period_param(site, value) or self._indicator_bound(site, value)
+            self._period_param(site, value)
+            or self._indicator_bound(site, value)
+            or self._market_tolerance(site, value)
         ):
             return
         tentative = False
@@ -1708,8 +1749,13 @@ class Judge:
         """A vote's weight (`long += 2`) or a market window (`highs.tail(52).max()`)."""
         if value == 0 or abs(value) == 1 or value in self.vocabulary.conversions:
             return
-        if any(self.vocabulary.match(n).neutral for n in site.names if n):
-            return
+        if any(
+            self.vocabulary.match(n).neutral
+            and not (site.role == "window" and set(words(n)) & _MARKET_SERIES)
+            for n in site.names
+            if n
+        ):
+            return  # `candles` (neutral as a count of klines) is the market series of a window
         around = (site.function, site.klass, *self.path_names)
         if any(set(words(n)) & _DRAWING_NAMES for n in around if n):
             return  # an overlay on a chart
@@ -1741,6 +1787,37 @@ class Judge:
             return True
         category = self._context_category(site) or Category.OTHER
         self._report(site.with_role("grade-cutoff"), category, 0.6, name=site.grade)
+        return True
+
+    def _domain_bound(self, site: Site, value: float) -> bool:
+        """A validation that refuses a setting outside what can be set at all: a percentage
+        above 100, a leverage below 1 or above 125 (the most any venue sells). A tighter bound
+        (`if leverage > 20: raise`) is a decision and still reported."""
+        for name in (n for n in site.names if n):
+            seq = set(words(name))
+            if seq & _PERCENT_WORDS and value in (0, 100):
+                return True
+            if self.vocabulary.match(name).category is Category.LEVERAGE and value in (1, 125):
+                return True
+        return False
+
+    def _market_tolerance(self, site: Site, value: float) -> bool:
+        """`def detect_liquidity_zones(candles, lookback=40, tolerance_pct=0.001)`: a relative
+        tolerance given to a helper that reads market data (what counts as equal highs), even
+        under a word plumbing uses too. A float epsilon (`eps=1e-9`) is no such tolerance."""
+        if not site.names or not site.params or not _fractional(site.node) or abs(value) >= 1:
+            return False
+        seq = set(words(site.names[0]))
+        if not seq & _RELATIVE_WORDS or seq & _COST_NAMES:
+            return False
+        if not any(set(words(p)) & _MARKET_SERIES for p in site.params if p != site.names[0]):
+            return False
+        around = (site.function, site.klass, *self.path_names)
+        if any(set(words(n)) & _DRAWING_NAMES for n in around if n):
+            return False
+        if not (self.trading_imports or self._trading_context(site)):
+            return False
+        self._report(site, Category.OTHER, 0.6, name=site.names[0], check_flow=False)
         return True
 
     def _indicator_bound(self, site: Site, value: float) -> bool:

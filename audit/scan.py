@@ -14,7 +14,7 @@ import math
 import re
 import tokenize
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import libcst as cst
@@ -264,6 +264,7 @@ class _Visitor(cst.CSTVisitor):
         self.signatures: dict[str, list[str]] = {}
         self.definitions: dict[str, cst.FunctionDef] = {}
         self._windows: dict[int, frozenset[str]] = {}  # see _window_params
+        self._tested: dict[int, set[str]] = {}  # see _repeated_gate
         # per function (by id; the tree outlives the scan): see _compared_names
         self._compared: dict[int, frozenset[str]] = {}
         # (imported constant names, imported module aliases) and the uses found (audit.imports)
@@ -451,6 +452,12 @@ class _Visitor(cst.CSTVisitor):
                 if series:  # `df["low"].iloc[-21:-1].min()`: the last 20 bars, a lookback
                     site.names, site.role = [series], "window"
                     return site
+                if kind is cst.Slice and child is parent.step:
+                    series = self._stepped_series(parent, parents)
+                    value = numeric_value(literal)
+                    if series and value is not None and _MIN_WINDOW <= value <= 5000:
+                        site.names, site.role = [series], "window"  # `closes[::5]`: every 5th bar
+                        return site
                 return site.with_role("index")
             if kind in _ARG:
                 keyword = parent.keyword.value if parent.keyword else ""
@@ -459,6 +466,11 @@ class _Visitor(cst.CSTVisitor):
                     return None
                 return self._call(site, parent, child, keyword)
             elif kind in _BINARY_TYPES:
+                if child is parent.right and isinstance(parent.operator, cst.FloorDivide):
+                    series = self._sampling_step(parent, parents)
+                    if series:  # `step = max(n // 10, 2)`, then `highs[::step]`: 10 samples
+                        site.names, site.role = [series], "window"
+                        return site
                 other = parent.right if child is parent.left else parent.left
                 role = self._arith_role(parent, child, other, parents)
                 if role == "fraction":
@@ -484,6 +496,8 @@ class _Visitor(cst.CSTVisitor):
                 if role == "structural":
                     return site.with_role("index")
             elif kind in _COMPARISON:
+                if self._repeated_gate(parents, parent):
+                    return None  # `"volume_spike": ratio >= 1.5` after `if ratio >= 1.5:`
                 operands = [parent.left] + [c.comparator for c in parent.comparisons]
                 site.names = [n for o in operands if o is not child for n in names_in(o)]
                 site.vote = any(_is_condition_count(o) for o in operands if o is not child)
@@ -496,6 +510,7 @@ class _Visitor(cst.CSTVisitor):
                     site.names, site.secondary = subject
                 else:
                     site.grade = _graded(parents, parent, self._innermost("function"))
+                site.rejects = _rejecting(parents, parent)
                 return site
             elif kind in _IFEXP:
                 if child is not parent.test and _division_guard(parent, child):
@@ -525,6 +540,11 @@ class _Visitor(cst.CSTVisitor):
             elif kind in _PARAM:
                 site.names = [parent.name.value]
                 site.role = "param-default"
+                func = next((p for p in reversed(parents) if type(p) in _FUNCTION_TYPES), None)
+                if func is not None:
+                    site.params = tuple(
+                        p.name.value for p in (*func.params.posonly_params, *func.params.params)
+                    )
                 return site
             elif kind in _RETURN:
                 site.names = [site.function] if site.function else []
@@ -611,6 +631,10 @@ class _Visitor(cst.CSTVisitor):
             stop = self._bar_offset_stop(site.node, self.stack)
             if stop:  # `candles[max(0, idx - 2)]["low"]` becomes a stop
                 site.names, site.role = [stop], "bar-offset"
+                return site
+            series = self._window_start(site.node, call)
+            if series:  # `highs[max(0, i - 5):i]`, `range(max(0, i - 5), i)`: 5 bars before i
+                site.names, site.role = [series], "window"
                 return site
             others = [a.value for a in args if a is not child and not is_literal_expr(a.value)]
             site.names = [n for o in others for n in names_in(o)] + self._outer_names(
@@ -773,6 +797,169 @@ class _Visitor(cst.CSTVisitor):
         ):
             return last(name)  # `max(highs[-20:])`
         return ""
+
+    def _window_start(self, literal: cst.CSTNode, clamp: cst.Call) -> str:
+        """`max(0, i - 5)` as the start of the bars before `i`: a slice `xs[max(0, i - 5):i]` or
+        `range(max(0, i - 5), i)`, directly or through a local name. Returns the market series
+        sliced, or the range's target; '' otherwise. A single bar (`candles[max(0, i - 2)]`) is
+        a bar offset, not a window."""
+        value = numeric_value(literal)
+        if value is None or not math.isfinite(value) or value != int(value):
+            return ""
+        if value < _MIN_WINDOW or last(dotted(clamp.func)) != "max" or len(clamp.args) != 2:
+            return ""
+        low, high = (a.value for a in clamp.args)
+        if numeric_value(low) != 0:
+            return ""
+        if not (
+            isinstance(high, cst.BinaryOperation)
+            and isinstance(high.operator, cst.Subtract)
+            and high.right is literal
+            and not is_literal_expr(high.left)
+        ):
+            return ""
+        end = _bare(_source(high.left))
+        at = next((i for i in range(len(self.stack) - 1, -1, -1) if self.stack[i] is clamp), None)
+        if at is None or at < 1:
+            return ""
+        stack = self.stack
+
+        def up_stack(node: cst.CSTNode) -> cst.CSTNode | None:
+            i = next((j for j in range(len(stack) - 1, 0, -1) if stack[j] is node), 0)
+            return stack[i - 1] if i else None
+
+        found = self._start_of(clamp, up_stack, end)
+        if found:
+            return found
+        holder = self.stack[at - 1]
+        if not (
+            isinstance(holder, cst.Assign)
+            and len(holder.targets) == 1
+            and isinstance(holder.targets[0].target, cst.Name)
+        ):
+            return ""
+        start = holder.targets[0].target.value
+        func = next((p for p in reversed(self.stack) if type(p) in _FUNCTION_TYPES), None)
+        if func is None:
+            return ""
+        parent_of: dict[int, cst.CSTNode] = {}
+        for node in descendants(func.body):
+            for child in children(node):
+                parent_of[id(child)] = node
+        for node in descendants(func.body):
+            if isinstance(node, cst.Name) and node.value == start:
+                found = self._start_of(node, lambda n: parent_of.get(id(n)), end)
+                if found:
+                    return found
+        return ""
+
+    @staticmethod
+    def _start_of(
+        start: cst.CSTNode, up: Callable[[cst.CSTNode], cst.CSTNode | None], end: str
+    ) -> str:
+        """What `start` opens a window of, ending at `end`: the market series of `xs[start:end]`
+        (or `xs[start:]`), or `range` for `range(start, end)`; '' otherwise. `up` gives a node's
+        parent."""
+        holder = up(start)
+        outer = up(holder) if holder is not None else None
+        if isinstance(holder, cst.Slice) and holder.lower is start:
+            upper = holder.upper
+            if upper is not None and _bare(_source(upper)) != end:
+                return ""
+            subscript = up(outer) if isinstance(outer, cst.SubscriptElement) else None
+            if not isinstance(subscript, cst.Subscript):
+                return ""
+            series = last(dotted(subscript.value))
+            return series if set(words(series)) & _WINDOW_SERIES else ""
+        if (
+            isinstance(holder, cst.Arg)
+            and isinstance(outer, cst.Call)
+            and last(dotted(outer.func)) == "range"
+            and len(outer.args) == 2
+            and outer.args[0] is holder
+            and _bare(_source(outer.args[1].value)) == end
+        ):
+            return "range"
+        return ""
+
+    def _sampling_step(self, division: cst.BinaryOperation, parents: Sequence[cst.CSTNode]) -> str:
+        """`step = max(n // 10, 2)` then `highs[::step]`, or `closes[::len(closes) // 10]`: a
+        market series sampled in that many steps. Returns the series; '' otherwise."""
+        at = next((i for i in range(len(parents) - 1, -1, -1) if parents[i] is division), None)
+        if at is None:
+            return ""
+        child: cst.CSTNode = division
+        for i in range(at - 1, -1, -1):
+            node = parents[i]
+            if isinstance(node, cst.Arg) or (
+                isinstance(node, cst.Call)
+                and child is not node.func
+                and last(dotted(node.func)) in ("max", "min", "int", "round")
+            ):
+                child = node
+                continue
+            if isinstance(node, cst.Slice) and node.step is child:
+                return self._stepped_series(node, parents[: i + 1])
+            if (
+                isinstance(node, cst.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0].target, cst.Name)
+            ):
+                step = node.targets[0].target.value
+                func = next((p for p in reversed(parents) if type(p) in _FUNCTION_TYPES), None)
+                if func is None:
+                    return ""
+                for inner in descendants(func.body):
+                    if not isinstance(inner, cst.Subscript):
+                        continue
+                    for element in inner.slice:
+                        part = element.slice
+                        if (
+                            isinstance(part, cst.Slice)
+                            and isinstance(part.step, cst.Name)
+                            and part.step.value == step
+                        ):
+                            series = last(dotted(inner.value))
+                            if set(words(series)) & _WINDOW_SERIES:
+                                return series
+                return ""
+            return ""
+        return ""
+
+    @staticmethod
+    def _stepped_series(holder: cst.Slice, parents: Sequence[cst.CSTNode]) -> str:
+        """The market series a slice with this step is taken of (`highs[::5]`), or ''."""
+        subscript = next(
+            (p for p in reversed(parents) if type(p) in _SUBSCRIPT_NODES),
+            None,
+        )
+        if subscript is None:
+            return ""
+        series = last(dotted(subscript.value))
+        return series if set(words(series)) & _WINDOW_SERIES else ""
+
+    def _repeated_gate(self, parents: Sequence[cst.CSTNode], comparison: cst.CSTNode) -> bool:
+        """A comparison stored as a value of a dict (a report's flag) that repeats, text for
+        text, one this function already tests in an `if`: the same decision, judged there."""
+        holder = parents[-1] if parents and parents[-1] is not comparison else None
+        at = next((i for i in range(len(parents) - 1, -1, -1) if parents[i] is comparison), None)
+        if at is not None:
+            holder = parents[at - 1] if at >= 1 else None
+        if not (isinstance(holder, cst.DictElement) and holder.value is comparison):
+            return False
+        func = next((p for p in reversed(parents) if type(p) in _FUNCTION_TYPES), None)
+        if func is None:
+            return False
+        tested = self._tested.get(id(func))
+        if tested is None:
+            tested = set()
+            for node in descendants(func.body):
+                if isinstance(node, cst.If | cst.IfExp | cst.While):
+                    for inner in descendants(node.test):
+                        if isinstance(inner, cst.Comparison):
+                            tested.add(_bare(_source(inner)))
+            self._tested[id(func)] = tested
+        return _bare(_source(comparison)) in tested
 
     def _tally(self, stmt: cst.AugAssign, parents: Sequence[cst.CSTNode]) -> bool:
         """`long += 2` under an `if`, the tally then compared: a vote's weight.
@@ -1255,6 +1442,49 @@ def _graded(parents: Sequence[cst.CSTNode], comparison: cst.CSTNode, function: s
             return ""
         return ""
     return ""
+
+
+def _rejecting(parents: Sequence[cst.CSTNode], comparison: cst.CSTNode) -> bool:
+    """Whether `comparison` tests an `if` that only refuses: its body reports (a call, an
+    error appended) and raises or returns False/None (`if lev > 125: print(...); return False`)."""
+    at = next((i for i in range(len(parents) - 1, -1, -1) if parents[i] is comparison), 0)
+    child = comparison
+    for i in range(at - 1, -1, -1):
+        node = parents[i]
+        if isinstance(node, cst.BooleanOperation | cst.UnaryOperation):
+            child = node
+            continue
+        if not (isinstance(node, cst.If) and node.test is child):
+            return False
+        body = node.body.body if isinstance(node.body, cst.IndentedBlock) else (node.body,)
+        smalls = [
+            small
+            for stmt in body
+            if isinstance(stmt, cst.SimpleStatementLine | cst.SimpleStatementSuite)
+            for small in stmt.body
+        ]
+        if len(smalls) != sum(
+            len(stmt.body)
+            if isinstance(stmt, cst.SimpleStatementLine | cst.SimpleStatementSuite)
+            else 1
+            for stmt in body
+        ):
+            return False  # a compound statement inside: more than a refusal
+        refuses = False
+        for small in smalls:
+            if isinstance(small, cst.Raise):
+                refuses = True
+            elif isinstance(small, cst.Return):
+                value = small.value
+                if value is not None and not (
+                    isinstance(value, cst.Name) and value.value in ("False", "None")
+                ):
+                    return False
+                refuses = True
+            elif not (isinstance(small, cst.Expr) and isinstance(small.value, cst.Call)):
+                return False
+        return refuses
+    return False
 
 
 _GRADE_LETTER = re.compile(r"^[A-F][+-]?$")

@@ -89,6 +89,64 @@ FOUND = [
         "    elif setup.points >= 5:\n        setup.tier = 2\n    return setup",
         ("grade-cutoff", "tier", "8", Category.OTHER),
     ),
+    # -- 3. shapes left on yihuy87/smc-futures-bot ------------------------------------------
+    (
+        "a relative tolerance given to a helper that reads candles",
+        "from binance.ohlc_buffer import Candle\n\n"
+        "def detect_liquidity_zones(candles, lookback=40, tolerance_pct=0.001):\n"
+        "    return [c for c in candles if abs(c.high - candles[-1].high) <= tolerance_pct]",
+        ("param-default", "tolerance_pct", "0.001", Category.OTHER),
+    ),
+    (
+        "an equal-levels ratio in a signal module",
+        "def equal_highs(highs, gap_ratio=0.002):\n"
+        "    return abs(highs[-1] - highs[-2]) <= gap_ratio * highs[-1]",
+        ("param-default", "gap_ratio", "0.002", Category.OTHER),
+    ),
+    (
+        "the bars before an index, the start through a local name",
+        "from binance.ohlc_buffer import Candle\n\ndef avg_stats(candles, before_index):\n"
+        "    j_start = max(0, before_index - 5)\n    prev = candles[j_start:before_index]\n"
+        "    return sum(c.high - c.low for c in prev) / len(prev)",
+        ("window", "candles", "5", Category.OTHER),
+    ),
+    (
+        "the bars before an index, as a range",
+        "from binance.ohlc_buffer import Candle\n\ndef detect_displacement(candles, i):\n"
+        "    prev_range = range(max(0, i - 5), i)\n"
+        "    bodies = [abs(candles[j].close - candles[j].open) for j in prev_range]\n"
+        "    return sum(bodies) / len(bodies)",
+        ("window", "range", "5", Category.OTHER),
+    ),
+    (
+        "the bars before an index, sliced in place",
+        "import ccxt\n\ndef swept(highs, i):\n    return highs[i] > max(highs[max(0, i - 8):i])",
+        ("window", "highs", "8", Category.OTHER),
+    ),
+    (
+        "a series sampled in a tenth of its length",
+        "import ccxt\n\ndef bias(highs):\n    n = len(highs)\n    step = max(n // 10, 2)\n"
+        "    swing = highs[::step]\n    return swing[-1] > swing[0]",
+        ("window", "highs", "10", Category.OTHER),
+    ),
+    (
+        "every fifth close",
+        "import ccxt\n\ndef bias(closes):\n    return closes[::5][-1] > closes[0]",
+        ("window", "closes", "5", Category.OTHER),
+    ),
+    # -- 4. what stays a decision next to the false positives removed -----------------------
+    (
+        "a leverage cap tighter than any venue's in a validation",
+        "class Config:\n    def validate(self):\n        if self.leverage > 20:\n"
+        "            raise ValueError('too much leverage')\n        return True",
+        ("comparison", "leverage", "20", Category.LEVERAGE),
+    ),
+    (
+        "a report's flag whose threshold no gate tests",
+        "import ccxt\n\ndef evaluate(ratio):\n    if ratio >= 1.5:\n"
+        "        return {'volume_spike': ratio >= 2.0}",
+        ("comparison", "volume_spike", "2.0", Category.SYMBOL_SELECTION),
+    ),
 ]
 
 
@@ -147,9 +205,50 @@ QUIET = [
         'def performance_report(sharpe):\n    g = "A" if sharpe > 2.0 else "B"\n    print("grade", g)',
     ),
     ("a cut-off at one point", 'def grade(points):\n    return "A" if points >= 1 else "B"'),
+    ("a letter by an unnamed number", 'def f(p):\n    return "A" if p >= 5 else "B"'),
+    # -- 3. near misses of the yihuy87 shapes -----------------------------------------------
+    (
+        "lines of context before an error, not market data",
+        "import ccxt\n\ndef context(lines, i):\n    return lines[max(0, i - 5):i]",
+    ),
+    (
+        "a single earlier bar",
+        "import ccxt\n\ndef bar(candles, i):\n    return candles[max(0, i - 5)]",
+    ),
+    (
+        "a fit's tolerance outside trading code",
+        "def fit(prices, tol_pct=0.001):\n    return prices",
+    ),
+    ("a backoff ratio", "import ccxt\n\ndef retry(fn, backoff_ratio=0.5):\n    return fn"),
+    ("a float epsilon", "import ccxt\n\ndef detect(candles, eps=1e-9):\n    return candles"),
+    (
+        "pairs of a flattened array",
+        "import ccxt\n\ndef book(flat):\n    return list(zip(flat[::2], flat[1::2]))",
+    ),
+    (
+        "a chart thinned for drawing",
+        "import ccxt\n\ndef draw_chart(ax, closes):\n    ax.plot(closes[::5])",
+    ),
+    # -- 4. the false positives removed -----------------------------------------------------
+    (
+        "the bounds of what can be set, in a config validation",
+        "class Config:\n    def validate(self):\n"
+        "        if self.leverage < 1 or self.leverage > 125:\n"
+        "            print('Leverage must be between 1-125')\n            return False\n"
+        "        if self.max_position_pct <= 0 or self.max_position_pct > 100:\n"
+        "            raise ValueError('Position size must be 0-100%')\n        return True",
+    ),
 ]
 
 
 @pytest.mark.parametrize("code", [c for _, c in QUIET], ids=[n for n, _ in QUIET])
 def test_stays_quiet(code: str) -> None:
     assert scan(code) == []
+
+
+def test_a_threshold_repeated_into_the_report_is_reported_once_at_its_gate() -> None:
+    code = (
+        "import ccxt\n\ndef evaluate(ratio, price):\n    long = 0\n    if ratio >= 1.5:\n"
+        "        long += 1\n    return {'long': long, 'volume_spike': ratio >= 1.5}"
+    )
+    assert [(f.line, f.value) for f in scan(code)] == [(5, "1.5")]
