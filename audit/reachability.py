@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from audit.finding import AuditResult, Category, Finding
 from audit.vocabulary import DISPLAY_CALL_WORDS, words
@@ -858,9 +857,11 @@ def explain(
 
     Raises ValueError when no literal starts there (the finding no longer matches the file).
     """
+    from audit.scan import all_positions  # the scanner imports this module
+
     module = cst.parse_module(source)
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
+    # libcst's PositionProvider without MetadataWrapper's extra visit of every node
+    positions = all_positions(module)
     literal = _literal_at(positions, line, column)
     if literal is None:
         raise ValueError(f"no value at {path}:{line}:{column + 1}; is the file changed since?")

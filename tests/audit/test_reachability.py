@@ -269,3 +269,31 @@ def test_a_nested_function_is_not_part_of_the_branch() -> None:
         "            client.create_order('X', 'BUY', 1)\n        log.info('high')"
     )
     assert _verdict(code, "2.5").display_only
+
+
+def test_explain_gives_the_path_libcst_metadata_gives_on_the_fixture() -> None:
+    """`explain` reads positions without MetadataWrapper's visit; on the first finding of every
+    file of the demo bot it prints what the plain libcst metadata path prints."""
+    from pathlib import Path
+
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from audit.reachability import _literal_at, _trading_path, render_path
+    from audit.runner import run_audit
+    from tests.audit.helpers import CONFIG
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "legacy_trader"
+    result = run_audit([root], CONFIG, display_root=root, use_cache=False, jobs=1)
+    first = {f.path: f for f in reversed(result.findings) if not f.is_parse_error}
+    assert len(first) > 10
+    for finding in first.values():
+        source = (root / finding.path).read_text(encoding="utf-8")
+        module = cst.parse_module(source)
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        literal = _literal_at(positions, finding.line, finding.column)
+        assert literal is not None, finding
+        trading = _trading_path(finding.path)
+        verdict = FlowIndex(module, trading_file=trading).verdict(literal)
+        expected = render_path(verdict, positions, source.splitlines(), finding.path)
+        got = explain(source, finding.line, finding.column, finding.path, trading_file=trading)
+        assert got == expected
